@@ -1,0 +1,1 @@
+"""Hydra config groups shipped with vqspeech (installed as the package ``vqspeech.configs``)."""

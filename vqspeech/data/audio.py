@@ -1,0 +1,98 @@
+"""Audio in and out, the one place for it: reading any file soundfile reads, downmixing, resampling to
+the model rate, μ-law companding, and writing wavs atomically.
+
+Training, conversion, reconstruction and evaluation all read audio through :func:`load_audio`, so a
+waveform seen at training time and at conversion time went through exactly the same steps.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from vqspeech.errors import UserError
+
+MU_LAW_CHANNELS = 256
+
+
+class AudioError(UserError):
+    """A file that cannot be used as audio; the message names the file and the reason."""
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
+    """Read an audio file as mono float32 in [-1, 1] at ``sample_rate``.
+
+    Any format and sample rate soundfile reads is accepted; several channels are averaged.
+
+    Returns:
+        wav: float32 array [T].
+    Raises:
+        AudioError: unreadable, empty, or non-finite audio (one line, naming the file).
+    """
+    path = Path(path)
+    try:
+        wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # soundfile raises several types for broken files
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AudioError(f"{path}: cannot read audio ({reason})") from None
+    if wav.shape[0] == 0:
+        raise AudioError(f"{path}: the file holds no samples")
+    if not np.isfinite(wav).all():
+        raise AudioError(f"{path}: the audio holds NaN or infinite samples")
+    wav = wav.mean(axis=1)
+    if sr != sample_rate:
+        wav = resample(wav, sr, sample_rate)
+    return np.clip(wav, -1.0, 1.0).astype(np.float32, copy=False)
+
+
+def resample(wav: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Band-limited resampling (soxr, through librosa). wav: [T] -> [T * target_sr / orig_sr]."""
+    import librosa
+
+    return librosa.resample(wav, orig_sr=orig_sr, target_sr=target_sr).astype(np.float32)
+
+
+def save_audio(path: str | os.PathLike, wav: np.ndarray | torch.Tensor, sample_rate: int,
+               overwrite: bool = False) -> Path:
+    """Write a 16-bit PCM wav, whole or not at all (temp file + rename).
+
+    Args:
+        wav: [T] float samples in [-1, 1].
+        overwrite: replace an existing file; without it an existing file is an error.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise UserError(f"{path} already exists; pass --overwrite to replace it")
+    if isinstance(wav, torch.Tensor):
+        wav = wav.detach().cpu().float().numpy()
+    wav = np.clip(np.asarray(wav, dtype=np.float32).reshape(-1), -1.0, 1.0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        sf.write(tmp, wav, sample_rate, subtype="PCM_16", format="WAV")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def mu_law_encode(wav: torch.Tensor, channels: int = MU_LAW_CHANNELS) -> torch.Tensor:
+    """μ-law compand and quantise. wav: float [...] in [-1, 1] -> long [...] in [0, channels - 1]."""
+    mu = channels - 1
+    wav = wav.clamp(-1.0, 1.0)
+    y = torch.sign(wav) * torch.log1p(mu * wav.abs()) / np.log1p(mu)
+    return ((y + 1) / 2 * mu + 0.5).floor().clamp(0, mu).long()
+
+
+def mu_law_decode(codes: torch.Tensor, channels: int = MU_LAW_CHANNELS) -> torch.Tensor:
+    """Inverse of :func:`mu_law_encode`. codes: long [...] in [0, channels - 1] -> float [...] in [-1, 1]."""
+    mu = channels - 1
+    y = 2 * codes.float() / mu - 1
+    return torch.sign(y) * torch.expm1(y.abs() * np.log1p(mu)) / mu

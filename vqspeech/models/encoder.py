@@ -1,0 +1,47 @@
+"""The strided convolutional encoder on raw waveforms (paper §4.3: 6 layers, kernel 4, stride 2)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class ConvEncoder(nn.Module):
+    """wav [B, 1, T] -> z_e [B, D, T / hop], hop = stride ** n_layers.
+
+    Each layer is a strided Conv1d (padding (kernel − stride) / 2, so T halves exactly) and a ReLU;
+    a final 1×1 convolution maps to the latent dimension D.
+
+    Args:
+        channels: hidden channels of the strided layers.
+        latent_dim: D.
+        n_layers, kernel_size, stride: the strided stack.
+    """
+
+    def __init__(self, channels: int = 256, latent_dim: int = 64, n_layers: int = 6, kernel_size: int = 4,
+                 stride: int = 2):
+        super().__init__()
+        if (kernel_size - stride) % 2:
+            raise ValueError(f"kernel_size - stride must be even to keep T / stride exact, got "
+                             f"kernel_size={kernel_size}, stride={stride}")
+        self.stride = stride
+        self.n_layers = n_layers
+        self.latent_dim = latent_dim
+        layers: list[nn.Module] = []
+        in_ch = 1
+        for _ in range(n_layers):
+            layers += [nn.Conv1d(in_ch, channels, kernel_size, stride, padding=(kernel_size - stride) // 2),
+                       nn.ReLU()]
+            in_ch = channels
+        layers.append(nn.Conv1d(channels, latent_dim, 1))
+        self.net = nn.Sequential(*layers)
+
+    @property
+    def hop_length(self) -> int:
+        """Waveform samples per latent frame; the only place this number is computed."""
+        return self.stride ** self.n_layers
+
+    def forward(self, wav: Tensor) -> Tensor:
+        """wav: Tensor[B, 1, T] with T a multiple of hop_length -> Tensor[B, D, T / hop_length]."""
+        if wav.shape[-1] % self.hop_length:
+            raise ValueError(f"waveform length {wav.shape[-1]} is not a multiple of hop_length {self.hop_length}")
+        return self.net(wav)

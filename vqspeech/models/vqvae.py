@@ -1,0 +1,80 @@
+"""The VQ-VAE: composition only. wav -> encoder -> VQ -> WaveNet decoder (+ speaker) -> μ-law logits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vqspeech.data.audio import mu_law_decode, mu_law_encode
+from vqspeech.models.encoder import ConvEncoder
+from vqspeech.models.speaker import SpeakerTable
+from vqspeech.models.wavenet import WaveNetDecoder
+from vqspeech.quantization import QuantizedResult, VectorQuantizer
+
+
+@dataclass
+class VQVAEOutput:
+    """Result of a teacher-forced pass.
+
+    Attributes:
+        logits: Tensor[B, 256, T].
+        targets: LongTensor[B, T], μ-law samples of the input.
+        vq: the quantiser's result (codes [B, F], losses, metrics).
+        losses: unweighted terms by name: "reconstruction" (cross-entropy, nats per sample) and the VQ terms.
+    """
+
+    logits: Tensor
+    targets: Tensor
+    vq: QuantizedResult
+    losses: dict[str, Tensor]
+
+
+class VQVAE(nn.Module):
+    """Holds the built parts; see :func:`vqspeech.models.build_model` for the construction from config."""
+
+    def __init__(self, encoder: ConvEncoder, quantizer: VectorQuantizer, decoder: WaveNetDecoder,
+                 speakers: SpeakerTable):
+        super().__init__()
+        self.encoder = encoder
+        self.quantizer = quantizer
+        self.decoder = decoder
+        self.speakers = speakers
+
+    @property
+    def hop_length(self) -> int:
+        return self.encoder.hop_length
+
+    def encode(self, wav: Tensor) -> QuantizedResult:
+        """wav: Tensor[B, 1, T], T a multiple of hop_length -> QuantizedResult (codes [B, T / hop])."""
+        return self.quantizer(self.encoder(wav))
+
+    def forward(self, wav: Tensor, speaker_ids: Tensor) -> VQVAEOutput:
+        """wav: Tensor[B, 1, T] in [-1, 1]; speaker_ids: LongTensor[B]."""
+        targets = mu_law_encode(wav[:, 0])
+        vq = self.encode(wav)
+        logits = self.decoder(targets, vq.quantized, self.speakers(speaker_ids))
+        losses = {"reconstruction": F.cross_entropy(logits, targets), **vq.losses}
+        return VQVAEOutput(logits=logits, targets=targets, vq=vq, losses=losses)
+
+    @torch.inference_mode()
+    def decode(self, codes: Tensor, speaker_ids: Tensor, greedy: bool = False, temperature: float = 1.0,
+               generator: torch.Generator | None = None, progress: bool = False) -> Tensor:
+        """Generate audio from codes. codes: LongTensor[B, F]; speaker_ids: LongTensor[B] -> Tensor[B, F·hop]."""
+        samples = self.decoder.generate(self.quantizer.decode(codes), self.speakers(speaker_ids),
+                                        greedy=greedy, temperature=temperature, generator=generator,
+                                        progress=progress)
+        return mu_law_decode(samples)
+
+    def summary(self) -> str:
+        def count(m: nn.Module) -> str:
+            return f"{sum(p.numel() for p in m.parameters()) / 1e6:.2f}M"
+
+        return (f"VQVAE: {count(self)} parameters\n"
+                f"  encoder   {count(self.encoder)}, hop {self.hop_length} samples\n"
+                f"  quantizer {self.quantizer.extra_repr()}\n"
+                f"  decoder   {count(self.decoder)}, {len(self.decoder.blocks)} blocks, receptive field "
+                f"{self.decoder.receptive_field} samples\n"
+                f"  speakers  {len(self.speakers.names)} × {self.speakers.dim}")

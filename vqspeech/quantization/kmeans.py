@@ -1,0 +1,47 @@
+"""k-means on encoder outputs, for codebook initialisation from data."""
+
+from __future__ import annotations
+
+import torch
+
+
+def squared_distances(x: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """‖x − e‖² for every pair, as ‖x‖² − 2 x·e + ‖e‖² (one matmul, no loop over codes).
+
+    Args:
+        x: Tensor[N, D].
+        codebook: Tensor[K, D].
+    Returns:
+        Tensor[N, K].
+    """
+    return (x.pow(2).sum(1, keepdim=True)
+            - 2 * x @ codebook.t()
+            + codebook.pow(2).sum(1)[None, :])
+
+
+def sample_vectors(x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """k rows of x drawn at random; without replacement when x has at least k rows. x: [N, D] -> [k, D]."""
+    n = x.shape[0]
+    if n >= k:
+        idx = torch.randperm(n, device=x.device, generator=generator)[:k]
+    else:
+        idx = torch.randint(0, n, (k,), device=x.device, generator=generator)
+    return x[idx].clone()
+
+
+def kmeans(x: torch.Tensor, k: int, iters: int = 10, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Lloyd's k-means. Empty clusters keep their previous centroid.
+
+    Args:
+        x: Tensor[N, D].
+    Returns:
+        centroids: Tensor[k, D].
+    """
+    centroids = sample_vectors(x, k, generator)
+    for _ in range(iters):
+        assign = squared_distances(x, centroids).argmin(1)
+        sums = torch.zeros_like(centroids).index_add_(0, assign, x)
+        counts = torch.bincount(assign, minlength=k).to(x.dtype)
+        filled = counts > 0
+        centroids[filled] = sums[filled] / counts[filled, None]
+    return centroids
