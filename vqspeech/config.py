@@ -1,0 +1,54 @@
+"""Composing a recipe's Hydra config: the recipe's config.yaml, the groups shipped in configs/, overrides."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from vqspeech.errors import UserError
+
+
+def configs_dir() -> Path:
+    """The shipped config groups (model/, quantizer/, data/, train/, debug/), installed as vqspeech.configs."""
+    return Path(str(resources.files("vqspeech.configs")))
+
+
+def compose_recipe(recipe_dir: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose ``recipe_dir/config.yaml`` with the shipped groups and Hydra-syntax overrides.
+
+    Raises:
+        UserError: missing recipe, unknown key, bad override syntax (one line each).
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    recipe = Path(recipe_dir).resolve()
+    if not (recipe / "config.yaml").is_file():
+        raise UserError(f"no recipe at {recipe_dir}: expected a folder holding config.yaml "
+                        f"(for example recipes/demo)")
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(recipe), version_base="1.3", job_name="vqspeech"):
+            cfg = compose("config", overrides=[*overrides, f"hydra.searchpath=[file://{configs_dir()}]"])
+    except (HydraException, OmegaConfBaseException, ValueError) as exc:
+        message = _first_line(exc)
+        if message.startswith("Could not override '"):
+            key = message.split("'")[1]
+            message = f"unknown config key '{key}' (check the spelling, or add a new key with +{key}=...)"
+        raise UserError(f"bad config for {recipe_dir}: {message}") from None
+    finally:
+        GlobalHydra.instance().clear()
+    cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    OmegaConf.set_struct(cfg, True)
+    return cfg
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    # omegaconf appends "full_key: ... object_type=..." lines; the first line says what is wrong
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,95 @@
+"""Checkpoints: written whole (temp file, fsync, rename), read without pickle.
+
+A checkpoint is a dict of tensors and plain Python values, loadable with ``torch.load(weights_only=True)``:
+  format, vqspeech_version, step, model_kwargs (see models.builders; includes the speaker names),
+  model (state dict of the unwrapped module), optimizer, config (the composed recipe config),
+  rng (torch CPU/CUDA generator states), best_valid_loss.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vqspeech import __version__
+from vqspeech.errors import UserError
+from vqspeech.models import VQVAE, build_model
+
+FORMAT = 1
+LAST = "last.pt"
+BEST = "best.pt"
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write payload to path atomically: a kill at any moment leaves the previous file intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "vqspeech_version": __version__, **payload}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with weights_only=True; anything that would need pickle to load is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} not found")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = str(exc).splitlines()[0]
+        raise UserError(f"{path}: refused, it needs pickle to load, which can run arbitrary code "
+                        f"(only plain-tensor checkpoints written by vqspeech are accepted): {reason}") from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise UserError(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0]})") from None
+    if not isinstance(payload, dict) or "model_kwargs" not in payload or "model" not in payload:
+        raise UserError(f"{path}: not a vqspeech checkpoint (no model_kwargs/model entries)")
+    return payload
+
+
+def model_from_checkpoint(payload: dict[str, Any]) -> VQVAE:
+    """Rebuild the model a checkpoint was saved from and load its weights."""
+    model = build_model(payload["model_kwargs"])
+    model.load_state_dict(payload["model"])
+    return model
+
+
+def find_kwargs_difference(a: Any, b: Any, prefix: str = "") -> str | None:
+    """The first key (dotted) where two nested dicts differ, or None if equal."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            where = f"{prefix}.{key}" if prefix else str(key)
+            if key not in a or key not in b:
+                return where
+            diff = find_kwargs_difference(a[key], b[key], where)
+            if diff is not None:
+                return diff
+        return None
+    return None if a == b else (prefix or "<root>")
+
+
+def rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
