@@ -1,0 +1,1 @@
+"""Evaluation: the short run report (report.py)."""

@@ -1,0 +1,128 @@
+"""A short report on a trained run: held-out loss, codebook health, bitrate, and reconstructed samples.
+
+On the test split it reports the teacher-forced reconstruction loss, codebook usage (distinct codes,
+perplexity), the bitrate (frame rate × log2 K, and the entropy rate of the codes), then reconstructs a
+few test utterances by autoregressive generation with their own speaker and writes them beside the
+originals with the log-mel L1 distance between the two.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vqspeech.data.audio import save_audio
+from vqspeech.data.corpus import load_corpus
+from vqspeech.data.dataset import load_split
+from vqspeech.data.features import log_mel_l1
+from vqspeech.errors import UserError
+from vqspeech.training.checkpoint import load_run
+
+
+@dataclass
+class Reconstruction:
+    utterance: str
+    speaker: str
+    seconds: float
+    log_mel_l1: float
+    original: str
+    reconstructed: str
+
+
+@dataclass
+class RunReport:
+    checkpoint: str
+    step: int
+    test_utterances: int
+    test_loss: float            # teacher-forced cross-entropy, nats/sample
+    used_codes: int             # distinct codes over the test split
+    codebook_size: int
+    perplexity: float           # exp entropy of the test code histogram
+    frame_rate: float           # codes per second
+    bitrate: float              # frame_rate × log2 K, bit/s
+    entropy_bitrate: float      # frame_rate × entropy (bits) of the code histogram, bit/s
+    generation_rtf: float       # generation wall time ÷ audio duration
+    reconstructions: list[Reconstruction] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        lines = [f"# vqspeech run report", "", f"checkpoint `{self.checkpoint}` (step {self.step})", "",
+                 "| measure | value |", "|---|---|",
+                 f"| test utterances | {self.test_utterances} |",
+                 f"| test reconstruction loss (nats/sample, teacher-forced) | {self.test_loss:.4f} |",
+                 f"| codes used on test | {self.used_codes} / {self.codebook_size} |",
+                 f"| code perplexity on test | {self.perplexity:.1f} |",
+                 f"| bitrate (frame rate × log2 K) | {self.bitrate:.0f} bit/s |",
+                 f"| entropy rate of the codes | {self.entropy_bitrate:.0f} bit/s |",
+                 f"| generation real-time factor (this machine) | {self.generation_rtf:.1f} |", "",
+                 "| utterance | speaker | seconds | log-mel L1 | original | reconstruction |",
+                 "|---|---|---|---|---|---|"]
+        lines += [f"| {r.utterance} | {r.speaker} | {r.seconds:.2f} | {r.log_mel_l1:.3f} | {r.original} | "
+                  f"{r.reconstructed} |" for r in self.reconstructions]
+        return "\n".join(lines) + "\n"
+
+
+@torch.no_grad()
+def report_run(run_dir: str | Path | None = None, checkpoint: str | Path | None = None,
+               out_dir: str | Path | None = None, n_samples: int = 2, seconds: float = 1.5,
+               progress: bool = True) -> RunReport:
+    """Score the test split and reconstruct ``n_samples`` test utterances (first ``seconds`` of each)."""
+    run = load_run(run_dir, checkpoint)
+    model, cfg = run.model, run.config
+    data = cfg["data"]
+    sample_rate = data["sample_rate"]
+    corpus = load_corpus(data["root"], data["manifest"], data["valid_fraction"], data["test_fraction"])
+    test = load_split(corpus.split("test"), model.speakers.names, sample_rate, progress, "load test audio")
+    if not test.waves:
+        raise UserError(f"corpus {corpus.root} has no usable test utterances of the model's speakers")
+    out_dir = Path(out_dir) if out_dir is not None else run.checkpoint.parent.parent / "report"
+
+    hop, k = model.hop_length, model.quantizer.codebook_size
+    counts = torch.zeros(k)
+    loss_sum, n_samples_total = 0.0, 0
+    for wav, speaker in tqdm(list(zip(test.waves, test.speaker_ids)), desc="score test", disable=not progress,
+                             leave=False):
+        usable = len(wav) // hop * hop
+        if usable == 0:
+            continue
+        out = model(torch.from_numpy(wav[:usable])[None, None], torch.tensor([speaker]))
+        loss_sum += out.losses["reconstruction"].item() * usable
+        n_samples_total += usable
+        counts += torch.bincount(out.vq.codes.flatten(), minlength=k).float()
+    probs = counts / counts.sum()
+    entropy_bits = float(-(probs[probs > 0] * probs[probs > 0].log2()).sum())
+    frame_rate = sample_rate / hop
+
+    recons, gen_time, gen_audio = [], 0.0, 0.0
+    for i in range(min(n_samples, len(test.waves))):
+        utt, wav = test.utterances[i], test.waves[i]
+        wav = wav[: int(seconds * sample_rate) // hop * hop]
+        started = time.monotonic()
+        codes = model.encode(torch.from_numpy(wav)[None, None]).codes
+        audio = model.decode(codes, torch.tensor([test.speaker_ids[i]]), progress=progress)[0].numpy()
+        gen_time += time.monotonic() - started
+        gen_audio += len(wav) / sample_rate
+        stem = f"{utt.speaker}_{utt.utterance}"
+        original = save_audio(out_dir / f"{stem}_original.wav", wav, sample_rate, overwrite=True)
+        recon = save_audio(out_dir / f"{stem}_reconstructed.wav", audio, sample_rate, overwrite=True)
+        recons.append(Reconstruction(utterance=utt.utterance, speaker=utt.speaker, seconds=len(wav) / sample_rate,
+                                     log_mel_l1=log_mel_l1(wav, audio, sample_rate), original=original.name,
+                                     reconstructed=recon.name))
+
+    report = RunReport(checkpoint=str(run.checkpoint), step=run.step, test_utterances=len(test.waves),
+                       test_loss=loss_sum / max(n_samples_total, 1), used_codes=int((counts > 0).sum()),
+                       codebook_size=k, perplexity=float(2 ** entropy_bits), frame_rate=frame_rate,
+                       bitrate=frame_rate * math.log2(k), entropy_bitrate=frame_rate * entropy_bits,
+                       generation_rtf=gen_time / gen_audio if gen_audio else float("nan"),
+                       reconstructions=recons)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.md").write_text(report.markdown())
+    import json
+
+    (out_dir / "report.json").write_text(json.dumps(asdict(report), indent=2))
+    return report

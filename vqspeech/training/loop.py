@@ -1,0 +1,200 @@
+"""``train(cfg)``: the whole training run as one plain function.
+
+wav crops -> VQVAE -> Σ loss_weights[name] · losses[name] -> Adam step, with periodic validation on
+held-out utterances, TensorBoard scalars, atomic checkpoints, and resume by default: a run directory
+that holds ``checkpoints/last.pt`` continues from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from vqspeech.data.corpus import load_corpus
+from vqspeech.data.dataset import LoadedSplit, RandomCrops, crop_loader, load_split
+from vqspeech.device import pick_device
+from vqspeech.errors import UserError
+from vqspeech.models import VQVAE, build_model
+from vqspeech.models.builders import model_kwargs
+from vqspeech.training import checkpoint as ckpt
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    resumed_from: int              # 0 for a fresh run
+    train_losses: dict[str, float]  # last logged values (unweighted terms and "total")
+    valid_loss: float | None        # reconstruction cross-entropy on held-out audio, nats/sample
+    metrics: dict[str, float]       # last logged perplexity / used_codes
+    checkpoint: Path
+
+
+def weighted_loss(losses: Mapping[str, torch.Tensor], weights: Mapping[str, float]) -> torch.Tensor:
+    """Σ weights[name] · losses[name]; every term the model returns must have a weight."""
+    missing = set(losses) - set(weights)
+    if missing:
+        raise UserError(f"train.loss_weights has no weight for {', '.join(sorted(missing))}")
+    return sum(weights[name] * value for name, value in losses.items())
+
+
+def train(cfg: DictConfig, progress: bool = True) -> TrainResult:
+    """Train (or resume) the run in ``cfg.run_dir``. Returns where it ended."""
+    tcfg = cfg.train
+    run_dir = Path(cfg.run_dir)
+    device = pick_device(tcfg.device)
+    torch.manual_seed(tcfg.seed)
+
+    corpus = load_corpus(cfg.data.root, cfg.data.manifest, cfg.data.valid_fraction, cfg.data.test_fraction)
+    speakers = corpus.speakers
+    kwargs = model_kwargs(cfg.model, cfg.quantizer, speakers)
+    last_path = run_dir / "checkpoints" / ckpt.LAST
+    state = ckpt.load_checkpoint(last_path) if last_path.exists() else None
+    if state is not None:
+        differs = ckpt.find_kwargs_difference(state["model_kwargs"], kwargs)
+        if differs is not None:
+            raise UserError(f"{run_dir} holds a run whose model differs at '{differs}' from this config; "
+                            f"resume with the same model config, or choose a new run_dir=...")
+    model = build_model(kwargs).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
+    step, best = 0, math.inf
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        ckpt.set_rng_state(state["rng"])
+        step, best = int(state["step"]), float(state["best_valid_loss"])
+        log.info("resuming %s from step %d", run_dir, step)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    log.info("%s", model.summary())
+
+    crop = tcfg.crop_samples
+    if crop % model.hop_length:
+        raise UserError(f"train.crop_samples={crop} must be a multiple of the encoder hop ({model.hop_length})")
+    sample_rate = cfg.data.sample_rate
+    train_audio = load_split(corpus.split("train"), speakers, sample_rate, progress, "load train audio")
+    if not train_audio.waves:
+        raise UserError(f"no usable training audio in {corpus.root} ({len(train_audio.skipped)} files skipped)")
+    valid_audio = _validation_set(corpus, speakers, cfg, progress)
+    loader = crop_loader(RandomCrops(train_audio, crop, tcfg.seed), tcfg.batch_size, step,
+                         tcfg.num_workers, pin_memory=device.type == "cuda")
+    log.info("train: %d utterances, %.1f min of audio; %d speakers; device %s",
+             len(train_audio.waves), train_audio.samples / sample_rate / 60, len(speakers), device)
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(run_dir / "tensorboard"))
+    start_step, started = step, time.monotonic()
+    logged: dict[str, float] = {}
+    metrics: dict[str, float] = {}
+    valid_loss = None
+
+    def save() -> Path:
+        payload = {"step": step, "model_kwargs": kwargs, "model": model.state_dict(),
+                   "optimizer": optimizer.state_dict(), "config": OmegaConf.to_container(cfg, resolve=True),
+                   "rng": ckpt.rng_state(), "best_valid_loss": best}
+        path = ckpt.save_checkpoint(last_path, payload)
+        if valid_loss is not None and valid_loss <= best:
+            ckpt.save_checkpoint(run_dir / "checkpoints" / ckpt.BEST, payload)
+        return path
+
+    bar = tqdm(total=tcfg.max_steps, initial=step, desc="train", unit="step", disable=not progress,
+               dynamic_ncols=True)
+    batches = iter(loader)
+    model.train()
+    try:
+        while step < tcfg.max_steps:
+            wav, speaker_ids = next(batches)
+            wav, speaker_ids = wav.to(device, non_blocking=True), speaker_ids.to(device, non_blocking=True)
+            out = model(wav, speaker_ids)
+            loss = weighted_loss(out.losses, tcfg.loss_weights)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+            optimizer.step()
+            step += 1
+
+            if step % tcfg.log_every == 0 or step == tcfg.max_steps:
+                logged = {"total": loss.item(), **{k: v.item() for k, v in out.losses.items()}}
+                metrics = {k: v.item() for k, v in out.vq.metrics.items()}
+                for name, value in logged.items():
+                    writer.add_scalar(f"train/loss_{name}", value, step)
+                for name, value in metrics.items():
+                    writer.add_scalar(f"train/{name}", value, step)
+                writer.add_scalar("train/grad_norm", grad_norm.item(), step)
+                bar.set_postfix(loss=f"{logged['total']:.3f}", rec=f"{logged['reconstruction']:.3f}",
+                                codes=int(metrics["used_codes"]), ppl=f"{metrics['perplexity']:.1f}")
+            bar.update(1)
+
+            out_of_time = (tcfg.max_minutes is not None
+                           and time.monotonic() - started > 60 * tcfg.max_minutes)
+            if step % tcfg.valid_every == 0 or step == tcfg.max_steps or out_of_time:
+                valid_loss = validate(model, valid_audio, device)
+                if valid_loss is not None:
+                    writer.add_scalar("valid/loss_reconstruction", valid_loss, step)
+                    bar.write(f"step {step}: valid reconstruction loss {valid_loss:.4f} nats/sample")
+                    best = min(best, valid_loss)
+                model.train()
+            if step % tcfg.checkpoint_every == 0 or step == tcfg.max_steps or out_of_time:
+                save()
+            if out_of_time:
+                bar.write(f"stopping at step {step}: train.max_minutes={tcfg.max_minutes} reached")
+                break
+    except KeyboardInterrupt:
+        bar.write(f"interrupted at step {step}; saving a checkpoint to resume from")
+        save()
+        raise
+    finally:
+        bar.close()
+        writer.close()
+    seconds = time.monotonic() - started
+    log.info("trained steps %d..%d in %.1f s", start_step, step, seconds)
+    return TrainResult(run_dir=run_dir, step=step, resumed_from=start_step, train_losses=logged,
+                       valid_loss=valid_loss, metrics=metrics, checkpoint=last_path)
+
+
+def _validation_set(corpus, speakers, cfg: DictConfig, progress: bool) -> LoadedSplit:
+    """Up to train.valid_utterances held-out utterances, spread over speakers, each cut to
+    valid_max_seconds and to a multiple of the hop."""
+    tcfg = cfg.train
+    held_out = corpus.split("valid")
+    by_speaker: dict[str, list] = {}
+    for utt in held_out:
+        by_speaker.setdefault(utt.speaker, []).append(utt)
+    chosen = []
+    while len(chosen) < tcfg.valid_utterances and any(by_speaker.values()):
+        for name in sorted(by_speaker):
+            if by_speaker[name] and len(chosen) < tcfg.valid_utterances:
+                chosen.append(by_speaker[name].pop(0))
+    split = load_split(chosen, speakers, cfg.data.sample_rate, progress, "load valid audio")
+    limit = int(tcfg.valid_max_seconds * cfg.data.sample_rate)
+    split.waves = [w[:limit] for w in split.waves]
+    return split
+
+
+@torch.no_grad()
+def validate(model: VQVAE, split: LoadedSplit, device: torch.device) -> float | None:
+    """Mean teacher-forced reconstruction cross-entropy (nats/sample) over whole held-out utterances."""
+    model.eval()
+    hop = model.hop_length
+    total, count = 0.0, 0
+    for wav, speaker in zip(split.waves, split.speaker_ids):
+        usable = len(wav) // hop * hop
+        if usable == 0:
+            continue
+        x = torch.from_numpy(wav[:usable]).to(device)[None, None]
+        out = model(x, torch.tensor([speaker], device=device))
+        total += out.losses["reconstruction"].item() * usable
+        count += usable
+    return total / count if count else None
