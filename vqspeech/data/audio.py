@@ -83,11 +83,17 @@ def save_audio(path: str | os.PathLike, wav: np.ndarray | torch.Tensor, sample_r
     return path
 
 
+def mu_law_compand(wav: torch.Tensor, channels: int = MU_LAW_CHANNELS) -> torch.Tensor:
+    """Continuous μ-law companding, sign(x)·ln(1 + μ|x|)/ln(1 + μ). wav: float [...] in [-1, 1] -> same."""
+    mu = channels - 1
+    wav = wav.clamp(-1.0, 1.0)
+    return torch.sign(wav) * torch.log1p(mu * wav.abs()) / np.log1p(mu)
+
+
 def mu_law_encode(wav: torch.Tensor, channels: int = MU_LAW_CHANNELS) -> torch.Tensor:
     """μ-law compand and quantise. wav: float [...] in [-1, 1] -> long [...] in [0, channels - 1]."""
     mu = channels - 1
-    wav = wav.clamp(-1.0, 1.0)
-    y = torch.sign(wav) * torch.log1p(mu * wav.abs()) / np.log1p(mu)
+    y = mu_law_compand(wav, channels)
     return ((y + 1) / 2 * mu + 0.5).floor().clamp(0, mu).long()
 
 

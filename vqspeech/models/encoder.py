@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from vqspeech.data.audio import mu_law_compand
+
 
 class ConvEncoder(nn.Module):
     """wav [B, 1, T] -> z_e [B, D, T / hop], hop = stride ** n_layers.
 
+    The waveform is μ-law companded first (a fixed pointwise map that lifts quiet speech out of the
+    noise floor of a randomly initialised network; without it the codes collapse early in training).
     Each layer is a strided Conv1d (padding (kernel − stride) / 2, so T halves exactly) and a ReLU;
     a final 1×1 convolution maps to the latent dimension D.
 
@@ -44,4 +48,4 @@ class ConvEncoder(nn.Module):
         """wav: Tensor[B, 1, T] with T a multiple of hop_length -> Tensor[B, D, T / hop_length]."""
         if wav.shape[-1] % self.hop_length:
             raise ValueError(f"waveform length {wav.shape[-1]} is not a multiple of hop_length {self.hop_length}")
-        return self.net(wav)
+        return self.net(mu_law_compand(wav))

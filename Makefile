@@ -1,0 +1,26 @@
+# Two commands do all set-up on a fresh Debian/Ubuntu machine (as root: apt packages are installed):
+#   make demo   prepare the offline demo corpus, train briefly, write a reconstructed sample and a report
+#   make test   the test suite (CPU, a few minutes)
+VENV ?= .venv
+DEMO_MINUTES ?= 3
+VQSPEECH_VCTK_MINI ?= ../shared/data/vctk-mini
+export VQSPEECH_VCTK_MINI
+
+.PHONY: setup demo test test-all
+
+$(VENV)/.installed: pyproject.toml tools/setup.sh
+	VENV=$(VENV) bash tools/setup.sh
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/vqspeech prepare demo --out data/demo
+	$(VENV)/bin/vqspeech train recipes/demo train.max_minutes=$(DEMO_MINUTES)
+	$(VENV)/bin/vqspeech report --run runs/demo
+
+test: setup
+	$(VENV)/bin/python -m pytest -m "not slow" -q
+
+test-all: setup
+	$(VENV)/bin/python -m pytest -q

@@ -1,0 +1,95 @@
+"""Training throughput and peak memory of a recipe's config on this machine (a benchmark, not a test).
+
+    python tools/bench_train.py [--recipe recipes/demo] [--steps 20] [override ...]
+
+Times optimizer steps on random crops of real audio when the recipe's corpus exists (else speech-like
+noise), after warm-up, and prints audio-seconds trained per wall-second and the peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+
+import torch
+
+from vqspeech.config import compose_recipe
+from vqspeech.data.corpus import load_corpus
+from vqspeech.data.dataset import RandomCrops, crop_loader, load_split
+from vqspeech.device import pick_device
+from vqspeech.errors import UserError
+from vqspeech.models import build_model
+from vqspeech.models.builders import model_kwargs
+from vqspeech.training.loop import weighted_loss
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", default="recipes/demo")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    cfg = compose_recipe(args.recipe, args.overrides)
+    tcfg = cfg.train
+    device = pick_device(tcfg.device)
+    torch.manual_seed(0)
+    try:
+        corpus = load_corpus(cfg.data.root, cfg.data.manifest, cfg.data.valid_fraction, cfg.data.test_fraction)
+        split = load_split(corpus.split("train")[:200], corpus.speakers, cfg.data.sample_rate, progress=False)
+        speakers, source = corpus.speakers, f"{len(split.waves)} utterances of {corpus.root}"
+        batches = iter(crop_loader(RandomCrops(split, tcfg.crop_samples, 0), tcfg.batch_size, 0, 0, False))
+    except UserError:
+        speakers, source, batches = ["a", "b", "c", "d"], "random noise (no corpus found)", None
+    model = build_model(model_kwargs(cfg.model, cfg.quantizer, speakers)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
+    base_rss = peak_rss_mb()
+
+    def batch():
+        if batches is not None:
+            return next(batches)
+        wav = (0.1 * torch.randn(tcfg.batch_size, 1, tcfg.crop_samples)).clamp(-1, 1)
+        return wav, torch.randint(len(speakers), (tcfg.batch_size,))
+
+    step_times = []
+    for i in range(args.warmup + args.steps):
+        wav, spk = batch()
+        wav, spk = wav.to(device), spk.to(device)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        out = model(wav, spk)
+        loss = weighted_loss(out.losses, tcfg.loss_weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= args.warmup:
+            step_times.append(time.perf_counter() - started)
+
+    per_step = sum(step_times) / len(step_times)
+    audio_per_step = tcfg.batch_size * tcfg.crop_samples / cfg.data.sample_rate
+    print(f"recipe {args.recipe} {' '.join(args.overrides)}".rstrip())
+    print(f"device {device}, torch threads {torch.get_num_threads()}, data: {source}")
+    print(model.summary())
+    print(f"batch {tcfg.batch_size} × {tcfg.crop_samples} samples = {audio_per_step:.3f} s of audio per step")
+    print(f"step time {1000 * per_step:.0f} ms (mean of {len(step_times)} after {args.warmup} warm-up)")
+    print(f"throughput {audio_per_step / per_step:.2f} audio-seconds per wall-second "
+          f"({1 / per_step:.2f} steps/s)")
+    print(f"peak memory: {peak_rss_mb():.0f} MB resident ({peak_rss_mb() - base_rss:.0f} MB above the built model)"
+          + (f", CUDA {torch.cuda.max_memory_allocated() / 2**20:.0f} MB" if device.type == "cuda" else ""))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except UserError as exc:
+        sys.exit(f"error: {exc}")
