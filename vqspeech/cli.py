@@ -27,8 +27,8 @@ def _train(args: argparse.Namespace) -> None:
 def _prepare(args: argparse.Namespace) -> None:
     from vqspeech.data.demo import prepare_demo
 
-    corpus = prepare_demo(args.out, n_sentences=args.sentences, seed=args.seed, workers=args.workers,
-                          progress=not args.quiet)
+    corpus = prepare_demo(args.out, n_sentences=args.sentences, n_valid=args.valid, n_test=args.test,
+                          seed=args.seed, workers=args.workers, progress=not args.quiet)
     print(f"demo corpus {corpus.root}: {corpus.n_utterances} utterances ({corpus.n_created} made, "
           f"{corpus.n_skipped} already there), {corpus.seconds / 60:.1f} min of audio; manifest {corpus.manifest}")
 
@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("corpus", choices=["demo"])
     p.add_argument("--out", default="data/demo", help="output folder (default data/demo)")
     p.add_argument("--sentences", type=int, default=240, help="sentences per voice (default 240)")
+    p.add_argument("--valid", type=int, default=10, help="held-out sentences for validation (default 10)")
+    p.add_argument("--test", type=int, default=10, help="held-out sentences for testing (default 10)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=_prepare)

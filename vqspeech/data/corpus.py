@@ -85,6 +85,8 @@ def _read_manifest(path: Path) -> Iterable[dict]:
         missing = {"path", "speaker"} - set(row)
         if missing:
             raise UserError(f"{path}: row {i} lacks {', '.join(sorted(missing))}")
+        if row["speaker"] in (None, "") or row["path"] in (None, ""):
+            raise UserError(f"{path}: row {i} has an empty path or speaker")
         if row.get("split") not in (None, "", *SPLITS):
             raise UserError(f"{path}: row {i} has split {row['split']!r}; expected one of {', '.join(SPLITS)}")
         yield row

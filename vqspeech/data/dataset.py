@@ -90,5 +90,7 @@ def crop_loader(dataset: RandomCrops, batch_size: int, start_step: int, num_work
                 pin_memory: bool) -> DataLoader:
     """Batches for steps start_step, start_step + 1, … (items in order: see the module docstring)."""
     sampler = range(start_step * batch_size, 2 ** 62)
+    # the loader's own generator: starting its iterator must not draw from the global RNG, which a
+    # resumed run has just restored
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      pin_memory=pin_memory, persistent_workers=False)
+                      pin_memory=pin_memory, generator=torch.Generator().manual_seed(dataset.seed))

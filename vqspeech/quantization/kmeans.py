@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -29,15 +31,33 @@ def sample_vectors(x: torch.Tensor, k: int, generator: torch.Generator | None = 
     return x[idx].clone()
 
 
+def kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Greedy k-means++ seeding: each new centre is the best (lowest total squared distance) of
+    2 + ln k candidates drawn with probability ∝ squared distance to the nearest chosen centre.
+    x: [N, D] -> [k, D]."""
+    trials = 2 + int(math.log(k))
+    first = torch.randint(0, x.shape[0], (1,), device=x.device, generator=generator)
+    centres = [x[first]]
+    nearest = squared_distances(x, centres[0])[:, 0].clamp(min=0)  # [N]
+    for _ in range(1, k):
+        weights = nearest if nearest.sum() > 0 else torch.ones_like(nearest)
+        candidates = torch.multinomial(weights, trials, replacement=True, generator=generator)
+        options = torch.minimum(nearest[:, None], squared_distances(x, x[candidates]).clamp(min=0))  # [N, trials]
+        best = options.sum(0).argmin()
+        centres.append(x[candidates[best]][None])
+        nearest = options[:, best]
+    return torch.cat(centres).clone()
+
+
 def kmeans(x: torch.Tensor, k: int, iters: int = 10, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Lloyd's k-means. Empty clusters keep their previous centroid.
+    """Lloyd's k-means from k-means++ seeds. Empty clusters keep their previous centroid.
 
     Args:
         x: Tensor[N, D].
     Returns:
         centroids: Tensor[k, D].
     """
-    centroids = sample_vectors(x, k, generator)
+    centroids = kmeans_plus_plus(x, k, generator)
     for _ in range(iters):
         assign = squared_distances(x, centroids).argmin(1)
         sums = torch.zeros_like(centroids).index_add_(0, assign, x)

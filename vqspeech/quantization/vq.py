@@ -113,7 +113,7 @@ class VectorQuantizer(nn.Module):
             if update:
                 self._update_codebook(flat.detach(), codes, counts)
 
-            quantized = flat + (q - flat).detach()  # straight-through: d quantized / d z = I
+            quantized = q.detach() + (flat - flat.detach())  # value q exactly; d quantized / d z = I
             quantized = quantized.view(batch, frames, dim).permute(0, 2, 1).to(z.dtype)
         return QuantizedResult(quantized=quantized, codes=codes.view(batch, frames),
                                losses=losses, metrics=self._usage_metrics(counts))

@@ -65,12 +65,17 @@ def train(cfg: DictConfig, progress: bool = True) -> TrainResult:
         if differs is not None:
             raise UserError(f"{run_dir} holds a run whose model differs at '{differs}' from this config; "
                             f"resume with the same model config, or choose a new run_dir=...")
-    model = build_model(kwargs).to(device)
+    try:
+        model = build_model(kwargs).to(device)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"bad model or quantizer config: {exc}") from None
     optimizer = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
     step, best = 0, math.inf
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        for group in optimizer.param_groups:  # the config's learning rate wins over the saved one
+            group["lr"] = tcfg.lr
         ckpt.set_rng_state(state["rng"])
         step, best = int(state["step"]), float(state["best_valid_loss"])
         log.info("resuming %s from step %d", run_dir, step)
@@ -100,14 +105,11 @@ def train(cfg: DictConfig, progress: bool = True) -> TrainResult:
     metrics: dict[str, float] = {}
     valid_loss = None
 
-    def save() -> Path:
+    def save(name: str = ckpt.LAST) -> Path:
         payload = {"step": step, "model_kwargs": kwargs, "model": model.state_dict(),
                    "optimizer": optimizer.state_dict(), "config": OmegaConf.to_container(cfg, resolve=True),
                    "rng": ckpt.rng_state(), "best_valid_loss": best}
-        path = ckpt.save_checkpoint(last_path, payload)
-        if valid_loss is not None and valid_loss <= best:
-            ckpt.save_checkpoint(run_dir / "checkpoints" / ckpt.BEST, payload)
-        return path
+        return ckpt.save_checkpoint(run_dir / "checkpoints" / name, payload)
 
     bar = tqdm(total=tcfg.max_steps, initial=step, desc="train", unit="step", disable=not progress,
                dynamic_ncols=True)
@@ -144,7 +146,9 @@ def train(cfg: DictConfig, progress: bool = True) -> TrainResult:
                 if valid_loss is not None:
                     writer.add_scalar("valid/loss_reconstruction", valid_loss, step)
                     bar.write(f"step {step}: valid reconstruction loss {valid_loss:.4f} nats/sample")
-                    best = min(best, valid_loss)
+                    if valid_loss < best:
+                        best = valid_loss
+                        save(ckpt.BEST)
                 model.train()
             if step % tcfg.checkpoint_every == 0 or step == tcfg.max_steps or out_of_time:
                 save()

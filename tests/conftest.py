@@ -1,0 +1,117 @@
+"""Shared fixtures: a tiny synthetic corpus (no flite), the demo recipe composed small, real VCTK excerpts.
+
+repo_root       the repository root, resolved from this file (tests do not depend on the working directory).
+demo_recipe     recipes/demo under it.
+tiny_corpus     3 speakers × 6 utterances of 0.5–1 s synthetic 16 kHz audio, root/<speaker>/*.wav and
+                manifest.jsonl (4 train, 1 valid, 1 test per speaker); session-scoped, treat as read-only.
+tiny_overrides  overrides that point recipes/demo at a corpus and a run folder, with +debug=tiny, on CPU.
+tiny_config     recipes/demo composed with those overrides (and any extra ones).
+vctk_mini       the VCTK excerpt (wav16/pXXX/pXXX_NNN.wav), from --vctk-mini or VQSPEECH_VCTK_MINI;
+                the test is skipped when it is absent.
+Torch runs one intra-op thread for the whole session (see _one_torch_thread).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEMO_RECIPE = REPO_ROOT / "recipes" / "demo"
+DEFAULT_VCTK_MINI = REPO_ROOT.parent / "shared" / "data" / "vctk-mini"
+
+TINY_SAMPLE_RATE = 16000
+TINY_SPEAKERS = ("spk_a", "spk_b", "spk_c")  # sorted, as Corpus.speakers returns them
+TINY_SPLITS = ("train", "train", "train", "train", "valid", "test")  # per speaker, utterances u0..u5
+
+
+def pytest_addoption(parser):
+    parser.addoption("--vctk-mini", default=None,
+                     help="folder of the VCTK excerpt (wav16/pXXX/pXXX_NNN.wav); default $VQSPEECH_VCTK_MINI, "
+                          f"else {DEFAULT_VCTK_MINI}")
+
+
+def synth_utterance(speaker_index: int, utterance_index: int, sample_rate: int = TINY_SAMPLE_RATE) -> np.ndarray:
+    """0.5–1 s of float32 audio in [-1, 1]: a speaker-specific sine pair under an amplitude envelope, plus noise."""
+    rng = np.random.default_rng([speaker_index, utterance_index])
+    seconds = 0.5 + 0.5 * rng.random()
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    f0 = (110.0, 180.0, 260.0)[speaker_index % 3] * (1 + 0.05 * utterance_index)
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * (2 + utterance_index) * t) ** 2
+    wav = envelope * (0.4 * np.sin(2 * np.pi * f0 * t) + 0.2 * np.sin(2 * np.pi * 2.7 * f0 * t))
+    wav += (0.02 + 0.03 * speaker_index) * rng.standard_normal(len(t))
+    return np.clip(wav, -1, 1).astype(np.float32)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """The models under test are tiny: intra-op threads only add overhead, and on a machine whose cores are
+    busy (a training job alongside the tests) they make each step ~100× slower through oversubscription."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def demo_recipe() -> Path:
+    return DEMO_RECIPE
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    """Root of a 3-speaker × 6-utterance synthetic corpus with manifest.jsonl (see the module docstring)."""
+    root = tmp_path_factory.mktemp("tiny_corpus")
+    rows = []
+    for s, speaker in enumerate(TINY_SPEAKERS):
+        (root / speaker).mkdir()
+        for u, split in enumerate(TINY_SPLITS):
+            rel = f"{speaker}/u{u}.wav"
+            sf.write(str(root / rel), synth_utterance(s, u), TINY_SAMPLE_RATE, subtype="PCM_16")
+            rows.append({"path": rel, "speaker": speaker, "utterance": f"u{u}", "split": split})
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+@pytest.fixture
+def tiny_overrides():
+    """``make(root, run_dir, *extra)``: Hydra overrides for recipes/demo on a small corpus, CPU, +debug=tiny."""
+
+    def make(root, run_dir, *extra: str) -> list[str]:
+        return ["+debug=tiny", f"data.root={root}", f"run_dir={run_dir}", "train.device=cpu", *extra]
+
+    return make
+
+
+@pytest.fixture
+def tiny_config(tiny_corpus, tiny_overrides, tmp_path):
+    """``make(*extra, root=tiny_corpus, run_dir=tmp_path / "run")``: recipes/demo composed tiny."""
+    from vqspeech.config import compose_recipe
+
+    def make(*extra: str, root=tiny_corpus, run_dir=None):
+        run_dir = tmp_path / "run" if run_dir is None else run_dir
+        return compose_recipe(DEMO_RECIPE, tiny_overrides(root, run_dir, *extra))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def vctk_mini(pytestconfig) -> Path:
+    """The VCTK excerpt folder (holding wav16/); skips the test when it is not there."""
+    given = pytestconfig.getoption("--vctk-mini") or os.environ.get("VQSPEECH_VCTK_MINI")
+    path = Path(given) if given else DEFAULT_VCTK_MINI
+    if not (path / "wav16").is_dir():
+        pytest.skip(f"VCTK excerpt not found at {path} (set --vctk-mini or VQSPEECH_VCTK_MINI)")
+    return path

@@ -1,0 +1,116 @@
+"""The composed VQ-VAE built from plain kwargs: loss terms, an untrained model's loss level, decoding
+codes to audio, and the speaker table's errors."""
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vqspeech.data.audio import mu_law_encode
+from vqspeech.errors import UserError
+from vqspeech.models import build_model
+from vqspeech.models.speaker import SpeakerTable
+
+SPEAKERS = ["p225", "p226", "p227"]
+KWARGS = {
+    "model": {
+        "encoder": {"channels": 8, "latent_dim": 4, "n_layers": 3, "kernel_size": 4, "stride": 2},
+        "decoder": {"residual_channels": 8, "skip_channels": 16, "cond_channels": 8, "kernel_size": 2,
+                    "layers_per_stack": 3, "stacks": 2},
+        "speaker_dim": 4,
+    },
+    "quantizer": {"codebook_size": 16, "ema_decay": None, "ema_epsilon": 1e-5, "init": None,
+                  "kmeans_iters": 10, "dead_code_steps": None},
+    "speakers": SPEAKERS,
+}
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def speech_like(batch: int = 2, length: int = 256) -> torch.Tensor:
+    """Tensor[B, 1, T] in [-1, 1]: a tone plus noise."""
+    t = torch.arange(length) / 16000
+    wav = 0.5 * torch.sin(2 * math.pi * 220 * t) + 0.05 * torch.randn(batch, length)
+    return wav.clamp(-1, 1)[:, None]
+
+
+def test_build_model_wires_the_parts_from_kwargs():
+    model = build_model(copy.deepcopy(KWARGS))
+    assert model.hop_length == 2 ** 3
+    assert model.quantizer.dim == 4 and model.quantizer.codebook_size == 16
+    assert model.decoder.hop_length == model.hop_length
+    assert model.speakers.names == SPEAKERS
+    # the same kwargs rebuild an identical-shaped model that accepts the first one's state
+    build_model(copy.deepcopy(KWARGS)).load_state_dict(model.state_dict())
+
+
+def test_forward_loss_terms_and_untrained_reconstruction_is_near_uniform():
+    model = build_model(copy.deepcopy(KWARGS))
+    wav = speech_like()
+    out = model(wav, model.speakers.ids(["p225", "p227"]))
+    assert set(out.losses) == {"reconstruction", "codebook", "commitment"}
+    assert torch.equal(out.targets, mu_law_encode(wav[:, 0]))
+    torch.testing.assert_close(out.losses["reconstruction"], F.cross_entropy(out.logits, out.targets))
+    # an untrained decoder is close to uniform over the 256 μ-law classes
+    assert abs(out.losses["reconstruction"].item() - math.log(256)) < 0.3
+    assert all(torch.isfinite(v) for v in out.losses.values())
+    # every term reaches the parameters it should train
+    sum(out.losses.values()).backward()
+    for name in ("encoder", "quantizer", "decoder", "speakers"):
+        grads = [p.grad for p in getattr(model, name).parameters()]
+        assert any(g is not None and g.abs().sum() > 0 for g in grads), name
+
+
+def test_ema_quantizer_drops_the_codebook_term():
+    kwargs = copy.deepcopy(KWARGS)
+    kwargs["quantizer"]["ema_decay"] = 0.99
+    model = build_model(kwargs)
+    out = model(speech_like(), torch.tensor([0, 1]))
+    assert set(out.losses) == {"reconstruction", "commitment"}
+
+
+def test_decode_codes_gives_bounded_audio_of_the_frame_length():
+    model = build_model(copy.deepcopy(KWARGS)).eval()
+    n_frames = 5
+    codes = torch.randint(0, 16, (2, n_frames))
+    speakers = torch.tensor([0, 2])
+    audio = model.decode(codes, speakers, greedy=True)
+    assert audio.shape == (2, n_frames * model.hop_length)
+    assert audio.dtype == torch.float32
+    assert torch.isfinite(audio).all() and audio.abs().max() <= 1.0
+    assert torch.equal(audio, model.decode(codes, speakers, greedy=True))
+    sampled = model.decode(codes, speakers, generator=torch.Generator().manual_seed(0))
+    assert sampled.abs().max() <= 1.0
+    assert torch.equal(sampled, model.decode(codes, speakers, generator=torch.Generator().manual_seed(0)))
+
+
+def test_encode_then_decode_uses_the_same_codebook_vectors():
+    model = build_model(copy.deepcopy(KWARGS)).eval()
+    wav = speech_like()
+    vq = model.encode(wav)
+    assert vq.codes.shape[-1] == wav.shape[-1] // model.hop_length
+    torch.testing.assert_close(model.quantizer.decode(vq.codes), vq.quantized, rtol=0, atol=1e-5)
+
+
+def test_unknown_speaker_is_a_user_error_listing_the_known_names():
+    table = SpeakerTable(SPEAKERS, dim=4)
+    assert table.index("p226") == 1
+    assert table.ids(["p227", "p225"]).tolist() == [2, 0]
+    with pytest.raises(UserError) as excinfo:
+        table.index("p999")
+    message = str(excinfo.value)
+    assert "p999" in message
+    for name in SPEAKERS:
+        assert name in message
+    with pytest.raises(UserError):
+        table.ids(["p225", "nobody"])
+
+
+def test_duplicate_speaker_names_are_rejected():
+    with pytest.raises(ValueError):
+        SpeakerTable(["a", "b", "a"], dim=2)

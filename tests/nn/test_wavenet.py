@@ -1,0 +1,224 @@
+"""Causal convolution, the WaveNet decoder (causality, conditioning, cached generation) and the
+strided encoder (hop, frame count, locality)."""
+
+import pytest
+import torch
+
+from vqspeech.models.encoder import ConvEncoder
+from vqspeech.models.wavenet import SILENCE, WaveNetDecoder
+from vqspeech.nn import CausalConv1d
+
+HOP = 4
+LATENT, SPEAKER = 5, 3
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def tiny_decoder(kernel_size: int = 2, layers_per_stack: int = 3, stacks: int = 2) -> WaveNetDecoder:
+    return WaveNetDecoder(latent_dim=LATENT, speaker_dim=SPEAKER, hop_length=HOP, residual_channels=8,
+                          skip_channels=12, cond_channels=10, kernel_size=kernel_size,
+                          layers_per_stack=layers_per_stack, stacks=stacks).eval()
+
+
+def inputs(batch: int = 2, n_frames: int = 6):
+    samples = torch.randint(0, 256, (batch, n_frames * HOP))
+    latents = torch.randn(batch, LATENT, n_frames)
+    speaker = torch.randn(batch, SPEAKER)
+    return samples, latents, speaker
+
+
+def differs(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-4) -> bool:
+    return bool((a - b).abs().max() > tol)
+
+
+# ---- CausalConv1d -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kernel_size", [1, 2, 3])
+@pytest.mark.parametrize("dilation", [1, 2, 5])
+def test_causal_conv_output_does_not_see_the_future(kernel_size, dilation):
+    conv = CausalConv1d(3, 4, kernel_size, dilation)
+    x = torch.randn(2, 3, 30)
+    y = conv(x)
+    assert y.shape[-1] == x.shape[-1]
+    for t in (0, 7, 29):
+        x2 = x.clone()
+        x2[..., t + 1:] = torch.randn_like(x2[..., t + 1:])
+        x2[..., t] += 1.0  # the present does count
+        y2 = conv(x2)
+        torch.testing.assert_close(y2[..., :t], y[..., :t], rtol=0, atol=1e-6)
+        assert differs(y2[..., t], y[..., t])
+    # and it sees exactly (k-1)*d samples of the past
+    span = (kernel_size - 1) * dilation
+    x3 = x.clone()
+    x3[..., 10] += 1.0
+    y3 = conv(x3)
+    changed = ((y3 - y).abs().amax((0, 1)) > 1e-6).nonzero().flatten().tolist()
+    assert changed == [10 + j * dilation for j in range(kernel_size)]
+    assert max(changed) - 10 == span
+
+
+@pytest.mark.parametrize("kernel_size", [1, 2, 3])
+@pytest.mark.parametrize("dilation", [1, 2, 4, 7])
+def test_causal_conv_step_reproduces_forward(kernel_size, dilation):
+    conv = CausalConv1d(3, 4, kernel_size, dilation)
+    x = torch.randn(2, 3, 25)
+    with torch.no_grad():
+        full = conv(x)
+        buffer = conv.init_buffer(2, x.device, x.dtype)
+        stepped = torch.stack([conv.step(x[..., t], buffer, t) for t in range(x.shape[-1])], dim=-1)
+    torch.testing.assert_close(stepped, full, rtol=1e-5, atol=1e-6)
+
+
+# ---- WaveNet decoder ----------------------------------------------------------------------------
+
+
+def test_receptive_field_formula_and_measured():
+    for kernel_size, layers, stacks in [(2, 3, 2), (3, 2, 2), (2, 4, 1)]:
+        dec = tiny_decoder(kernel_size, layers, stacks).double()  # the farthest taps contribute ~1e-7
+        dilations = [2 ** i for _ in range(stacks) for i in range(layers)]
+        rf = (kernel_size - 1) * sum(dilations) + 1
+        assert dec.receptive_field == rf
+        # logits at t see samples t - rf … t - 1 (the input at t is sample t - 1)
+        samples, latents, speaker = inputs(batch=1, n_frames=(rf + 24) // HOP + 1)
+        with torch.no_grad():
+            latents, speaker = latents.double(), speaker.double()
+            base = dec(samples, latents, speaker)
+            s = 3
+            changed_samples = samples.clone()
+            changed_samples[:, s] = (changed_samples[:, s] + 100) % 256
+            logits = dec(changed_samples, latents, speaker)
+        changed = ((logits - base).abs().amax((0, 1)) > 1e-12).nonzero().flatten()
+        assert changed.min().item() == s + 1
+        assert changed.max().item() == s + rf
+
+
+def test_decoder_is_causal():
+    dec = tiny_decoder()
+    samples, latents, speaker = inputs()
+    with torch.no_grad():
+        base = dec(samples, latents, speaker)
+        for t in (0, 5, 13, samples.shape[1] - 2):
+            changed = samples.clone()
+            changed[:, t:] = torch.randint(0, 256, changed[:, t:].shape)
+            changed[:, t] = (samples[:, t] + 128) % 256  # make sure sample t itself changes
+            logits = dec(changed, latents, speaker)
+            torch.testing.assert_close(logits[..., :t + 1], base[..., :t + 1], rtol=0, atol=1e-5)
+            assert differs(logits[..., t + 1], base[..., t + 1])  # sample t is the input at t + 1
+
+
+def test_speaker_changes_logits_everywhere():
+    dec = tiny_decoder()
+    samples, latents, speaker = inputs()
+    with torch.no_grad():
+        base = dec(samples, latents, speaker)
+        other = dec(samples, latents, speaker + torch.randn_like(speaker))
+    per_position = (other - base).abs().amax(1)  # [B, T]
+    assert (per_position > 1e-4).all()
+
+
+def test_latent_frame_only_affects_logits_from_its_neighbour_frame_on():
+    dec = tiny_decoder()
+    n_frames = 6
+    samples, latents, speaker = inputs(n_frames=n_frames)
+    last = n_frames - 1
+    changed = latents.clone()
+    changed[..., last] += 3 * torch.randn_like(changed[..., last])
+    with torch.no_grad():
+        base = dec(samples, latents, speaker)
+        logits = dec(samples, changed, speaker)
+    # upnet's kernel-3 conv spreads frame `last` to frame last - 1; nothing can reach earlier samples
+    first_affected = (last - 1) * HOP
+    torch.testing.assert_close(logits[..., :first_affected], base[..., :first_affected], rtol=0, atol=1e-5)
+    assert differs(logits[..., first_affected], base[..., first_affected])
+    assert differs(logits[..., last * HOP], base[..., last * HOP])
+
+
+def test_cached_steps_reproduce_teacher_forced_logits():
+    for kernel_size in (2, 3):
+        dec = tiny_decoder(kernel_size)
+        samples, latents, speaker = inputs(batch=2)
+        with torch.no_grad():
+            full = dec(samples, latents, speaker)
+            state = dec.start(latents, speaker)
+            previous = torch.full((2,), SILENCE, dtype=torch.long)
+            stepped = []
+            for t in range(samples.shape[1]):
+                stepped.append(dec.step(state, previous))
+                previous = samples[:, t]
+        stepped = torch.stack(stepped, dim=-1)
+        assert state.t == samples.shape[1]
+        torch.testing.assert_close(stepped, full, rtol=0, atol=1e-5)
+
+
+def test_greedy_generation_is_deterministic_and_equals_argmax_feedback():
+    dec = tiny_decoder()
+    _, latents, speaker = inputs(batch=2, n_frames=5)
+    out = dec.generate(latents, speaker, greedy=True)
+    assert torch.equal(out, dec.generate(latents, speaker, greedy=True))
+    with torch.no_grad():
+        state = dec.start(latents, speaker)
+        sample = torch.full((2,), SILENCE, dtype=torch.long)
+        expected = []
+        for _ in range(5 * HOP):
+            sample = dec.step(state, sample).argmax(-1)
+            expected.append(sample)
+    assert torch.equal(out, torch.stack(expected, dim=1))
+    # greedy output is the argmax of the teacher-forced logits of itself
+    with torch.no_grad():
+        assert torch.equal(dec(out, latents, speaker).argmax(1), out)
+
+
+def test_sampled_generation_is_reproducible_with_a_seeded_generator():
+    dec = tiny_decoder()
+    _, latents, speaker = inputs(batch=2, n_frames=4)
+    a = dec.generate(latents, speaker, generator=torch.Generator().manual_seed(7))
+    b = dec.generate(latents, speaker, generator=torch.Generator().manual_seed(7))
+    c = dec.generate(latents, speaker, generator=torch.Generator().manual_seed(8))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert a.dtype == torch.long and int(a.min()) >= 0 and int(a.max()) <= 255
+    with pytest.raises(ValueError):
+        dec.generate(latents, speaker, temperature=0.0)
+
+
+# ---- encoder ------------------------------------------------------------------------------------
+
+
+def test_encoder_hop_and_frame_count():
+    assert ConvEncoder().hop_length == 64
+    enc = ConvEncoder(channels=8, latent_dim=4)
+    assert enc.hop_length == 64
+    assert ConvEncoder(channels=8, n_layers=3, stride=2).hop_length == 8
+    with torch.no_grad():
+        for n in (1, 2, 5, 16):
+            z = enc(torch.randn(2, 1, n * 64))
+            assert z.shape[-1] == n
+            assert z.shape[1] == 4
+    for length in (63, 100, 65, 64 * 3 + 32):
+        with pytest.raises(ValueError, match="hop_length"):
+            enc(torch.randn(1, 1, length))
+
+
+def test_encoder_frames_do_not_see_far_samples():
+    enc = ConvEncoder(channels=8, latent_dim=4)
+    hop = enc.hop_length
+    wav = torch.randn(1, 1, 16 * hop)
+    with torch.no_grad():
+        base = enc(wav)
+        late = wav.clone()
+        late[..., 4 * hop:] = torch.randn_like(late[..., 4 * hop:])
+        changed = enc(late)
+    # the stack of kernel-4 stride-2 layers reaches at most 2·hop − 2 samples to the right of a frame's start
+    torch.testing.assert_close(changed[..., :3], base[..., :3], rtol=0, atol=1e-6)
+    assert differs(changed[..., 5:], base[..., 5:], tol=1e-6)
+
+    early = wav.clone()
+    early[..., :hop] = torch.randn_like(early[..., :hop])
+    with torch.no_grad():
+        changed = enc(early)
+    assert differs(changed[..., 0], base[..., 0], tol=1e-6)
+    torch.testing.assert_close(changed[..., 2:], base[..., 2:], rtol=0, atol=1e-6)

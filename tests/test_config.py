@@ -1,0 +1,130 @@
+"""Recipes compose and build; overrides and groups behave; every shipped train/data key is read by code."""
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from omegaconf.errors import ConfigAttributeError
+
+from vqspeech.config import compose_recipe, configs_dir
+from vqspeech.errors import UserError
+from vqspeech.models import build_model
+from vqspeech.models.builders import model_kwargs
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RECIPES = sorted(REPO_ROOT.glob("recipes/*/config.yaml"))
+LIBRARY = REPO_ROOT / "vqspeech"
+
+
+def test_recipes_are_discovered():
+    assert REPO_ROOT / "recipes" / "demo" / "config.yaml" in RECIPES
+
+
+@pytest.mark.parametrize("recipe", [p.parent for p in RECIPES], ids=[p.parent.name for p in RECIPES])
+def test_every_recipe_composes_and_builds_a_model(recipe):
+    cfg = compose_recipe(recipe)
+    assert {"model", "quantizer", "data", "train", "run_dir"} <= set(cfg)
+    model = build_model(model_kwargs(cfg.model, cfg.quantizer, ["a", "b"]))
+    assert model.speakers.names == ["a", "b"]
+    assert model.quantizer.codebook_size == cfg.quantizer.codebook_size
+    assert cfg.train.crop_samples % model.hop_length == 0, "the recipe's crop must be a multiple of the hop"
+
+
+@pytest.mark.parametrize("recipe", [p.parent for p in RECIPES], ids=[p.parent.name for p in RECIPES])
+def test_every_recipe_composes_with_the_debug_config_without_adding_keys(recipe):
+    full, tiny = compose_recipe(recipe), compose_recipe(recipe, ["+debug=tiny"])
+    assert flat_keys(tiny) == flat_keys(full), "debug/tiny.yaml must only override keys the groups define"
+    assert tiny.train.max_steps < full.train.max_steps
+
+
+def test_the_demo_recipe_is_found_from_any_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert compose_recipe(REPO_ROOT / "recipes" / "demo").model.encoder.n_layers == 6
+
+
+def test_ema_quantizer_group(demo_recipe):
+    cfg = compose_recipe(demo_recipe, ["quantizer=ema"])
+    assert cfg.quantizer.ema_decay == 0.99
+    assert cfg.quantizer.codebook_size == 256, "the recipe's own quantizer settings still apply"
+    model = build_model(model_kwargs(cfg.model, cfg.quantizer, ["a"]))
+    assert model.quantizer.uses_ema and not model.quantizer.codebook.requires_grad
+
+
+def test_plain_override_changes_a_value(demo_recipe):
+    cfg = compose_recipe(demo_recipe, ["train.lr=0.01", "model.decoder.stacks=1"])
+    assert (cfg.train.lr, cfg.model.decoder.stacks) == (0.01, 1)
+
+
+@pytest.mark.parametrize("override, key", [("train.max_stepz=3", "train.max_stepz"),
+                                           ("model.decoder.residual_channel=8", "model.decoder.residual_channel"),
+                                           ("nonsense=1", "nonsense")])
+def test_unknown_override_key_raises_naming_it(demo_recipe, override, key):
+    with pytest.raises(UserError, match=re.escape(f"'{key}'")) as info:
+        compose_recipe(demo_recipe, [override])
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_group_option_raises(demo_recipe):
+    with pytest.raises(UserError, match="quantizer/nope"):
+        compose_recipe(demo_recipe, ["quantizer=nope"])
+
+
+def test_missing_recipe_raises(tmp_path):
+    with pytest.raises(UserError, match="no recipe at"):
+        compose_recipe(tmp_path / "recipes" / "nope")
+    with pytest.raises(UserError, match="no recipe at"):
+        compose_recipe(tmp_path)  # a folder, but without config.yaml
+
+
+def test_composed_config_is_struct(demo_recipe):
+    cfg = compose_recipe(demo_recipe)
+    with pytest.raises(ConfigAttributeError):
+        cfg.train.typo_key = 1
+    assert "hydra" not in cfg
+
+
+def test_configs_dir_holds_the_groups():
+    assert configs_dir().resolve() == (REPO_ROOT / "configs").resolve()
+    assert {"model", "quantizer", "data", "train", "debug"} <= {p.name for p in configs_dir().iterdir() if p.is_dir()}
+
+
+def flat_keys(cfg, prefix=""):
+    keys = set()
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        keys |= flat_keys(value, name + ".") if hasattr(value, "items") else {name}
+    return keys
+
+
+def library_source() -> str:
+    return "\n".join(p.read_text() for p in LIBRARY.rglob("*.py"))
+
+
+def group_keys(group: str) -> set[str]:
+    keys = set()
+    for path in (REPO_ROOT / "configs" / group).glob("*.yaml"):
+        keys |= {k for k in (yaml.safe_load(path.read_text()) or {}) if k != "defaults"}
+    return keys
+
+
+@pytest.mark.parametrize("group", ["train", "data"])
+def test_every_key_of_the_group_is_read_by_code(group):
+    """Static check: each top-level key in configs/<group>/*.yaml is read as ``.key`` or ``["key"]``."""
+    source = library_source()
+    keys = group_keys(group)
+    assert keys, f"configs/{group} has no keys"
+    unread = sorted(k for k in keys if not re.search(rf"\.{k}\b|\[[\"']{k}[\"']\]", source))
+    assert not unread, f"configs/{group} keys that no code reads: {unread}"
+
+
+@pytest.mark.parametrize("quantizer", ["vq", "ema"])
+def test_loss_weights_name_exactly_the_model_loss_terms(demo_recipe, quantizer):
+    """Every loss term the model returns has a weight; every weight names a term (EMA drops 'codebook')."""
+    cfg = compose_recipe(demo_recipe, ["+debug=tiny", f"quantizer={quantizer}"])
+    model = build_model(model_kwargs(cfg.model, cfg.quantizer, ["a"]))
+    out = model(torch.rand(1, 1, 512) * 2 - 1, torch.tensor([0]))
+    weights = set(cfg.train.loss_weights)
+    assert set(out.losses) <= weights
+    assert weights - set(out.losses) == ({"codebook"} if quantizer == "ema" else set())
