@@ -1,11 +1,11 @@
-"""Causal convolution, the WaveNet decoder (causality, conditioning, cached generation) and the
-strided encoder (hop, frame count, locality)."""
+"""Causal convolution, the WaveNet decoder (causality, conditioning) and the strided encoder
+(hop, frame count, locality). Generation is tested in tests/models/test_generation.py."""
 
 import pytest
 import torch
 
 from vqspeech.models.encoder import ConvEncoder
-from vqspeech.models.wavenet import SILENCE, WaveNetDecoder
+from vqspeech.models.wavenet import WaveNetDecoder
 from vqspeech.nn import CausalConv1d
 
 HOP = 4
@@ -59,18 +59,6 @@ def test_causal_conv_output_does_not_see_the_future(kernel_size, dilation):
     changed = ((y3 - y).abs().amax((0, 1)) > 1e-6).nonzero().flatten().tolist()
     assert changed == [10 + j * dilation for j in range(kernel_size)]
     assert max(changed) - 10 == span
-
-
-@pytest.mark.parametrize("kernel_size", [1, 2, 3])
-@pytest.mark.parametrize("dilation", [1, 2, 4, 7])
-def test_causal_conv_step_reproduces_forward(kernel_size, dilation):
-    conv = CausalConv1d(3, 4, kernel_size, dilation)
-    x = torch.randn(2, 3, 25)
-    with torch.no_grad():
-        full = conv(x)
-        buffer = conv.init_buffer(2, x.device, x.dtype)
-        stepped = torch.stack([conv.step(x[..., t], buffer, t) for t in range(x.shape[-1])], dim=-1)
-    torch.testing.assert_close(stepped, full, rtol=1e-5, atol=1e-6)
 
 
 # ---- WaveNet decoder ----------------------------------------------------------------------------
@@ -135,54 +123,6 @@ def test_latent_frame_only_affects_logits_from_its_neighbour_frame_on():
     torch.testing.assert_close(logits[..., :first_affected], base[..., :first_affected], rtol=0, atol=1e-5)
     assert differs(logits[..., first_affected], base[..., first_affected])
     assert differs(logits[..., last * HOP], base[..., last * HOP])
-
-
-def test_cached_steps_reproduce_teacher_forced_logits():
-    for kernel_size in (2, 3):
-        dec = tiny_decoder(kernel_size)
-        samples, latents, speaker = inputs(batch=2)
-        with torch.no_grad():
-            full = dec(samples, latents, speaker)
-            state = dec.start(latents, speaker)
-            previous = torch.full((2,), SILENCE, dtype=torch.long)
-            stepped = []
-            for t in range(samples.shape[1]):
-                stepped.append(dec.step(state, previous))
-                previous = samples[:, t]
-        stepped = torch.stack(stepped, dim=-1)
-        assert state.t == samples.shape[1]
-        torch.testing.assert_close(stepped, full, rtol=0, atol=1e-5)
-
-
-def test_greedy_generation_is_deterministic_and_equals_argmax_feedback():
-    dec = tiny_decoder()
-    _, latents, speaker = inputs(batch=2, n_frames=5)
-    out = dec.generate(latents, speaker, greedy=True)
-    assert torch.equal(out, dec.generate(latents, speaker, greedy=True))
-    with torch.no_grad():
-        state = dec.start(latents, speaker)
-        sample = torch.full((2,), SILENCE, dtype=torch.long)
-        expected = []
-        for _ in range(5 * HOP):
-            sample = dec.step(state, sample).argmax(-1)
-            expected.append(sample)
-    assert torch.equal(out, torch.stack(expected, dim=1))
-    # greedy output is the argmax of the teacher-forced logits of itself
-    with torch.no_grad():
-        assert torch.equal(dec(out, latents, speaker).argmax(1), out)
-
-
-def test_sampled_generation_is_reproducible_with_a_seeded_generator():
-    dec = tiny_decoder()
-    _, latents, speaker = inputs(batch=2, n_frames=4)
-    a = dec.generate(latents, speaker, generator=torch.Generator().manual_seed(7))
-    b = dec.generate(latents, speaker, generator=torch.Generator().manual_seed(7))
-    c = dec.generate(latents, speaker, generator=torch.Generator().manual_seed(8))
-    assert torch.equal(a, b)
-    assert not torch.equal(a, c)
-    assert a.dtype == torch.long and int(a.min()) >= 0 and int(a.max()) <= 255
-    with pytest.raises(ValueError):
-        dec.generate(latents, speaker, temperature=0.0)
 
 
 # ---- encoder ------------------------------------------------------------------------------------

@@ -171,3 +171,13 @@ def test_best_checkpoint_is_written_only_at_validated_steps(tiny_config, tmp_pat
     best_steps = [step for name, step in writes if name == "best.pt"]
     assert best_steps and set(best_steps) <= {2, 4}, best_steps
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")["step"] in (2, 4)
+
+
+def test_a_folder_with_files_but_no_checkpoint_is_not_overwritten(tiny_config, tmp_path):
+    run_dir = tmp_path / "mine"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("my notes\n")
+    with pytest.raises(UserError, match="already holds files but no checkpoint"):
+        train(tiny_config(run_dir=run_dir), progress=False)
+    assert (run_dir / "config.yaml").read_text() == "my notes\n"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["config.yaml"]

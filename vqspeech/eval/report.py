@@ -104,7 +104,7 @@ def report_run(run_dir: str | Path | None = None, checkpoint: str | Path | None 
         wav = wav[: int(seconds * sample_rate) // hop * hop]
         started = time.monotonic()
         codes = model.encode(torch.from_numpy(wav)[None, None]).codes
-        audio = model.decode(codes, torch.tensor([test.speaker_ids[i]]), progress=progress)[0].numpy()
+        audio = model.decode([codes[0]], torch.tensor([test.speaker_ids[i]]), progress=progress)[0].numpy()
         gen_time += time.monotonic() - started
         gen_audio += len(wav) / sample_rate
         stem = f"{utt.speaker}_{utt.utterance}"

@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vqspeech.data.audio import mu_law_decode, mu_law_encode
+from vqspeech.data.audio import mu_law_encode
 from vqspeech.models.encoder import ConvEncoder
+from vqspeech.models.generation import GenerationConfig, generate
 from vqspeech.models.speaker import SpeakerTable
 from vqspeech.models.wavenet import WaveNetDecoder
 from vqspeech.quantization import QuantizedResult, VectorQuantizer
@@ -60,13 +61,20 @@ class VQVAE(nn.Module):
         return VQVAEOutput(logits=logits, targets=targets, vq=vq, losses=losses)
 
     @torch.inference_mode()
-    def decode(self, codes: Tensor, speaker_ids: Tensor, greedy: bool = False, temperature: float = 1.0,
-               generator: torch.Generator | None = None, progress: bool = False) -> Tensor:
-        """Generate audio from codes. codes: LongTensor[B, F]; speaker_ids: LongTensor[B] -> Tensor[B, F·hop]."""
-        samples = self.decoder.generate(self.quantizer.decode(codes), self.speakers(speaker_ids),
-                                        greedy=greedy, temperature=temperature, generator=generator,
-                                        progress=progress)
-        return mu_law_decode(samples)
+    def decode(self, codes: list[Tensor], speaker_ids: Tensor, config: GenerationConfig | None = None,
+               generator: torch.Generator | None = None, progress: bool = False) -> list[Tensor]:
+        """Generate audio from codes, one utterance per entry, all in one batch.
+
+        Args:
+            codes: LongTensor[F_i] per utterance.
+            speaker_ids: LongTensor[B], the voice to generate each utterance in.
+        Returns:
+            waveform Tensor[F_i · hop] per utterance.
+        """
+        speakers = self.speakers(speaker_ids)
+        conds = [self.decoder.conditioning(self.quantizer.decode(c[None]), speakers[i:i + 1])[0]
+                 for i, c in enumerate(codes)]
+        return generate(self.decoder, conds, config or GenerationConfig(), generator, progress)
 
     def summary(self) -> str:
         def count(m: nn.Module) -> str:

@@ -6,32 +6,20 @@ output at t is a 256-way distribution over sample t.
 
 Conditioning is projected for all blocks at once, at frame rate: cond [B, L, 2C, F] = W·upnet(latents)
 + V·speaker. Each block adds its slice to its gate pre-activation, broadcast over the hop samples of a
-frame (the latents are upsampled by repetition). Generation computes this once per utterance, so a
-step costs one small matmul per block.
+frame (the latents are upsampled by repetition). Generation (models/generation.py) computes it once
+per utterance.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from vqspeech.data.audio import MU_LAW_CHANNELS, mu_law_encode
 from vqspeech.nn import GatedResidualBlock
 
 SILENCE = int(mu_law_encode(torch.zeros(())))
-
-
-@dataclass
-class DecoderState:
-    """What generation carries from one sample to the next."""
-
-    cond: Tensor           # [F, L, B, 2C], per-frame conditioning of every block
-    buffers: list[Tensor]  # one ring buffer per block, [B, C, (k−1)·d]
-    t: int = 0             # index of the next sample
 
 
 class WaveNetDecoder(nn.Module):
@@ -68,7 +56,10 @@ class WaveNetDecoder(nn.Module):
         return (kernel - 1) * sum(self.dilations) + 1
 
     def conditioning(self, latents: Tensor, speaker: Tensor) -> Tensor:
-        """latents: Tensor[B, D, F], speaker: Tensor[B, E] -> Tensor[B, L, 2C, F] for the L blocks."""
+        """Every block's conditioning at frame rate, as added to its gate pre-activation.
+
+        latents: Tensor[B, D, F], speaker: Tensor[B, E] -> Tensor[B, L, 2C, F] for the L blocks.
+        """
         batch, _, frames = latents.shape
         cond = self.local_projection(self.upnet(latents)) + self.global_projection(speaker)[..., None]
         return cond.view(batch, len(self.blocks), 2 * self.channels, frames)
@@ -91,52 +82,3 @@ class WaveNetDecoder(nn.Module):
             x, skip = block(x, cond[:, i], self.hop_length)
             skips = skips + skip
         return self.head(skips)
-
-    # ---- generation -------------------------------------------------------------------------------
-
-    def start(self, latents: Tensor, speaker: Tensor) -> DecoderState:
-        """Begin generation. latents: Tensor[B, D, F], speaker: Tensor[B, E]."""
-        cond = self.conditioning(latents, speaker).permute(3, 1, 0, 2).contiguous()  # [F, L, B, 2C]
-        batch = latents.shape[0]
-        buffers = [b.conv.init_buffer(batch, latents.device, cond.dtype) for b in self.blocks]
-        return DecoderState(cond=cond, buffers=buffers)
-
-    def step(self, state: DecoderState, previous: Tensor) -> Tensor:
-        """Logits of the next sample. previous: LongTensor[B], the μ-law sample before it -> Tensor[B, 256]."""
-        t = state.t
-        cond = state.cond[t // self.hop_length]  # [L, B, 2C]
-        x = self.input_embedding(previous)  # [B, C]
-        skips = 0
-        for i, block in enumerate(self.blocks):
-            x, skip = block.step(x, cond[i], state.buffers[i], t)
-            skips = skips + skip
-        state.t = t + 1
-        return self.head(skips[..., None])[..., 0]
-
-    @torch.inference_mode()
-    def generate(self, latents: Tensor, speaker: Tensor, greedy: bool = False, temperature: float = 1.0,
-                 generator: torch.Generator | None = None, progress: bool = False) -> Tensor:
-        """Autoregressive generation, one step per block per sample.
-
-        Args:
-            latents: Tensor[B, D, F].  speaker: Tensor[B, E].
-            greedy: take the argmax instead of sampling.
-            temperature: softmax temperature when sampling.
-        Returns:
-            LongTensor[B, F · hop_length] of μ-law samples.
-        """
-        if not greedy and temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        state = self.start(latents, speaker)
-        batch, length = latents.shape[0], latents.shape[-1] * self.hop_length
-        out = torch.empty(batch, length, dtype=torch.long, device=latents.device)
-        sample = torch.full((batch,), SILENCE, dtype=torch.long, device=latents.device)
-        for t in tqdm(range(length), desc="generate", unit="sample", disable=not progress, leave=False):
-            logits = self.step(state, sample)
-            if greedy:
-                sample = logits.argmax(-1)
-            else:
-                probs = torch.softmax(logits.float() / temperature, dim=-1)
-                sample = torch.multinomial(probs, 1, generator=generator)[:, 0]
-            out[:, t] = sample
-        return out

@@ -1,4 +1,4 @@
-"""The gated residual block of WaveNet (van den Oord et al. 2016), with its incremental step."""
+"""The gated residual block of WaveNet (van den Oord et al. 2016)."""
 
 from __future__ import annotations
 
@@ -44,14 +44,6 @@ class GatedResidualBlock(nn.Module):
         h = self.conv(x)
         h = (h.view(batch, 2 * self.channels, -1, hop) + cond[..., None]).view(batch, 2 * self.channels, length)
         return self._gate_and_project(x, h)
-
-    def step(self, x: torch.Tensor, cond: torch.Tensor, buffer: torch.Tensor, t: int
-             ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One sample. x: Tensor[B, C]; cond: Tensor[B, 2C] for the frame holding t; buffer: see
-        :meth:`CausalConv1d.step`. Returns (residual Tensor[B, C], skip Tensor[B, S])."""
-        h = self.conv.step(x, buffer, t) + cond
-        res, skip = self._gate_and_project(x[..., None], h[..., None])
-        return res[..., 0], skip[..., 0]
 
     def _gate_and_project(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         a, b = h.chunk(2, dim=1)

@@ -80,6 +80,9 @@ def train(cfg: DictConfig, progress: bool = True) -> TrainResult:
         step, best = int(state["step"]), float(state["best_valid_loss"])
         log.info("resuming %s from step %d", run_dir, step)
     else:
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise UserError(f"{run_dir} already holds files but no checkpoint to resume; choose another "
+                            f"run_dir=... or remove that folder")
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     log.info("%s", model.summary())

@@ -1,0 +1,176 @@
+"""Autoregressive generation with the WaveNet decoder: cached, fused, batched and folded.
+
+* **Cached**: every block keeps a ring buffer of its past inputs, so a new sample costs one step per
+  block, not a re-run over the receptive field.
+* **Fused**: the decoder's weights are re-laid once per call (:class:`IncrementalWaveNet`) so one block's
+  step is one matmul for the dilated convolution (all taps at once, with the conditioning as its bias),
+  the gate, one matmul for the residual and one accumulating matmul for the skip. The conditioning of
+  every block is computed once per utterance, at frame rate.
+* **Batched**: utterances of different lengths generate together; each one's conditioning is computed
+  on its own latents, and padding sits after its end, which a causal network never looks back at.
+* **Folded** (after WaveRNN's fold-with-overlap): a long utterance is cut into segments generated as one
+  batch. Segment i starts ``2·overlap`` frames before its share: the first ``overlap`` frames warm the
+  network up and are dropped, the next ``overlap`` are cross-faded linearly with the previous segment's
+  last frames. With one segment, folded generation is unfolded generation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from vqspeech.data.audio import mu_law_decode
+from vqspeech.models.wavenet import SILENCE, WaveNetDecoder
+
+
+@dataclass
+class GenerationConfig:
+    """How to generate.
+
+    Attributes:
+        greedy: take the most likely sample instead of sampling.
+        temperature: softmax temperature when sampling.
+        segment_frames: fold utterances longer than this many latent frames into segments generated as
+            one batch; None generates every utterance in one piece.
+        overlap_frames: cross-fade length between segments, in frames (as much again is warm-up).
+    """
+
+    greedy: bool = False
+    temperature: float = 1.0
+    segment_frames: int | None = None
+    overlap_frames: int = 4
+
+    def __post_init__(self):
+        if not self.greedy and self.temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if self.segment_frames is not None and self.segment_frames < 1:
+            raise ValueError(f"segment_frames must be at least 1, got {self.segment_frames}")
+        if self.overlap_frames < 0:
+            raise ValueError(f"overlap_frames must be non-negative, got {self.overlap_frames}")
+
+
+class IncrementalWaveNet:
+    """A decoder's weights laid out for one-sample steps, and the state of a batch being generated.
+
+    Use: ``net = IncrementalWaveNet(decoder); net.start(cond); logits = net.step(previous)`` per sample.
+    """
+
+    def __init__(self, decoder: WaveNetDecoder):
+        self.hop = decoder.hop_length
+        self.channels = decoder.channels
+        scale = math.sqrt(0.5)
+        self.embedding = decoder.input_embedding.weight.detach()  # [256, C]
+        self.conv_weights, self.conv_bias, self.delays = [], [], []
+        self.res_weights, self.res_bias, self.skip_weights = [], [], []
+        skip_bias = 0
+        for block in decoder.blocks:
+            w = block.conv.weight.detach()  # [2C, C, k]; tap j sees the input (k-1-j)·d samples ago
+            kernel, dilation = w.shape[-1], block.conv.dilation[0]
+            self.conv_weights.append(torch.cat([w[:, :, j].t() for j in range(kernel)], 0))  # [k·C, 2C]
+            self.conv_bias.append(block.conv.bias.detach())
+            self.delays.append([(kernel - 1 - j) * dilation for j in range(kernel - 1)])
+            out_w, out_b = block.out.weight.detach()[:, :, 0], block.out.bias.detach()  # [C+S, C], [C+S]
+            c = block.channels
+            self.res_weights.append(out_w[:c].t() * scale)
+            self.res_bias.append(out_b[:c] * scale)
+            self.skip_weights.append(out_w[c:].t())
+            skip_bias = skip_bias + out_b[c:]
+        self.skip_bias = skip_bias
+        head = decoder.head
+        self.head1 = (head[1].weight.detach()[:, :, 0].t(), head[1].bias.detach())
+        self.head2 = (head[3].weight.detach()[:, :, 0].t(), head[3].bias.detach())
+        self.scale = scale
+
+    def start(self, cond: Tensor) -> None:
+        """cond: Tensor[B, L, 2C, F] from :meth:`WaveNetDecoder.conditioning`."""
+        batch = cond.shape[0]
+        bias = torch.stack(self.conv_bias)[None, :, :, None]  # [1, L, 2C, 1]
+        self.cond = (cond + bias).permute(3, 1, 0, 2).contiguous()  # [F, L, B, 2C]
+        self.buffers = [cond.new_zeros(max(delays, default=0) or 1, batch, self.channels)
+                        for delays in self.delays]
+        self.t = 0
+
+    def step(self, previous: Tensor) -> Tensor:
+        """previous: LongTensor[B], the μ-law sample before this one -> logits Tensor[B, 256]."""
+        t = self.t
+        cond = self.cond[t // self.hop]  # [L, B, 2C]
+        x = self.embedding[previous]  # [B, C]
+        skips = self.skip_bias.expand(x.shape[0], -1).clone()
+        c = self.channels
+        for i, buffer in enumerate(self.buffers):
+            size = buffer.shape[0]
+            taps = [buffer[(t - delay) % size] for delay in self.delays[i]]
+            h = torch.addmm(cond[i], torch.cat([*taps, x], 1), self.conv_weights[i])  # [B, 2C]
+            if self.delays[i]:
+                buffer[t % size] = x
+            z = torch.tanh(h[:, :c]) * torch.sigmoid(h[:, c:])
+            skips.addmm_(z, self.skip_weights[i])
+            x = torch.addmm(self.res_bias[i], z, self.res_weights[i]).add_(x, alpha=self.scale)
+        self.t = t + 1
+        hidden = torch.relu(torch.addmm(self.head1[1], torch.relu(skips), self.head1[0]))
+        return torch.addmm(self.head2[1], hidden, self.head2[0])
+
+
+def _segments(frames: int, config: GenerationConfig) -> list[tuple[int, int, int]]:
+    """(start, keep_from, end) frame indices of each segment of an utterance: generate [start, end),
+    drop [start, keep_from) as warm-up, cross-fade [keep_from, keep_from + overlap) with the previous."""
+    seg = config.segment_frames
+    if seg is None or frames <= seg:
+        return [(0, 0, frames)]
+    ov = config.overlap_frames
+    out = []
+    for i in range(math.ceil(frames / seg)):
+        share = i * seg
+        keep_from = max(0, share - ov)
+        out.append((max(0, share - 2 * ov), keep_from, min(frames, share + seg)))
+    return out
+
+
+@torch.inference_mode()
+def generate(decoder: WaveNetDecoder, conds: list[Tensor], config: GenerationConfig,
+             generator: torch.Generator | None = None, progress: bool = False) -> list[Tensor]:
+    """Generate waveforms for a batch of utterances.
+
+    Args:
+        conds: one Tensor[L, 2C, F_i] per utterance (:meth:`WaveNetDecoder.conditioning` of its latents).
+    Returns:
+        one waveform Tensor[F_i · hop] per utterance, floats in [-1, 1].
+    """
+    hop = decoder.hop_length
+    pieces = []  # (utterance, start, keep_from, end)
+    for u, cond in enumerate(conds):
+        pieces += [(u, *s) for s in _segments(cond.shape[-1], config)]
+    longest = max(end - start for _, start, _, end in pieces)
+    batch = conds[0].new_zeros(len(pieces), *conds[0].shape[:2], longest)
+    for row, (u, start, _, end) in enumerate(pieces):
+        batch[row, ..., : end - start] = conds[u][..., start:end]
+
+    net = IncrementalWaveNet(decoder)
+    net.start(batch)
+    samples = torch.empty(len(pieces), longest * hop, dtype=torch.long, device=batch.device)
+    sample = torch.full((len(pieces),), SILENCE, dtype=torch.long, device=batch.device)
+    for t in tqdm(range(longest * hop), desc="generate", unit="sample", disable=not progress, leave=False):
+        logits = net.step(sample)
+        if config.greedy:
+            sample = logits.argmax(-1)
+        else:
+            probs = torch.softmax(logits / config.temperature, dim=-1)
+            sample = torch.multinomial(probs, 1, generator=generator)[:, 0]
+        samples[:, t] = sample
+    waves = mu_law_decode(samples)
+
+    out = [torch.zeros(cond.shape[-1] * hop, device=batch.device) for cond in conds]
+    for row, (u, start, keep_from, end) in enumerate(pieces):
+        piece = waves[row, (keep_from - start) * hop: (end - start) * hop]
+        fade = min(config.overlap_frames * hop, len(piece)) if keep_from > 0 else 0
+        if fade:
+            ramp = torch.linspace(0.0, 1.0, fade + 2, device=piece.device)[1:-1]
+            region = out[u][keep_from * hop: keep_from * hop + fade]
+            piece = piece.clone()
+            piece[:fade] = (1 - ramp) * region + ramp * piece[:fade]
+        out[u][keep_from * hop: end * hop] = piece
+    return out
