@@ -41,6 +41,46 @@ def _report(args: argparse.Namespace) -> None:
     print(report.markdown())
 
 
+def _convert(args: argparse.Namespace) -> int:
+    from vqspeech.convert import convert_files
+    from vqspeech.device import pick_device
+    from vqspeech.errors import UserError
+    from vqspeech.models.generation import GenerationConfig
+    from vqspeech.training.checkpoint import load_run
+
+    run = load_run(args.run, args.checkpoint, pick_device(args.device))
+    print(f"using {run.checkpoint} (step {run.step})", file=sys.stderr)
+    if args.list_speakers:
+        print("\n".join(run.model.speakers.names))
+        return 0
+    if not args.inputs or args.speaker is None:
+        raise UserError("name the input files and the target voice: vqspeech convert in.wav --speaker NAME "
+                        "(--list-speakers shows the voices)")
+    sample_rate = run.config["data"]["sample_rate"]
+    frames = None if args.segment_seconds is None else max(1, round(args.segment_seconds * sample_rate
+                                                                    / run.model.hop_length))
+    try:
+        generation = GenerationConfig(greedy=args.greedy, temperature=args.temperature, segment_frames=frames,
+                                      overlap_frames=args.overlap_frames)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    results = convert_files(run.model, args.inputs, args.speaker, args.output, sample_rate, generation,
+                            overwrite=args.overwrite, generator=torch_generator(args.seed),
+                            progress=not args.quiet)
+    for r in results:
+        if r.error is None:
+            print(f"{r.source} -> {r.output} ({r.seconds:.2f} s)")
+        else:
+            print(f"error: {r.error}", file=sys.stderr)
+    return 2 if any(r.error for r in results) else 0
+
+
+def torch_generator(seed: int | None):
+    import torch
+
+    return None if seed is None else torch.Generator().manual_seed(seed)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
@@ -69,6 +109,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=2, help="test utterances to reconstruct")
     p.add_argument("--seconds", type=float, default=1.5, help="seconds of each to reconstruct")
     p.set_defaults(func=_report)
+
+    p = sub.add_parser("convert", parents=[common], help="speak input files in another voice")
+    p.add_argument("inputs", nargs="*", help="audio files (any format and rate soundfile reads)")
+    p.add_argument("--speaker", help="the target voice (see --list-speakers)")
+    p.add_argument("--list-speakers", action="store_true", help="print the voices the model knows")
+    p.add_argument("--run", help="run folder (default: the most recent under runs/)")
+    p.add_argument("--checkpoint", help="a checkpoint file instead of --run")
+    p.add_argument("-o", "--output", default="converted", help="output folder, or a .wav for one input "
+                   "(default converted/)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--greedy", action="store_true", help="argmax decoding instead of sampling")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
+    p.add_argument("--segment-seconds", type=float, default=0.5,
+                   help="fold long inputs into segments of this length, generated as one batch (default 0.5)")
+    p.add_argument("--no-fold", dest="segment_seconds", action="store_const", const=None,
+                   help="generate each input in one piece")
+    p.add_argument("--overlap-frames", type=int, default=8, help="cross-fade between segments, in codes (default 8)")
+    p.add_argument("--seed", type=int, help="seed of the sampler, for reproducible output")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_convert)
     return parser
 
 
@@ -79,11 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        args.func(args)
+        code = args.func(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    return 0
+    return code or 0

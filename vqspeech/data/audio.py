@@ -76,11 +76,18 @@ def save_audio(path: str | os.PathLike, wav: np.ndarray | torch.Tensor, sample_r
     os.close(fd)
     try:
         sf.write(tmp, wav, sample_rate, subtype="PCM_16", format="WAV")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; outputs get the usual mode
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def mu_law_compand(wav: torch.Tensor, channels: int = MU_LAW_CHANNELS) -> torch.Tensor:

@@ -42,7 +42,7 @@ class GenerationConfig:
     greedy: bool = False
     temperature: float = 1.0
     segment_frames: int | None = None
-    overlap_frames: int = 4
+    overlap_frames: int = 8
 
     def __post_init__(self):
         if not self.greedy and self.temperature <= 0:
