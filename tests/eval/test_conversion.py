@@ -1,0 +1,151 @@
+"""Conversion evaluation: mel-cepstral distortion, the speaker classifier, and the whole report on a tiny
+untrained model over a tiny parallel corpus."""
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vqspeech.data.corpus import load_corpus
+from vqspeech.data.features import mel_cepstral_distortion, mel_cepstrum
+from vqspeech.errors import UserError
+from vqspeech.eval.conversion import evaluate_conversion
+from vqspeech.eval.speaker_classifier import SpeakerClassifier
+from vqspeech.models import build_model
+
+SR = 16000
+SPEAKERS = ["spk_a", "spk_b", "spk_c"]
+VOICES = {"spk_a": (110.0, 700.0), "spk_b": (190.0, 1300.0), "spk_c": (290.0, 2200.0)}  # f0, formant (Hz)
+KWARGS = {  # as tests/models/test_vqvae.py: hop 8, a 2 × 3-layer WaveNet
+    "model": {
+        "encoder": {"channels": 8, "latent_dim": 4, "n_layers": 3, "kernel_size": 4, "stride": 2},
+        "decoder": {"residual_channels": 8, "skip_channels": 16, "cond_channels": 8, "kernel_size": 2,
+                    "layers_per_stack": 3, "stacks": 2},
+        "speaker_dim": 4,
+    },
+    "quantizer": {"codebook_size": 16, "ema_decay": None, "ema_epsilon": 1e-5, "init": None,
+                  "kmeans_iters": 10, "dead_code_steps": None},
+    "speakers": SPEAKERS,
+}
+
+
+def voice(f0: float, formant: float, seconds: float, seed: int, sweep: float = 0.3) -> np.ndarray:
+    """A voiced sound: harmonics of f0 (with slight vibrato) under a formant that glides by ``sweep`` of its
+    frequency over the utterance, so stretching ``seconds`` stretches the content; plus a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    progress = t / seconds
+    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.02 * np.sin(2 * np.pi * 5 * t))) / SR
+    centre = formant * (1 + sweep * np.sin(np.pi * progress + rng.uniform(0, 0.5)))
+    wav = np.zeros_like(t)
+    for k in range(1, int(4000 / f0)):
+        wav += np.exp(-(((k * f0 - centre) / 300.0) ** 2)) * np.sin(k * phase) / k ** 0.5
+    wav = 0.3 * wav / np.abs(wav).max() * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * progress) ** 2)
+    return (wav + 0.005 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def test_mel_cepstrum_has_order_coefficients_per_log_mel_frame():
+    wav = voice(120, 900, 0.5, 0)
+    assert mel_cepstrum(wav, SR).shape == (1 + len(wav) // 256, 24)
+    assert mel_cepstrum(wav, SR, order=12).shape == (1 + len(wav) // 256, 12)
+
+
+def test_mcd_is_zero_for_identical_small_for_a_stretched_copy_and_large_for_another_voice():
+    a = voice(120, 900, 1.0, 0)
+    stretched = voice(120, 900, 1.15, 0)       # the same content, 15 % slower: DTW lines it up
+    delayed = np.concatenate([np.zeros(100, np.float32), a])  # under half a frame late
+    other = voice(260, 2000, 1.0, 1)
+    assert mel_cepstral_distortion(a, a, SR) == pytest.approx(0.0, abs=1e-9)
+    far = mel_cepstral_distortion(a, other, SR)
+    assert mel_cepstral_distortion(a, stretched, SR) < 0.3 * far
+    assert mel_cepstral_distortion(a, delayed, SR) < 0.3 * far
+    assert mel_cepstral_distortion(other, a, SR) == pytest.approx(far, rel=0.05)
+
+
+def speaker_set(seeds: range) -> tuple[list[np.ndarray], list[int]]:
+    waves, labels = [], []
+    for label, (f0, formant) in enumerate(VOICES.values()):
+        for seed in seeds:
+            rng = np.random.default_rng([label, seed])
+            waves.append(voice(f0 * rng.uniform(0.93, 1.07), formant * rng.uniform(0.93, 1.07),
+                               rng.uniform(0.4, 0.8), seed))
+            labels.append(label)
+    return waves, labels
+
+
+def test_speaker_classifier_separates_voices_deterministically_and_ignores_level():
+    train_waves, train_labels = speaker_set(range(8))
+    test_waves, test_labels = speaker_set(range(100, 104))
+    clf = SpeakerClassifier.fit(train_waves, train_labels, n_classes=3, sample_rate=SR)
+    assert clf.accuracy(test_waves, test_labels) == 1.0
+    again = SpeakerClassifier.fit(train_waves, train_labels, n_classes=3, sample_rate=SR)
+    np.testing.assert_array_equal(again.logits(test_waves), clf.logits(test_waves))
+    quieter = [0.2 * w for w in test_waves]
+    np.testing.assert_array_equal(clf.predict(quieter), clf.predict(test_waves))
+
+
+def write_corpus(root: Path, speakers: list[str], splits: dict[str, str]) -> Path:
+    """A parallel corpus: every speaker reads every utterance id in ``splits`` (id -> split)."""
+    rows = []
+    for s, speaker in enumerate(speakers):
+        f0, formant = VOICES[speaker]
+        for u, (utterance, split) in enumerate(splits.items()):
+            rel = f"{speaker}/{utterance}.wav"
+            (root / speaker).mkdir(parents=True, exist_ok=True)
+            sf.write(str(root / rel), voice(f0, formant, 0.3 + 0.05 * u, seed=10 * s + u), SR, subtype="PCM_16")
+            rows.append({"path": rel, "speaker": speaker, "utterance": utterance, "split": split})
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+def test_evaluate_conversion_writes_the_matrix_and_scores_in_range(tmp_path):
+    import torch
+
+    torch.manual_seed(0)
+    splits = {"u0": "train", "u1": "train", "u2": "train", "u3": "train", "s0": "test", "s1": "test"}
+    corpus = load_corpus(write_corpus(tmp_path / "corpus", SPEAKERS, splits), "manifest.jsonl")
+    model = build_model(copy.deepcopy(KWARGS)).eval()
+    out = tmp_path / "report"
+    report = evaluate_conversion(model, corpus, SR, out, n_sentences=1, max_seconds=0.2, progress=False)
+
+    assert report.speakers == SPEAKERS and report.parallel and report.sentences == ["s0"]
+    wavs = sorted(p.name for p in (out / "wavs").iterdir())
+    assert wavs == sorted(f"s0_{a}_to_{b}.wav" for a in SPEAKERS for b in SPEAKERS)
+    for name in wavs:
+        info = sf.info(str(out / "wavs" / name))
+        assert (info.samplerate, info.frames) == (SR, int(0.2 * SR) // model.hop_length * model.hop_length)
+    assert (out / "speaker_confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| source \\ target |" in (out / "conversion.md").read_text()
+    saved = json.loads((out / "conversion.json").read_text())
+    assert saved["target_share"] == report.target_share and len(saved["utterances"]) == 9
+
+    assert report.classifier_train_utterances == 12 and report.classifier_test_utterances == 6
+    assert report.classifier_accuracy == 1.0  # the real voices are easy to tell apart
+    for share in (report.target_share, report.source_share, report.reconstructed_share,
+                  report.code_agreement_converted, report.code_agreement_reconstructed):
+        assert 0.0 <= share <= 1.0
+    assert report.target_share + report.source_share <= 1.0
+    for cosine in (report.similarity_converted, report.similarity_source, report.similarity_same_speaker,
+                   report.similarity_reconstructed):
+        assert -1.0 <= cosine <= 1.0
+    for mcd in (report.mcd_converted, report.mcd_source, report.mcd_reconstructed):
+        assert mcd is not None and mcd >= 0.0
+    confusion = np.array(report.confusion)
+    assert confusion.shape == (3, 3) and confusion.sum() == 6  # the src ≠ tgt outputs
+    assert confusion.sum(axis=1).tolist() == [2, 2, 2]       # each target receives 2 sources
+    rows = {(r.source, r.target): r for r in report.utterances}
+    assert len(rows) == 9 and all(rows[s, s].mcd_source is None for s in SPEAKERS)
+    assert all(r.mcd_source is not None for r in report.utterances if r.source != r.target)
+
+
+def test_fewer_than_two_usable_speakers_is_a_user_error(tmp_path):
+    corpus = load_corpus(write_corpus(tmp_path / "corpus", ["spk_a", "spk_b"], {"u0": "train", "s0": "test"}),
+                         "manifest.jsonl")
+    kwargs = copy.deepcopy(KWARGS)
+    kwargs["speakers"] = ["spk_a", "someone_else"]
+    with pytest.raises(UserError, match="at least 2"):
+        evaluate_conversion(build_model(kwargs).eval(), corpus, SR, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
