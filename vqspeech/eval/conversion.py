@@ -94,9 +94,10 @@ class ConversionReport:
         def num(value: float | None, fmt: str = ".3f") -> str:
             return "n/a" if value is None else format(value, fmt)
 
-        kind = "parallel" if self.parallel else "non-parallel (no MCD)"
+        kind = "parallel" if self.parallel else "non-parallel: no MCD"
+        n = len(self.sentences)
         lines = ["# vqspeech conversion report", "",
-                 f"{len(self.speakers)} speakers × {len(self.speakers)} voices × {len(self.sentences)} sentences "
+                 f"{len(self.speakers)} speakers × {len(self.speakers)} voices × {n} sentence{'s' * (n != 1)} "
                  f"({kind}), {self.seconds:.2f} s per source on average; generation real-time factor "
                  f"{self.generation_rtf:.1f}.", "",
                  "| measure | converted | before conversion | reference |", "|---|---|---|---|",
@@ -106,7 +107,7 @@ class ConversionReport:
                  f"| Resemblyzer cosine to the target's real voice | {self.similarity_converted:.3f} | "
                  f"{self.similarity_source:.3f} | reconstructions {self.similarity_reconstructed:.3f}, "
                  f"real same speaker {num(self.similarity_same_speaker)} |",
-                 f"| code agreement with the source (re-encoded) | {self.code_agreement_converted:.3f} | 1 | "
+                 f"| code agreement with the source (re-encoded) | {self.code_agreement_converted:.3f} | – | "
                  f"reconstructions {self.code_agreement_reconstructed:.3f} |",
                  f"| MCD to the target's real utterance (dB, DTW) | {num(self.mcd_converted, '.2f')} | "
                  f"{num(self.mcd_source, '.2f')} | reconstructions {num(self.mcd_reconstructed, '.2f')} |", "",
@@ -304,7 +305,11 @@ def _train_classifier(corpus: Corpus, speakers: list[str], sample_rate: int, max
 
 
 def _voice_encoder():
-    from resemblyzer import VoiceEncoder
+    import warnings
+
+    with warnings.catch_warnings():  # resemblyzer imports a deprecated scipy namespace
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from resemblyzer import VoiceEncoder
 
     return VoiceEncoder(device="cpu", verbose=False)
 
@@ -357,7 +362,7 @@ def plot_confusion(confusion: np.ndarray, speakers: Sequence[str], path: Path) -
     ax.set_yticks(range(n), list(speakers))
     ax.set_xlabel("predicted speaker")
     ax.set_ylabel("target speaker")
-    ax.set_title("converted outputs")
+    ax.set_title("converted outputs (source ≠ target)")
     for i in range(n):
         for j in range(n):
             ax.text(j, i, str(confusion[i, j]), ha="center", va="center",
