@@ -75,6 +75,24 @@ def _convert(args: argparse.Namespace) -> int:
     return 2 if any(r.error for r in results) else 0
 
 
+def _evaluate_conversion(args: argparse.Namespace) -> None:
+    from vqspeech.data.corpus import load_corpus
+    from vqspeech.device import pick_device
+    from vqspeech.eval.conversion import evaluate_conversion
+    from vqspeech.training.checkpoint import load_run
+
+    run = load_run(args.run, args.checkpoint, pick_device(args.device))
+    print(f"using {run.checkpoint} (step {run.step})", file=sys.stderr)
+    data = run.config["data"]
+    corpus = load_corpus(args.data_root or data["root"], data["manifest"], data["valid_fraction"],
+                         data["test_fraction"])
+    out = args.out or run.checkpoint.parent.parent / "conversion"
+    report = evaluate_conversion(run.model, corpus, data["sample_rate"], out, n_sentences=args.sentences,
+                                 max_seconds=args.seconds, seed=args.seed, progress=not args.quiet)
+    print(report.markdown())
+    print(f"written to {out}")
+
+
 def torch_generator(seed: int | None):
     import torch
 
@@ -129,6 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of the sampler, for reproducible output")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_convert)
+
+    p = sub.add_parser("evaluate-conversion", parents=[common],
+                       help="convert held-out sentences between all voices and score them")
+    p.add_argument("--run", help="run folder (default: the most recent under runs/)")
+    p.add_argument("--checkpoint", help="a checkpoint file instead of --run")
+    p.add_argument("--out", help="output folder (default RUN/conversion)")
+    p.add_argument("--data-root", help="the corpus, if it moved since training")
+    p.add_argument("--sentences", type=int, default=3, help="held-out sentences per voice (default 3)")
+    p.add_argument("--seconds", type=float, default=4.0, help="cut utterances to this length (default 4)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_evaluate_conversion)
     return parser
 
 

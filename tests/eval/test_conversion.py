@@ -87,11 +87,11 @@ def test_speaker_classifier_separates_voices_deterministically_and_ignores_level
     np.testing.assert_array_equal(clf.predict(quieter), clf.predict(test_waves))
 
 
-def write_corpus(root: Path, speakers: list[str], splits: dict[str, str]) -> Path:
-    """A parallel corpus: every speaker reads every utterance id in ``splits`` (id -> split)."""
+def write_corpus(root: Path, utterances: dict[str, dict[str, str]]) -> Path:
+    """speaker -> {utterance id -> split}; speaker i has the i-th voice of VOICES. Returns root."""
     rows = []
-    for s, speaker in enumerate(speakers):
-        f0, formant = VOICES[speaker]
+    for s, (speaker, splits) in enumerate(utterances.items()):
+        f0, formant = list(VOICES.values())[s]
         for u, (utterance, split) in enumerate(splits.items()):
             rel = f"{speaker}/{utterance}.wav"
             (root / speaker).mkdir(parents=True, exist_ok=True)
@@ -101,13 +101,19 @@ def write_corpus(root: Path, speakers: list[str], splits: dict[str, str]) -> Pat
     return root
 
 
-def test_evaluate_conversion_writes_the_matrix_and_scores_in_range(tmp_path):
+def tiny_model(speakers: list[str]):
     import torch
 
     torch.manual_seed(0)
+    kwargs = copy.deepcopy(KWARGS)
+    kwargs["speakers"] = speakers
+    return build_model(kwargs).eval()
+
+
+def test_evaluate_conversion_writes_the_matrix_and_scores_in_range(tmp_path):
     splits = {"u0": "train", "u1": "train", "u2": "train", "u3": "train", "s0": "test", "s1": "test"}
-    corpus = load_corpus(write_corpus(tmp_path / "corpus", SPEAKERS, splits), "manifest.jsonl")
-    model = build_model(copy.deepcopy(KWARGS)).eval()
+    corpus = load_corpus(write_corpus(tmp_path / "corpus", {spk: splits for spk in SPEAKERS}), "manifest.jsonl")
+    model = tiny_model(SPEAKERS)
     out = tmp_path / "report"
     report = evaluate_conversion(model, corpus, SR, out, n_sentences=1, max_seconds=0.2, progress=False)
 
@@ -141,11 +147,31 @@ def test_evaluate_conversion_writes_the_matrix_and_scores_in_range(tmp_path):
     assert all(r.mcd_source is not None for r in report.utterances if r.source != r.target)
 
 
+@pytest.mark.parametrize("second_test_id, parallel", [("p2_003", True), ("p2_005", False)])
+def test_vctk_style_ids_pair_up_by_sentence_number_else_no_mcd(tmp_path, second_test_id, parallel):
+    """VCTK stems carry the speaker (p225_003): the sentence is the part after the first "_"."""
+    utterances = {"p1": {"p1_001": "train", "p1_002": "train", "p1_003": "test"},
+                  "p2": {"p2_001": "train", "p2_002": "train", second_test_id: "test"}}
+    corpus = load_corpus(write_corpus(tmp_path / "corpus", utterances), "manifest.jsonl")
+    out = tmp_path / "report"
+    report = evaluate_conversion(tiny_model(["p1", "p2"]), corpus, SR, out, n_sentences=1, max_seconds=0.1,
+                                 progress=False)
+    assert report.parallel is parallel
+    if parallel:
+        assert report.sentences == ["003"] and report.mcd_converted >= 0 and report.mcd_source >= 0
+        expected = {f"003_{a}_to_{b}.wav" for a in ("p1", "p2") for b in ("p1", "p2")}
+    else:  # each speaker's own held-out utterance, converted to both voices
+        assert report.sentences == ["p1_003", "p2_005"]
+        assert report.mcd_converted is None and report.mcd_source is None and report.mcd_reconstructed is None
+        assert all(r.mcd is None for r in report.utterances)
+        expected = {f"p1_003_p1_to_{b}.wav" for b in ("p1", "p2")} | {f"p2_005_p2_to_{b}.wav" for b in ("p1", "p2")}
+    assert {p.name for p in (out / "wavs").iterdir()} == expected
+    assert report.similarity_same_speaker is None  # one held-out utterance per speaker: nothing to compare
+
+
 def test_fewer_than_two_usable_speakers_is_a_user_error(tmp_path):
-    corpus = load_corpus(write_corpus(tmp_path / "corpus", ["spk_a", "spk_b"], {"u0": "train", "s0": "test"}),
-                         "manifest.jsonl")
-    kwargs = copy.deepcopy(KWARGS)
-    kwargs["speakers"] = ["spk_a", "someone_else"]
+    utterances = {spk: {"u0": "train", "s0": "test"} for spk in ("spk_a", "spk_b")}
+    corpus = load_corpus(write_corpus(tmp_path / "corpus", utterances), "manifest.jsonl")
     with pytest.raises(UserError, match="at least 2"):
-        evaluate_conversion(build_model(kwargs).eval(), corpus, SR, tmp_path / "out", progress=False)
+        evaluate_conversion(tiny_model(["spk_a", "someone_else"]), corpus, SR, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()

@@ -31,13 +31,17 @@ MCD_ORDER = 24
 def mel_cepstrum(wav: np.ndarray, sample_rate: int, order: int = MCD_ORDER) -> np.ndarray:
     """Mel-cepstral coefficients c1..c_order of every frame. wav: [T] -> [frames, order].
 
-    The one pinned definition: librosa's MFCC (orthonormal DCT-II) of :func:`log_mel` — 80 mel bands,
-    n_fft 1024, hop 256, natural-log power floored at 1e-5 — with ``order + 1`` coefficients, of which
-    c0 (the frame's overall level) is dropped.
+    The one pinned definition: the cepstrum of the log-*amplitude* mel spectrum of :func:`log_mel`
+    (80 bands, n_fft 1024, hop 256, floored at 1e-5), c_n = (1/M) Σ_m ln|X_m| cos(π n (m + ½) / M) for
+    n = 1 … order (c0, the frame's level, is dropped). This scaling makes c_n the coefficients of
+    ln|X| = c0 + 2 Σ c_n cos(·), as in the usual MCD; it is not SPTK's all-pass mel-cepstrum.
     """
     import librosa
 
-    return librosa.feature.mfcc(S=log_mel(wav, sample_rate), n_mfcc=order + 1)[1:].T
+    n_mels = 80
+    log_amplitude = 0.5 * log_mel(wav, sample_rate, n_mels=n_mels)
+    ortho = librosa.feature.mfcc(S=log_amplitude, n_mfcc=order + 1, dct_type=2, norm="ortho")
+    return (ortho / np.sqrt(2 * n_mels))[1:].T
 
 
 def mel_cepstral_distortion(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> float:
@@ -45,9 +49,9 @@ def mel_cepstral_distortion(reference: np.ndarray, estimate: np.ndarray, sample_
 
     MCD = mean over the frame pairs (i, j) of the DTW path of (10 / ln 10) · sqrt(2 · Σ_d (c_d − c'_d)²),
     with cepstra of order 24, c0 excluded (:func:`mel_cepstrum`), aligned by ``librosa.sequence.dtw`` on
-    the Euclidean distance between cepstra. The cepstra are those of the log-mel *power* spectrum through
-    an orthonormal DCT, not SPTK's mel-generalised analysis: compare values with each other (converted
-    vs the source-to-target baseline), not with figures published by other toolkits.
+    the Euclidean distance between cepstra. Silence is not removed. The scale is that of the usual MCD,
+    but the analysis is not SPTK's: compare values with each other (converted vs the source-to-target
+    baseline) before comparing them with figures published by other toolkits.
     """
     import librosa
 

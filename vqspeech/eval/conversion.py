@@ -139,7 +139,7 @@ class _HeldOut:
 
     speakers: list[str]
     pool: dict[str, list[tuple[str, np.ndarray]]]  # speaker -> (sentence key, wav [T]) per utterance
-    sources: list[tuple[str, str, np.ndarray]]     # (speaker, sentence, wav [T], T a multiple of hop)
+    sources: list[tuple[str, str, np.ndarray]]     # (speaker, sentence, wav [T]); T a multiple of the hop
     parallel: bool
 
 
@@ -275,14 +275,13 @@ def _load_held_out(corpus: Corpus, speakers: list[str], n_sentences: int, sample
     loaded = load_split(ordered, speakers, sample_rate, progress, "load held-out audio")
     pool: dict[str, list[tuple[str, np.ndarray]]] = {}
     for utt, wav in zip(loaded.utterances, loaded.waves):
-        wav = _cut(wav, sample_rate, max_seconds, hop)
-        if len(wav):
-            pool.setdefault(utt.speaker, []).append((key(utt) if key else utt.utterance, wav))
+        wav, sentence = _cut(wav, sample_rate, max_seconds, hop), key(utt) if key else utt.utterance
+        if len(wav) and all(k != sentence for k, _ in pool.get(utt.speaker, [])):  # one per sentence
+            pool.setdefault(utt.speaker, []).append((sentence, wav))
     usable = [spk for spk in speakers if spk in pool]
     if len(usable) < 2:
         raise UserError(f"conversion needs held-out (test or valid) audio of at least 2 of the model's speakers; "
-                        f"corpus {corpus.root} has it for {', '.join(usable) or 'none'} of "
-                        f"{', '.join(speakers) or 'no shared speakers'}")
+                        f"corpus {corpus.root} has it for {len(usable)} ({', '.join(usable) or 'none'})")
     shared = [s for s in chosen if all(any(k == s for k, _ in pool[spk]) for spk in usable)]
     if shared:
         sources = [(spk, s, next(w for k, w in pool[spk] if k == s)) for s in shared for spk in usable]
