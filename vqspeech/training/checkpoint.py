@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,9 +53,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = str(exc).splitlines()[0]
-        raise UserError(f"{path}: refused, it needs pickle to load, which can run arbitrary code "
-                        f"(only plain-tensor checkpoints written by vqspeech are accepted): {reason}") from None
+        text = str(exc)
+        unsupported = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        if unsupported is None:
+            raise UserError(f"{path}: not a readable checkpoint (not a torch file, or truncated)") from None
+        raise UserError(f"{path}: refused, it needs pickle to load {unsupported.group(1)}, which can run "
+                        f"arbitrary code; vqspeech only loads checkpoints of plain tensors and values") from None
     except (RuntimeError, EOFError, OSError) as exc:
         raise UserError(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0]})") from None
     if not isinstance(payload, dict) or "model_kwargs" not in payload or "model" not in payload:

@@ -1,0 +1,61 @@
+"""Checkpoints are read without pickle: a malicious file is refused and its payload never runs."""
+
+import pickle
+
+import pytest
+import torch
+
+from vqspeech.errors import UserError
+from vqspeech.training.checkpoint import find_kwargs_difference, load_checkpoint, save_checkpoint
+
+
+class Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (_touch, (str(self.marker),))
+
+
+def _touch(path):  # what the attacker's pickle would run
+    with open(path, "w") as f:
+        f.write("pwned")
+    return {}
+
+
+def test_a_pickle_payload_is_refused_without_running(tmp_path):
+    marker = tmp_path / "marker"
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": Payload(marker), "model_kwargs": {}}, evil, pickle_protocol=pickle.DEFAULT_PROTOCOL)
+    with pytest.raises(UserError, match="refused, it needs pickle to load .*_touch") as info:
+        load_checkpoint(evil)
+    assert "\n" not in str(info.value) and "weights_only" not in str(info.value)
+    assert not marker.exists()
+
+
+def test_round_trip_and_atomic_write(tmp_path):
+    path = tmp_path / "ck" / "last.pt"
+    save_checkpoint(path, {"step": 3, "model": {"w": torch.ones(2)}, "model_kwargs": {"a": 1}})
+    loaded = load_checkpoint(path)
+    assert loaded["step"] == 3 and torch.equal(loaded["model"]["w"], torch.ones(2))
+    assert loaded["vqspeech_version"] and loaded["format"] == 1
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.pt"]  # no temp file left
+
+
+def test_not_a_checkpoint(tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x00garbage")
+    with pytest.raises(UserError, match="not a readable checkpoint"):
+        load_checkpoint(junk)
+    plain = tmp_path / "plain.pt"
+    torch.save({"weights": torch.zeros(1)}, plain)
+    with pytest.raises(UserError, match="not a vqspeech checkpoint"):
+        load_checkpoint(plain)
+
+
+def test_kwargs_difference_names_the_first_differing_key():
+    a = {"model": {"decoder": {"channels": 48, "stacks": 2}}, "speakers": ["a"]}
+    assert find_kwargs_difference(a, a) is None
+    b = {"model": {"decoder": {"channels": 64, "stacks": 2}}, "speakers": ["a"]}
+    assert find_kwargs_difference(a, b) == "model.decoder.channels"
+    assert find_kwargs_difference(a, {**a, "extra": 1}) == "extra"
