@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import zipfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,15 +51,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} not found")
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{path}: not a readable checkpoint (not a torch zip file, or truncated)")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        text = str(exc)
-        unsupported = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-        if unsupported is None:
-            raise UserError(f"{path}: not a readable checkpoint (not a torch file, or truncated)") from None
-        raise UserError(f"{path}: refused, it needs pickle to load {unsupported.group(1)}, which can run "
-                        f"arbitrary code; vqspeech only loads checkpoints of plain tensors and values") from None
+        unsupported = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        what = f" {unsupported.group(1)}" if unsupported else " objects beyond tensors and plain values"
+        raise UserError(f"{path}: refused, it needs pickle to load{what}, which can run arbitrary code; "
+                        f"vqspeech only loads checkpoints of plain tensors and values") from None
     except (RuntimeError, EOFError, OSError) as exc:
         raise UserError(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0]})") from None
     if not isinstance(payload, dict) or "model_kwargs" not in payload or "model" not in payload:
