@@ -5,10 +5,14 @@ the model rate). All files generate as one batch (folded when long: see models/g
 each output is loudness-matched to its input (ITU-R BS.1770 through pyloudnorm; RMS for clips shorter
 than the meter's 0.4 s block) and written whole. A file that cannot be converted is reported and the
 others still are.
+
+:func:`synthesize_files` is that path with a voice per file; conversion gives every file the same
+voice, reconstruction (:mod:`vqspeech.reconstruct`) each file its own speaker's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,13 +38,18 @@ class Converted:
 
 
 def output_paths(sources: list[Path], speaker: str, out: Path) -> list[Path]:
-    """``out`` itself when it names a .wav and there is one input; else out/<stem>_to_<speaker>.wav,
+    """Where conversions to ``speaker`` go: :func:`suffixed_paths` with suffix ``_to_<speaker>``."""
+    return suffixed_paths(sources, f"_to_{speaker}", out)
+
+
+def suffixed_paths(sources: list[Path], suffix: str, out: Path) -> list[Path]:
+    """``out`` itself when it names a .wav and there is one input; else out/<stem><suffix>.wav,
     with the parent folder's name in front when two inputs share a stem."""
     if out.suffix.lower() == ".wav" and len(sources) == 1:
         return [out]
     stems = [s.stem for s in sources]
     names = [f"{s.parent.name}_{s.stem}" if stems.count(s.stem) > 1 else s.stem for s in sources]
-    return [out / f"{name}_to_{speaker}.wav" for name in names]
+    return [out / f"{name}{suffix}.wav" for name in names]
 
 
 def match_loudness(audio: np.ndarray, reference: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -61,25 +70,36 @@ def match_loudness(audio: np.ndarray, reference: np.ndarray, sample_rate: int) -
     return out * (0.99 / peak) if peak > 0.99 else out
 
 
-@torch.inference_mode()
 def convert_files(model: VQVAE, sources: list[str | Path], speaker: str, out: str | Path, sample_rate: int,
                   generation: GenerationConfig, overwrite: bool = False, loudness_match: bool = True,
                   generator: torch.Generator | None = None, progress: bool = False) -> list[Converted]:
     """Convert every source to ``speaker``'s voice; see the module docstring."""
-    target = model.speakers.index(speaker)  # UserError listing the known speakers
+    model.speakers.index(speaker)  # UserError listing the known speakers
+    paths = [Path(s) for s in sources]
+    return synthesize_files(model, paths, output_paths(paths, speaker, Path(out)), lambda _: speaker,
+                            sample_rate, generation, overwrite, loudness_match, generator, progress)
+
+
+@torch.inference_mode()
+def synthesize_files(model: VQVAE, sources: Sequence[Path], destinations: Sequence[Path],
+                     speaker_of: Callable[[Path], str], sample_rate: int, generation: GenerationConfig,
+                     overwrite: bool = False, loudness_match: bool = True,
+                     generator: torch.Generator | None = None, progress: bool = False) -> list[Converted]:
+    """Encode every source, decode its codes in the voice ``speaker_of(source)`` names, write it to its
+    destination. A UserError from ``speaker_of`` (or from the speaker table, for a name the model does
+    not know) is that file's error; the other files still go through."""
     device = next(model.parameters()).device
-    out = Path(out)
     hop = model.hop_length
     results = [Converted(source=Path(s)) for s in sources]
-    jobs = []  # (result, input waveform, codes)
-    destinations = output_paths([r.source for r in results], speaker, out)
+    jobs = []  # (result, input waveform, codes, speaker index)
     for result, destination in zip(results, destinations):
         if destination.exists() and not overwrite:
             result.error = f"{destination} already exists; pass --overwrite to replace it"
             continue
         try:
+            target = model.speakers.index(speaker_of(result.source))
             wav = load_audio(result.source, sample_rate)
-        except AudioError as exc:
+        except UserError as exc:  # AudioError included
             result.error = str(exc)
             continue
         if np.abs(wav).max() < SILENCE_PEAK:
@@ -88,13 +108,13 @@ def convert_files(model: VQVAE, sources: list[str | Path], speaker: str, out: st
         padded = np.pad(wav, (0, -len(wav) % hop))
         codes = model.encode(torch.from_numpy(padded).to(device)[None, None]).codes[0]
         result.output, result.seconds = destination, len(wav) / sample_rate
-        jobs.append((result, wav, codes))
+        jobs.append((result, wav, codes, target))
     if not jobs:
         return results
 
-    speaker_ids = torch.full((len(jobs),), target, dtype=torch.long, device=device)
-    waves = model.decode([codes for _, _, codes in jobs], speaker_ids, generation, generator, progress)
-    for (result, wav, _), generated in zip(jobs, waves):
+    speaker_ids = torch.tensor([target for *_, target in jobs], dtype=torch.long, device=device)
+    waves = model.decode([codes for _, _, codes, _ in jobs], speaker_ids, generation, generator, progress)
+    for (result, wav, _, _), generated in zip(jobs, waves):
         audio = generated[: len(wav)].cpu().numpy()
         if loudness_match:
             audio = match_loudness(audio, wav, sample_rate)
