@@ -103,7 +103,7 @@ def synthesize_files(model: VQVAE, sources: Sequence[Path], destinations: Sequen
             result.error = str(exc)
             continue
         if np.abs(wav).max() < SILENCE_PEAK:
-            result.error = f"{result.source}: the audio is silent; nothing to convert"
+            result.error = f"{result.source}: the audio is silent; nothing to encode"
             continue
         padded = np.pad(wav, (0, -len(wav) % hop))
         codes = model.encode(torch.from_numpy(padded).to(device)[None, None]).codes[0]
