@@ -93,6 +93,63 @@ def _evaluate_conversion(args: argparse.Namespace) -> None:
     print(f"written to {out}")
 
 
+def _reconstruct(args: argparse.Namespace) -> int:
+    from vqspeech.device import pick_device
+    from vqspeech.errors import UserError
+    from vqspeech.models.generation import GenerationConfig
+    from vqspeech.reconstruct import reconstruct_files
+    from vqspeech.training.checkpoint import load_run
+
+    if not args.inputs:
+        raise UserError("name the input files: vqspeech reconstruct in.wav [more.flac ...] [--speaker NAME]")
+    run = load_run(args.run, args.checkpoint, pick_device(args.device))
+    print(f"using {run.checkpoint} (step {run.step})", file=sys.stderr)
+    sample_rate = run.config["data"]["sample_rate"]
+    frames = None if args.segment_seconds is None else max(1, round(args.segment_seconds * sample_rate
+                                                                    / run.model.hop_length))
+    try:
+        generation = GenerationConfig(greedy=args.greedy, temperature=args.temperature, segment_frames=frames)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    results = reconstruct_files(run.model, args.inputs, args.output, sample_rate, generation, speaker=args.speaker,
+                                overwrite=args.overwrite, generator=torch_generator(args.seed),
+                                progress=not args.quiet)
+    for r in results:
+        if r.error is None:
+            print(f"{r.source} -> {r.output} ({r.seconds:.2f} s)")
+        else:
+            print(f"error: {r.error}", file=sys.stderr)
+    return 2 if any(r.error for r in results) else 0
+
+
+def _evaluate_reconstruction(args: argparse.Namespace) -> None:
+    from vqspeech.data.corpus import load_corpus
+    from vqspeech.device import pick_device
+    from vqspeech.errors import UserError
+    from vqspeech.eval.reconstruction import evaluate_reconstruction
+    from vqspeech.training.checkpoint import load_run
+
+    if args.limit is not None and args.limit < 1 or args.seconds is not None and args.seconds <= 0:
+        raise UserError("--limit must be at least 1 and --seconds positive")
+    run = load_run(args.run, args.checkpoint, pick_device(args.device))
+    print(f"using {run.checkpoint} (step {run.step})", file=sys.stderr)
+    data = run.config["data"]
+    corpus = load_corpus(args.data_root or data["root"], data["manifest"], data["valid_fraction"],
+                         data["test_fraction"])
+    test = corpus.split("test")
+    if not test:
+        raise UserError(f"corpus {corpus.root} has no test utterances")
+    if args.limit is not None:
+        test = [u for u in test if u.speaker in run.model.speakers.names][: args.limit]
+    out = args.out or run.checkpoint.parent.parent / "reconstruction"
+    report = evaluate_reconstruction(run.model, test, data["sample_rate"], out, max_seconds=args.seconds,
+                                     dnsmos=not args.no_dnsmos, seed=args.seed,
+                                     source=f"checkpoint `{run.checkpoint}` (step {run.step})",
+                                     progress=not args.quiet)
+    print(report.markdown())
+    print(f"written to {out}")
+
+
 def torch_generator(seed: int | None):
     import torch
 
@@ -159,6 +216,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_evaluate_conversion)
+
+    p = sub.add_parser("reconstruct", parents=[common],
+                       help="encode and decode input files in their own speaker's voice")
+    p.add_argument("inputs", nargs="*", help="audio files (any format and rate soundfile reads)")
+    p.add_argument("--speaker", help="the voice to decode in (default: the folder each file lies in, when it "
+                   "is named after a speaker the model knows)")
+    p.add_argument("--run", help="run folder (default: the most recent under runs/)")
+    p.add_argument("--checkpoint", help="a checkpoint file instead of --run")
+    p.add_argument("-o", "--output", default="reconstructed", help="output folder, or a .wav for one input "
+                   "(default reconstructed/); files are named <stem>_reconstructed.wav")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--greedy", action="store_true", help="argmax decoding instead of sampling")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
+    p.add_argument("--segment-seconds", type=float, default=0.5,
+                   help="fold long inputs into segments of this length, generated as one batch (default 0.5)")
+    p.add_argument("--no-fold", dest="segment_seconds", action="store_const", const=None,
+                   help="generate each input in one piece")
+    p.add_argument("--seed", type=int, help="seed of the sampler, for reproducible output")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_reconstruct)
+
+    p = sub.add_parser("evaluate-reconstruction", parents=[common],
+                       help="score reconstructions of the test split beside Codec2 and μ-law")
+    p.add_argument("--run", help="run folder (default: the most recent under runs/)")
+    p.add_argument("--checkpoint", help="a checkpoint file instead of --run")
+    p.add_argument("--out", help="output folder (default RUN/reconstruction)")
+    p.add_argument("--data-root", help="the corpus, if it moved since training")
+    p.add_argument("--limit", type=int, help="score only the first N test utterances")
+    p.add_argument("--seconds", type=float, help="cut utterances to this length (default: whole)")
+    p.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS (the slowest metric)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler (default 0)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_evaluate_reconstruction)
     return parser
 
 

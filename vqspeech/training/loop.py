@@ -1,7 +1,8 @@
 """``train(cfg)``: the whole training run as one plain function.
 
 wav crops -> VQVAE -> Σ loss_weights[name] · losses[name] -> Adam step, with periodic validation on
-held-out utterances, TensorBoard scalars, atomic checkpoints, and resume by default: a run directory
+held-out utterances, TensorBoard scalars (and every ``train.audio_every`` steps two validation utterances
+with their reconstructions and spectrograms), atomic checkpoints, and resume by default: a run directory
 that holds ``checkpoints/last.pt`` continues from it.
 """
 
@@ -153,6 +154,12 @@ def train(cfg: DictConfig, progress: bool = True) -> TrainResult:
                         best = valid_loss
                         save(ckpt.BEST)
                 model.train()
+            if tcfg.audio_every and step % tcfg.audio_every == 0 and valid_audio.waves:
+                from vqspeech.eval.reconstruction import log_reconstructions
+
+                log_reconstructions(writer, model, valid_audio.waves[:2], valid_audio.speaker_ids[:2],
+                                    [f"{u.speaker}_{u.utterance}" for u in valid_audio.utterances[:2]], step,
+                                    sample_rate)
             if step % tcfg.checkpoint_every == 0 or step == tcfg.max_steps or out_of_time:
                 save()
             if out_of_time:
