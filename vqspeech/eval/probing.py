@@ -1,0 +1,443 @@
+"""Phoneme probing: how phonetic are the codes? (van den Oord et al. 2017 §4.3; HuBERT's purity and PNMI.)
+
+The probe set: the utterances of the named corpus split(s) that have a phone alignment, each code frame
+labelled with the (mapped) phone covering its centre (:mod:`vqspeech.data.alignments`). Maps and probes are
+fitted on part of it and scored on the rest, split by a fixed hash of the utterance id (on a parallel corpus
+a sentence is held out for every speaker at once) and, with two or more speakers, by speaker (a quarter held
+out). Three representations of the same frames with the same K are compared: the model's codes, k-means on
+MFCCs (13 + Δ + ΔΔ, frame j centred on code frame j) and the same architecture with random-init weights
+(its codebook initialised from data, as training's first step would, if the model's quantizer does that).
+
+* mapping accuracy: code -> its most frequent phone on the fitting part (unseen code -> the majority phone),
+  scored on the held-out part, beside the majority-phone accuracy;
+* over all labelled frames: phone purity Σ_c max_p P(p, c), cluster purity Σ_p max_c P(p, c),
+  PNMI = I(phone; code) / H(phone);
+* linear probes (softmax regression) on the continuous frames (z_e; the MFCCs) and on the code vectors;
+* bitrate frame rate · log2 K, and unigram entropy × symbols per second with and without collapsing
+  repeated codes (the ZeroSpeech 2019 bitrate);
+* speaker accuracy from per-utterance code histograms (lower: the codes carry less of the voice).
+ABX is not computed. Written to ``out_dir``: probe.json, probe.md, cooccurrence.png, confusion.png, utterance.png.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from vqspeech.data.alignments import PhoneSet, Segment, check_alignment, frame_labels, read_alignment
+from vqspeech.data.audio import load_audio
+from vqspeech.data.corpus import Corpus, Utterance
+from vqspeech.data.features import log_mel
+from vqspeech.errors import UserError
+from vqspeech.models import VQVAE, build_model
+from vqspeech.quantization.kmeans import kmeans, squared_distances
+
+log = logging.getLogger(__name__)
+TEST_FRACTION = 0.3             # share of utterance ids held out for scoring
+HELD_OUT_SPEAKER_FRACTION = 0.25
+METRICS = {  # key -> row label, in table order
+    "mapping_accuracy": "mapping accuracy (code → phone)", "majority_accuracy": "majority-phone baseline",
+    "mapping_accuracy_speaker_split": "mapping accuracy, held-out speakers",
+    "majority_accuracy_speaker_split": "majority-phone baseline, held-out speakers",
+    "phone_purity": "phone purity", "cluster_purity": "cluster purity", "pnmi": "PNMI",
+    "probe_continuous": "linear probe on z_e (k-means: MFCCs)",
+    "probe_continuous_speaker_split": "linear probe on z_e, held-out speakers",
+    "probe_embedding": "linear probe on code vectors",
+    "probe_embedding_speaker_split": "linear probe on code vectors, held-out speakers",
+    "used_codes": "codes used", "bitrate": "bitrate, frame rate · log2 K (bit/s)",
+    "entropy_rate": "entropy rate (bit/s)", "entropy_rate_collapsed": "entropy rate, repeats collapsed (bit/s)",
+    "speaker_accuracy": "speaker accuracy from code histograms", "speaker_majority": "speaker majority baseline"}
+
+
+def split_by_key(keys: Sequence[str], test_fraction: float = TEST_FRACTION) -> np.ndarray:
+    """bool [N], True for the held-out items: those whose key is among the first ⌈fraction · n⌉ of the n distinct
+    keys ordered by CRC32; with n ≥ 2 at least one key is held out and one kept, with n = 1 none is held out."""
+    distinct = sorted(set(keys), key=lambda k: (zlib.crc32(k.encode()), k))
+    n_test = min(max(1, math.ceil(test_fraction * len(distinct))), len(distinct) - 1)
+    held_out = set(distinct[:n_test])
+    return np.array([k in held_out for k in keys], dtype=bool)
+
+
+@dataclass
+class CodeMapping:
+    """The paper's code -> phone map and how it scores."""
+
+    accuracy: float | None      # None without fitting or scoring frames
+    majority: float | None
+    mapping: np.ndarray         # [K] phone index of each code
+    confusion: np.ndarray       # [P, P] counts, [true phone, mapped phone], on the scoring frames
+
+
+def mapping_accuracy(train_codes: np.ndarray, train_phones: np.ndarray, test_codes: np.ndarray,
+                     test_phones: np.ndarray, n_codes: int, n_phones: int) -> CodeMapping:
+    """The paper's measure: each code -> its most frequent phone on train, scored on test. All [N] int."""
+    counts = np.zeros((n_codes, n_phones), dtype=np.int64)
+    np.add.at(counts, (train_codes, train_phones), 1)
+    majority = int(np.bincount(train_phones, minlength=n_phones).argmax()) if len(train_phones) else 0
+    mapping = np.where(counts.sum(1) > 0, counts.argmax(1), majority)
+    confusion = np.zeros((n_phones, n_phones), dtype=np.int64)
+    np.add.at(confusion, (test_phones, mapping[test_codes]), 1)
+    if not len(train_phones) or not len(test_phones):
+        return CodeMapping(None, None, mapping, confusion)
+    return CodeMapping(float(np.mean(mapping[test_codes] == test_phones)),
+                       float(np.mean(test_phones == majority)), mapping, confusion)
+
+
+def cluster_scores(codes: np.ndarray, phones: np.ndarray, n_codes: int, n_phones: int) -> dict[str, float | None]:
+    """Phone purity, cluster purity and PNMI of codes [N] against phones [N]; None where undefined."""
+    joint = np.zeros((n_phones, n_codes))
+    np.add.at(joint, (phones, codes), 1)
+    if joint.sum() == 0:
+        return {"phone_purity": None, "cluster_purity": None, "pnmi": None}
+    joint /= joint.sum()
+    p_phone, p_code = joint.sum(1), joint.sum(0)
+    nz = joint > 0
+    mutual = float((joint[nz] * np.log(joint[nz] / np.outer(p_phone, p_code)[nz])).sum())
+    h_phone = float(-(p_phone[p_phone > 0] * np.log(p_phone[p_phone > 0])).sum())
+    return {"phone_purity": float(joint.max(0).sum()), "cluster_purity": float(joint.max(1).sum()),
+            "pnmi": mutual / h_phone if h_phone > 0 else None}
+
+
+def bitrates(code_seqs: Sequence[np.ndarray], frame_rate: float, codebook_size: int) -> dict[str, float | None]:
+    """Nominal rate frame_rate · log2 K and unigram-entropy rates (bit/s), with and without collapsing repeats."""
+    def entropy_rate(seqs: list[np.ndarray]) -> float | None:
+        symbols = np.concatenate(seqs) if seqs else np.zeros(0, dtype=np.int64)
+        if not len(symbols) or seconds == 0:
+            return None
+        p = np.unique(symbols, return_counts=True)[1] / len(symbols)
+        return float(-(p * np.log2(p)).sum() * len(symbols) / seconds)
+
+    seconds = sum(len(c) for c in code_seqs) / frame_rate
+    collapsed = [c[np.r_[True, c[1:] != c[:-1]]] for c in code_seqs if len(c)]
+    return {"bitrate": frame_rate * math.log2(codebook_size), "entropy_rate": entropy_rate(list(code_seqs)),
+            "entropy_rate_collapsed": entropy_rate(collapsed)}
+
+
+def linear_probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+                 n_classes: int, l2: float = 1e-4, max_iter: int = 100) -> float | None:
+    """Accuracy on test of a softmax regression fitted on train (L-BFGS from zero weights, inputs standardised
+    with the train statistics). x: [N, D] float, y: [N] int; None when either side is empty."""
+    if not len(y_train) or not len(y_test):
+        return None
+    mean, std = _moments(x_train)
+    with torch.inference_mode(False), torch.enable_grad():  # callable from an inference-mode caller
+        x = torch.from_numpy(((x_train - mean) / std).astype(np.float32))
+        y = torch.from_numpy(y_train.astype(np.int64))
+        weight = torch.zeros(x.shape[1], n_classes, requires_grad=True)
+        bias = torch.zeros(n_classes, requires_grad=True)
+        optimizer = torch.optim.LBFGS([weight, bias], max_iter=max_iter, history_size=20,
+                                      line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            loss = F.cross_entropy(x @ weight + bias, y) + l2 * weight.pow(2).sum()
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+        logits = torch.from_numpy(((x_test - mean) / std).astype(np.float32)) @ weight.detach() + bias.detach()
+    return float((logits.argmax(1).numpy() == y_test).mean())
+
+
+def _moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and std of x [N, D], a constant column's std taken as 1."""
+    std = x.std(0)
+    return x.mean(0), np.where(std > 1e-8, std, 1.0)
+
+
+@dataclass
+class Representation:
+    """The probe set coded one way; per utterance codes [F_i], continuous frames [F_i, D], code vectors [F_i, D']."""
+
+    name: str
+    codes: list[np.ndarray]
+    continuous: list[np.ndarray]
+    vectors: list[np.ndarray]
+    codebook_size: int
+
+
+@dataclass
+class _Item:
+    utterance: Utterance
+    wav: np.ndarray            # [T], T a multiple of the hop
+    segments: list[Segment]
+    labels: list[str | None]   # one per code frame
+
+
+def evaluate(rep: Representation, phones: np.ndarray, utt_of_frame: np.ndarray, speaker_ids: np.ndarray,
+             held_out: dict[str, np.ndarray], n_phones: int, frame_rate: float
+             ) -> tuple[dict[str, float | None], CodeMapping]:
+    """Every metric of one representation, and its code -> phone mapping on the utterance split.
+    phones: [N] (−1: unlabelled); utt_of_frame: [N]; speaker_ids: [U];
+    held_out: metric-name suffix of a split ("" or "_speaker_split") -> bool [U], the held-out utterances."""
+    codes, k = np.concatenate(rep.codes), rep.codebook_size
+    cont, vecs = np.concatenate(rep.continuous), np.concatenate(rep.vectors)
+    labelled = phones >= 0
+    out: dict[str, float | None] = {}
+    mappings = {}
+    for suffix, test_utts in held_out.items():
+        test = test_utts[utt_of_frame]
+        tr, te = labelled & ~test, labelled & test
+        m = mappings[suffix] = mapping_accuracy(codes[tr], phones[tr], codes[te], phones[te], k, n_phones)
+        keys = [f"{name}{suffix}" for name in ("mapping_accuracy", "majority_accuracy", "probe_continuous",
+                                               "probe_embedding")]
+        out.update(zip(keys, (m.accuracy, m.majority,
+                              linear_probe(cont[tr], phones[tr], cont[te], phones[te], n_phones),
+                              linear_probe(vecs[tr], phones[tr], vecs[te], phones[te], n_phones))))
+    out.update(cluster_scores(codes[labelled], phones[labelled], k, n_phones))
+    out["used_codes"] = float(len(np.unique(codes)))
+    out.update(bitrates(rep.codes, frame_rate, k))
+    hist = np.stack([np.bincount(c, minlength=k) / max(len(c), 1) for c in rep.codes])
+    test, n_speakers = held_out[""], int(speaker_ids.max()) + 1
+    out["speaker_accuracy"] = out["speaker_majority"] = None
+    if test.any() and len(set(speaker_ids[~test])) >= 2:
+        out["speaker_accuracy"] = linear_probe(hist[~test], speaker_ids[~test], hist[test], speaker_ids[test],
+                                               n_speakers)
+        majority = np.bincount(speaker_ids[~test], minlength=n_speakers).argmax()
+        out["speaker_majority"] = float(np.mean(speaker_ids[test] == majority))
+    return out, mappings[""]
+
+
+@dataclass
+class ProbeReport:
+    """Every number of a probe (``probe.json``); :meth:`markdown` is ``probe.md``."""
+
+    columns: list[str]                        # the representations compared
+    metrics: dict[str, list[float | None]]    # key of METRICS -> one value per column; None: not computable
+    splits: list[str]
+    phones: list[str]
+    speakers: list[str]
+    held_out_speakers: list[str]
+    n_utterances: int
+    n_test_utterances: int
+    n_frames: int
+    n_labelled_frames: int
+    frame_rate: float
+    codebook_size: int
+    skipped: dict[str, list[str]]             # alignment/audio file -> its problems (left out)
+    seconds: float                            # wall time
+
+    def markdown(self) -> str:
+        def cell(key: str, v: float | None) -> str:
+            return "n/a" if v is None else f"{v:.0f}" if key == "used_codes" or "rate" in key else f"{v:.3f}"
+
+        lines = ["# vqspeech phoneme probe", "",
+                 f"{self.n_utterances} utterances of split {'+'.join(self.splits)} ({self.n_test_utterances} "
+                 f"held out by utterance id; held-out speakers: {', '.join(self.held_out_speakers) or 'none'}), "
+                 f"{self.n_labelled_frames} labelled of {self.n_frames} frames at {self.frame_rate:g} Hz, "
+                 f"{len(self.phones)} phones, K = {self.codebook_size}; {self.seconds:.0f} s. Accuracies are on "
+                 "held-out frames or utterances, purities and PNMI on all labelled frames.", "",
+                 "| metric | " + " | ".join(self.columns) + " |", "|---" * (len(self.columns) + 1) + "|"]
+        lines += [f"| {METRICS[k]} | " + " | ".join(cell(k, v) for v in values) + " |"
+                  for k, values in self.metrics.items()]
+        if self.skipped:
+            lines += ["", f"Left out {len(self.skipped)} file(s):"]
+            lines += [f"- {path}: {len(p)} problem(s): {'; '.join(p[:3])}" for path, p in self.skipped.items()]
+        return "\n".join(lines) + "\n"
+
+
+def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str | Path,
+                   phone_set: PhoneSet | None = None, split: str | Sequence[str] = "test",
+                   max_utterances: int | None = None, seed: int = 0,
+                   model_kwargs: Mapping[str, Any] | None = None, progress: bool = True) -> ProbeReport:
+    """Probe the codes of ``model`` on ``split``'s aligned utterances; see the module docstring.
+
+    Args:
+        model_kwargs: the checkpoint's model_kwargs, to build the random-init baseline (seeded by ``seed``);
+            None leaves that column out.
+        max_utterances: probe at most this many (chosen by a hash of the utterance id, all speakers alike).
+    Raises:
+        UserError: no usable aligned utterance in the split(s).
+    """
+    started = time.monotonic()
+    model.eval()  # a quantizer in training mode would update its codebook
+    phone_set = phone_set or PhoneSet()
+    splits = [split] if isinstance(split, str) else list(split)
+    hop, frame_rate = model.hop_length, sample_rate / model.hop_length
+    items, skipped = _load_items(corpus, splits, sample_rate, hop, frame_rate, phone_set, max_utterances, progress)
+    phone_names = sorted({p for it in items for p in it.labels if p is not None})
+    index = {p: i for i, p in enumerate(phone_names)}
+    phones = np.array([index[p] if p is not None else -1 for it in items for p in it.labels], dtype=np.int64)
+    utt_of_frame = np.repeat(np.arange(len(items)), [len(it.labels) for it in items])
+    speakers = sorted({it.utterance.speaker for it in items})
+    speaker_ids = np.array([speakers.index(it.utterance.speaker) for it in items])
+    keys = [it.utterance.utterance for it in items]
+    if len(set(keys)) < 2:
+        keys = [f"{it.utterance.speaker}/{it.utterance.utterance}" for it in items]
+    by_speaker = split_by_key(speakers, HELD_OUT_SPEAKER_FRACTION)
+    held_out = {"": split_by_key(keys), "_speaker_split": by_speaker[speaker_ids]}
+    fit = ~held_out[""]
+
+    waves = [it.wav for it in items]
+    reps = [_vq_representation("model", model, waves, None, seed, progress),
+            _mfcc_kmeans(waves, sample_rate, hop, model.quantizer.codebook_size, fit, seed)]
+    if model_kwargs is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            untrained = build_model(model_kwargs).to(next(model.parameters()).device).eval()
+        reps.append(_vq_representation("random-init model", untrained, waves, fit, seed, progress))
+    else:
+        log.warning("no model_kwargs given: the random-init baseline is left out")
+    results = [evaluate(r, phones, utt_of_frame, speaker_ids, held_out, len(phone_names), frame_rate) for r in reps]
+    report = ProbeReport(
+        columns=[r.name for r in reps], metrics={k: [res[k] for res, _ in results] for k in METRICS},
+        splits=splits, phones=phone_names, speakers=speakers,
+        held_out_speakers=[s for s, held in zip(speakers, by_speaker) if held],
+        n_utterances=len(items), n_test_utterances=int(held_out[""].sum()), n_frames=len(phones),
+        n_labelled_frames=int((phones >= 0).sum()), frame_rate=frame_rate,
+        codebook_size=model.quantizer.codebook_size, skipped=skipped, seconds=0.0)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    counts = np.zeros((len(phone_names), report.codebook_size), dtype=np.int64)
+    np.add.at(counts, (phones[phones >= 0], np.concatenate(reps[0].codes)[phones >= 0]), 1)
+    used = np.flatnonzero(counts.sum(0))  # codes sorted by their most frequent phone, then by its count
+    used = used[np.lexsort((-counts[:, used].max(0), counts[:, used].argmax(0)))]
+    _heatmap(counts[:, used], phone_names, None, f"{len(used)} used codes, sorted by their phone",
+             "P(phone | code)", out_dir / "cooccurrence.png")
+    _heatmap(results[0][1].confusion, phone_names, phone_names, "phone of the code (mapped); rows: true phone",
+             "mapping on held-out frames, share of each true phone", out_dir / "confusion.png")
+    shown = int(np.argmax(held_out[""]))  # the first held-out utterance, else the first
+    _plot_utterance(items[shown], reps[0].codes[shown], sample_rate, hop, phone_set, out_dir / "utterance.png")
+    report.seconds = time.monotonic() - started
+    (out_dir / "probe.md").write_text(report.markdown())
+    (out_dir / "probe.json").write_text(json.dumps(asdict(report), indent=2))
+    return report
+
+
+def _load_items(corpus: Corpus, splits: list[str], sample_rate: int, hop: int, frame_rate: float,
+                phone_set: PhoneSet, max_utterances: int | None, progress: bool
+                ) -> tuple[list[_Item], dict[str, list[str]]]:
+    utts = [u for s in splits for u in corpus.split(s) if u.alignment is not None]
+    if not utts:
+        raise UserError(f"no utterance of split {'+'.join(splits)} in {corpus.root} has a phone alignment "
+                        f"(the manifest's 'alignment' column); nothing to probe")
+    utts.sort(key=lambda u: (zlib.crc32(u.utterance.encode()), u.utterance, u.speaker))
+    items, skipped = [], {}
+    for u in tqdm(utts[:max_utterances], desc="load aligned audio", unit="file", disable=not progress, leave=False):
+        try:  # .PHN sample offsets are read at TIMIT's 16 kHz, whatever the model rate
+            segments, wav = read_alignment(u.alignment), load_audio(u.path, sample_rate)
+        except UserError as exc:
+            skipped[str(u.alignment)] = [str(exc)]
+            continue
+        problems = check_alignment(segments, len(wav) / sample_rate, phone_set)
+        wav = wav[: len(wav) // hop * hop]
+        labels = frame_labels(segments, len(wav) // hop, frame_rate, phone_set)
+        if not problems and all(label is None for label in labels):
+            problems = ["no code frame falls inside a phone"]
+        if problems:
+            skipped[str(u.alignment)] = problems
+            log.warning("%s: %d problem(s), left out: %s", u.alignment, len(problems), "; ".join(problems[:3]))
+            continue
+        items.append(_Item(u, wav, segments, labels))
+    if not items:
+        first = "; ".join(f"{path}: {p[0]}" for path, p in list(skipped.items())[:3])
+        raise UserError(f"none of the {len(skipped)} aligned utterances of split {'+'.join(splits)} is usable "
+                        f"(e.g. {first})")
+    return items, skipped
+
+
+@torch.no_grad()
+def _vq_representation(name: str, model: VQVAE, waves: list[np.ndarray], fit: np.ndarray | None, seed: int,
+                       progress: bool) -> Representation:
+    """Encode every wave. With ``fit`` (bool [U]), a quantizer that initialises from data and has not yet done so
+    is first initialised, as training's first step would be, from those utterances' encoder outputs."""
+    device = next(model.parameters()).device
+    z = [model.encoder(torch.from_numpy(w).to(device)[None, None])[0]
+         for w in tqdm(waves, desc=f"encode ({name})", disable=not progress, leave=False)]  # [D, F_i]
+    q = model.quantizer
+    if fit is not None and not bool(q.initialized):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            q.train()
+            q(torch.cat([zi for zi, f in zip(z, fit) if f], dim=1)[None])
+            q.eval()
+    codes = [q(zi[None]).codes[0] for zi in z]
+    return Representation(name, [c.cpu().numpy() for c in codes], [zi.T.cpu().numpy() for zi in z],
+                          [q.codebook[c].cpu().numpy() for c in codes], q.codebook_size)
+
+
+def mfcc_frames(wav: np.ndarray, sample_rate: int, hop: int) -> np.ndarray:
+    """13 MFCCs + Δ + ΔΔ (25 ms windows) at the code frame rate, frame j centred on sample (j + ½) · hop.
+    wav: [T] -> [T // hop, 39]."""
+    import librosa
+
+    n_frames, win = len(wav) // hop, round(0.025 * sample_rate)
+    mfcc = librosa.feature.mfcc(y=wav[hop // 2:], sr=sample_rate, n_mfcc=13, n_mels=40, hop_length=hop,
+                                win_length=win, n_fft=2 ** math.ceil(math.log2(win)))[:, :n_frames]
+    deltas = [librosa.feature.delta(mfcc, order=o, mode="nearest") for o in (1, 2)]
+    return np.concatenate([mfcc, *deltas]).T.astype(np.float32)
+
+
+def _mfcc_kmeans(waves: list[np.ndarray], sample_rate: int, hop: int, k: int, fit: np.ndarray,
+                 seed: int) -> Representation:
+    feats = [mfcc_frames(w, sample_rate, hop) for w in waves]
+    train = np.concatenate([f for f, keep in zip(feats, fit) if keep])
+    mean, std = _moments(train)
+    feats = [(f - mean) / std for f in feats]
+    centroids = kmeans(torch.from_numpy((train - mean) / std), k, iters=20,
+                       generator=torch.Generator().manual_seed(seed))
+    codes = [squared_distances(torch.from_numpy(f), centroids).argmin(1).numpy() for f in feats]
+    return Representation("MFCC k-means", codes, feats, [centroids[c].numpy() for c in codes], k)
+
+
+def _figure(width: float, height: float, rows: int = 1, ratios: Sequence[float] | None = None):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(rows, 1, squeeze=False, height_ratios=ratios)[:, 0]
+
+
+def _heatmap(matrix: np.ndarray, rows: list[str], columns: list[str] | None, xlabel: str, title: str,
+             path: Path) -> None:
+    """matrix [R, C] of counts, shown normalised per row (``columns`` given) or per column (None)."""
+    share = matrix / np.maximum(matrix.sum(1 if columns else 0, keepdims=True), 1)
+    width = 2 + 0.18 * len(columns) if columns else min(24.0, 3 + 0.04 * matrix.shape[1])
+    fig, (ax,) = _figure(width, 2 + 0.16 * len(rows))
+    ax.imshow(share, aspect="auto", cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_yticks(range(len(rows)), rows, fontsize=6)
+    if columns:
+        ax.set_xticks(range(len(columns)), columns, fontsize=6, rotation=90)
+    ax.set(xlabel=xlabel, title=title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def _plot_utterance(item: _Item, codes: np.ndarray, sample_rate: int, hop: int, phone_set: PhoneSet,
+                    path: Path) -> None:
+    """Log-mel spectrogram over a phone tier and a code tier (a colour per code; runs of 3+ frames numbered)."""
+    seconds = len(item.wav) / sample_rate
+    fig, axes = _figure(min(24.0, max(6.0, 6 * seconds)), 4.5, rows=3, ratios=[4, 1, 1])
+    mel = log_mel(item.wav, sample_rate, hop_length=hop)
+    axes[0].imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(0, seconds, 0, mel.shape[0]))
+    axes[0].set(ylabel="mel band", title=f"{item.utterance.speaker}/{item.utterance.utterance}")
+    for seg in item.segments:
+        if seg.start < seconds:
+            axes[1].axvline(seg.start, color="0.6", lw=0.5)
+            axes[1].text((seg.start + min(seg.end, seconds)) / 2, 0.5, phone_set.map(seg.phone) or "",
+                         ha="center", va="center", fontsize=6)
+    axes[2].imshow(codes[None], aspect="auto", cmap="tab20", interpolation="nearest", extent=(0, seconds, 0, 1))
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    for a, b in zip(starts, np.r_[starts[1:], len(codes)]):
+        if b - a >= 3:
+            axes[2].text((a + b) / 2 * hop / sample_rate, 0.5, str(codes[a]), ha="center", va="center",
+                         fontsize=5, rotation=90)
+    for ax, name in zip(axes[1:], ("phones", "codes")):
+        ax.set(xlim=(0, seconds), yticks=[], ylabel=name)
+    axes[2].set_xlabel("time (s)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
