@@ -110,3 +110,14 @@ def test_prepare_demo_then_again_reports_already_there(tmp_path, capsys, sentenc
 
     assert main(args) == 0
     assert f"{n} utterances (0 made, {n} already there)" in capsys.readouterr().out
+
+
+def test_probe_phonemes_on_a_corpus_without_alignments_is_a_one_line_error(demo_recipe, tiny_corpus, tmp_path,
+                                                                         capsys):
+    run_dir = tmp_path / "run"
+    assert main(["train", str(demo_recipe), "+debug=tiny", f"data.root={tiny_corpus}", f"run_dir={run_dir}",
+                 "-q"]) == 0
+    capsys.readouterr()
+    assert main(["probe-phonemes", "--run", str(run_dir), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error:") and "alignment" in err[-1]

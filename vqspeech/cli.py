@@ -150,6 +150,27 @@ def _evaluate_reconstruction(args: argparse.Namespace) -> None:
     print(f"written to {out}")
 
 
+def _probe_phonemes(args: argparse.Namespace) -> None:
+    import torch
+
+    from vqspeech.data.corpus import load_corpus
+    from vqspeech.eval.probing import probe_phonemes
+    from vqspeech.training.checkpoint import load_run
+
+    torch.set_num_threads(1)  # the probes are many small fits; two threads thrash on them
+    run = load_run(args.run, args.checkpoint)
+    print(f"using {run.checkpoint} (step {run.step})", file=sys.stderr)
+    data = run.config["data"]
+    corpus = load_corpus(args.data_root or data["root"], data["manifest"], data["valid_fraction"],
+                         data["test_fraction"])
+    out = args.out or run.checkpoint.parent.parent / "probe"
+    report = probe_phonemes(run.model, corpus, data["sample_rate"], out, split=args.split,
+                            max_utterances=args.max_utterances, seed=args.seed, model_kwargs=run.model_kwargs,
+                            progress=not args.quiet)
+    print(report.markdown())
+    print(f"written to {out}")
+
+
 def torch_generator(seed: int | None):
     import torch
 
@@ -216,6 +237,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_evaluate_conversion)
+
+    p = sub.add_parser("probe-phonemes", parents=[common],
+                       help="how phonetic are the codes: mapping accuracy, purity, PNMI, probes, baselines")
+    p.add_argument("--run", help="run folder (default: the most recent under runs/)")
+    p.add_argument("--checkpoint", help="a checkpoint file instead of --run")
+    p.add_argument("--out", help="output folder (default RUN/probe)")
+    p.add_argument("--data-root", help="the corpus, if it moved since training")
+    p.add_argument("--split", nargs="+", default=["test", "valid"], help="corpus splits to probe (default test valid)")
+    p.add_argument("--max-utterances", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_probe_phonemes)
 
     p = sub.add_parser("reconstruct", parents=[common],
                        help="encode and decode input files in their own speaker's voice")

@@ -109,6 +109,7 @@ class LoadedRun:
     config: dict[str, Any]
     checkpoint: Path
     step: int
+    model_kwargs: dict[str, Any]
 
 
 def resolve_checkpoint(run_dir: str | Path | None = None, checkpoint: str | Path | None = None,
@@ -134,4 +135,5 @@ def load_run(run_dir: str | Path | None = None, checkpoint: str | Path | None = 
     path = resolve_checkpoint(run_dir, checkpoint)
     payload = load_checkpoint(path)
     model = model_from_checkpoint(payload).to(device).eval()
-    return LoadedRun(model=model, config=payload["config"], checkpoint=path, step=int(payload["step"]))
+    return LoadedRun(model=model, config=payload["config"], checkpoint=path, step=int(payload["step"]),
+                     model_kwargs=payload["model_kwargs"])
