@@ -41,109 +41,108 @@ def _report(args: argparse.Namespace) -> None:
     print(report.markdown())
 
 
-def _convert(args: argparse.Namespace) -> int:
-    from vqspeech.convert import convert_files
+def _load_run(args: argparse.Namespace):
+    """The run named by --run/--checkpoint (default the most recent), on --device; says which it used."""
     from vqspeech.device import pick_device
-    from vqspeech.errors import UserError
-    from vqspeech.models.generation import GenerationConfig
     from vqspeech.training.checkpoint import load_run
 
-    run = load_run(args.run, args.checkpoint, pick_device(args.device))
+    run = load_run(args.run, args.checkpoint, pick_device(getattr(args, "device", "cpu")))
     print(f"using {run.checkpoint} (step {run.step})", file=sys.stderr)
+    return run
+
+
+def _run_corpus(run, args: argparse.Namespace):
+    """The corpus the run was trained on (or --data-root)."""
+    from vqspeech.data.corpus import load_corpus
+
+    data = run.config["data"]
+    return load_corpus(args.data_root or data["root"], data["manifest"], data["valid_fraction"],
+                       data["test_fraction"])
+
+
+def _generation(args: argparse.Namespace, run):
+    from vqspeech.errors import UserError
+    from vqspeech.models.generation import GenerationConfig
+
+    sample_rate = run.config["data"]["sample_rate"]
+    frames = None if args.segment_seconds is None else max(1, round(args.segment_seconds * sample_rate
+                                                                    / run.model.hop_length))
+    try:
+        return GenerationConfig(greedy=args.greedy, temperature=args.temperature, segment_frames=frames,
+                                overlap_frames=args.overlap_frames)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _print_files(results) -> int:
+    """One line per file, errors on stderr; exit status 2 if any file failed."""
+    for r in results:
+        if r.error is None:
+            print(f"{r.source} -> {r.output} ({r.seconds:.2f} s)")
+        else:
+            print(f"error: {r.error}", file=sys.stderr)
+    return 2 if any(r.error for r in results) else 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from vqspeech.convert import convert_files
+    from vqspeech.errors import UserError
+
+    run = _load_run(args)
     if args.list_speakers:
         print("\n".join(run.model.speakers.names))
         return 0
     if not args.inputs or args.speaker is None:
         raise UserError("name the input files and the target voice: vqspeech convert in.wav --speaker NAME "
                         "(--list-speakers shows the voices)")
-    sample_rate = run.config["data"]["sample_rate"]
-    frames = None if args.segment_seconds is None else max(1, round(args.segment_seconds * sample_rate
-                                                                    / run.model.hop_length))
-    try:
-        generation = GenerationConfig(greedy=args.greedy, temperature=args.temperature, segment_frames=frames,
-                                      overlap_frames=args.overlap_frames)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    results = convert_files(run.model, args.inputs, args.speaker, args.output, sample_rate, generation,
-                            overwrite=args.overwrite, generator=torch_generator(args.seed),
-                            progress=not args.quiet)
-    for r in results:
-        if r.error is None:
-            print(f"{r.source} -> {r.output} ({r.seconds:.2f} s)")
-        else:
-            print(f"error: {r.error}", file=sys.stderr)
-    return 2 if any(r.error for r in results) else 0
+    results = convert_files(run.model, args.inputs, args.speaker, args.output, run.config["data"]["sample_rate"],
+                            _generation(args, run), overwrite=args.overwrite,
+                            generator=torch_generator(args.seed), progress=not args.quiet)
+    return _print_files(results)
 
 
 def _evaluate_conversion(args: argparse.Namespace) -> None:
-    from vqspeech.data.corpus import load_corpus
-    from vqspeech.device import pick_device
     from vqspeech.eval.conversion import evaluate_conversion
-    from vqspeech.training.checkpoint import load_run
 
-    run = load_run(args.run, args.checkpoint, pick_device(args.device))
-    print(f"using {run.checkpoint} (step {run.step})", file=sys.stderr)
-    data = run.config["data"]
-    corpus = load_corpus(args.data_root or data["root"], data["manifest"], data["valid_fraction"],
-                         data["test_fraction"])
+    run = _load_run(args)
+    corpus = _run_corpus(run, args)
     out = args.out or run.checkpoint.parent.parent / "conversion"
-    report = evaluate_conversion(run.model, corpus, data["sample_rate"], out, n_sentences=args.sentences,
-                                 max_seconds=args.seconds, seed=args.seed, progress=not args.quiet)
+    report = evaluate_conversion(run.model, corpus, run.config["data"]["sample_rate"], out,
+                                 n_sentences=args.sentences, max_seconds=args.seconds, seed=args.seed,
+                                 progress=not args.quiet)
     print(report.markdown())
     print(f"written to {out}")
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
-    from vqspeech.device import pick_device
     from vqspeech.errors import UserError
-    from vqspeech.models.generation import GenerationConfig
     from vqspeech.reconstruct import reconstruct_files
-    from vqspeech.training.checkpoint import load_run
 
     if not args.inputs:
         raise UserError("name the input files: vqspeech reconstruct in.wav [more.flac ...] [--speaker NAME]")
-    run = load_run(args.run, args.checkpoint, pick_device(args.device))
-    print(f"using {run.checkpoint} (step {run.step})", file=sys.stderr)
-    sample_rate = run.config["data"]["sample_rate"]
-    frames = None if args.segment_seconds is None else max(1, round(args.segment_seconds * sample_rate
-                                                                    / run.model.hop_length))
-    try:
-        generation = GenerationConfig(greedy=args.greedy, temperature=args.temperature, segment_frames=frames)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    results = reconstruct_files(run.model, args.inputs, args.output, sample_rate, generation, speaker=args.speaker,
-                                overwrite=args.overwrite, generator=torch_generator(args.seed),
-                                progress=not args.quiet)
-    for r in results:
-        if r.error is None:
-            print(f"{r.source} -> {r.output} ({r.seconds:.2f} s)")
-        else:
-            print(f"error: {r.error}", file=sys.stderr)
-    return 2 if any(r.error for r in results) else 0
+    run = _load_run(args)
+    results = reconstruct_files(run.model, args.inputs, args.output, run.config["data"]["sample_rate"],
+                                _generation(args, run), speaker=args.speaker, overwrite=args.overwrite,
+                                generator=torch_generator(args.seed), progress=not args.quiet)
+    return _print_files(results)
 
 
 def _evaluate_reconstruction(args: argparse.Namespace) -> None:
-    from vqspeech.data.corpus import load_corpus
-    from vqspeech.device import pick_device
     from vqspeech.errors import UserError
     from vqspeech.eval.reconstruction import evaluate_reconstruction
-    from vqspeech.training.checkpoint import load_run
 
     if args.limit is not None and args.limit < 1 or args.seconds is not None and args.seconds <= 0:
         raise UserError("--limit must be at least 1 and --seconds positive")
-    run = load_run(args.run, args.checkpoint, pick_device(args.device))
-    print(f"using {run.checkpoint} (step {run.step})", file=sys.stderr)
-    data = run.config["data"]
-    corpus = load_corpus(args.data_root or data["root"], data["manifest"], data["valid_fraction"],
-                         data["test_fraction"])
+    run = _load_run(args)
+    corpus = _run_corpus(run, args)
     test = corpus.split("test")
     if not test:
         raise UserError(f"corpus {corpus.root} has no test utterances")
     if args.limit is not None:
         test = [u for u in test if u.speaker in run.model.speakers.names][: args.limit]
     out = args.out or run.checkpoint.parent.parent / "reconstruction"
-    report = evaluate_reconstruction(run.model, test, data["sample_rate"], out, max_seconds=args.seconds,
-                                     dnsmos=not args.no_dnsmos, seed=args.seed,
+    report = evaluate_reconstruction(run.model, test, run.config["data"]["sample_rate"], out,
+                                     max_seconds=args.seconds, dnsmos=not args.no_dnsmos, seed=args.seed,
                                      source=f"checkpoint `{run.checkpoint}` (step {run.step})",
                                      progress=not args.quiet)
     print(report.markdown())
@@ -153,18 +152,13 @@ def _evaluate_reconstruction(args: argparse.Namespace) -> None:
 def _probe_phonemes(args: argparse.Namespace) -> None:
     import torch
 
-    from vqspeech.data.corpus import load_corpus
     from vqspeech.eval.probing import probe_phonemes
-    from vqspeech.training.checkpoint import load_run
 
     torch.set_num_threads(1)  # the probes are many small fits; two threads thrash on them
-    run = load_run(args.run, args.checkpoint)
-    print(f"using {run.checkpoint} (step {run.step})", file=sys.stderr)
-    data = run.config["data"]
-    corpus = load_corpus(args.data_root or data["root"], data["manifest"], data["valid_fraction"],
-                         data["test_fraction"])
+    run = _load_run(args)
+    corpus = _run_corpus(run, args)
     out = args.out or run.checkpoint.parent.parent / "probe"
-    report = probe_phonemes(run.model, corpus, data["sample_rate"], out, split=args.split,
+    report = probe_phonemes(run.model, corpus, run.config["data"]["sample_rate"], out, split=args.split,
                             max_utterances=args.max_utterances, seed=args.seed, model_kwargs=run.model_kwargs,
                             progress=not args.quiet)
     print(report.markdown())
@@ -206,81 +200,65 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=1.5, help="seconds of each to reconstruct")
     p.set_defaults(func=_report)
 
-    p = sub.add_parser("convert", parents=[common], help="speak input files in another voice")
-    p.add_argument("inputs", nargs="*", help="audio files (any format and rate soundfile reads)")
+    run_opts = argparse.ArgumentParser(add_help=False)
+    run_opts.add_argument("--run", help="run folder (default: the most recent under runs/)")
+    run_opts.add_argument("--checkpoint", help="a checkpoint file instead of --run")
+    device_opts = argparse.ArgumentParser(add_help=False)
+    device_opts.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    corpus_opts = argparse.ArgumentParser(add_help=False)
+    corpus_opts.add_argument("--out", help="output folder (default: a folder in the run)")
+    corpus_opts.add_argument("--data-root", help="the corpus, if it moved since training")
+    files_opts = argparse.ArgumentParser(add_help=False)
+    files_opts.add_argument("inputs", nargs="*", help="audio files (any format and rate soundfile reads)")
+    files_opts.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    files_opts.add_argument("--greedy", action="store_true", help="argmax decoding instead of sampling")
+    files_opts.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
+    files_opts.add_argument("--segment-seconds", type=float, default=0.5,
+                            help="fold long inputs into segments of this length, generated as one batch "
+                                 "(default 0.5)")
+    files_opts.add_argument("--no-fold", dest="segment_seconds", action="store_const", const=None,
+                            help="generate each input in one piece")
+    files_opts.add_argument("--overlap-frames", type=int, default=8,
+                            help="cross-fade between segments, in codes (default 8)")
+    files_opts.add_argument("--seed", type=int, help="seed of the sampler, for reproducible output")
+
+    p = sub.add_parser("convert", parents=[common, run_opts, device_opts, files_opts], help="speak input files in another voice")
     p.add_argument("--speaker", help="the target voice (see --list-speakers)")
     p.add_argument("--list-speakers", action="store_true", help="print the voices the model knows")
-    p.add_argument("--run", help="run folder (default: the most recent under runs/)")
-    p.add_argument("--checkpoint", help="a checkpoint file instead of --run")
     p.add_argument("-o", "--output", default="converted", help="output folder, or a .wav for one input "
                    "(default converted/)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument("--greedy", action="store_true", help="argmax decoding instead of sampling")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
-    p.add_argument("--segment-seconds", type=float, default=0.5,
-                   help="fold long inputs into segments of this length, generated as one batch (default 0.5)")
-    p.add_argument("--no-fold", dest="segment_seconds", action="store_const", const=None,
-                   help="generate each input in one piece")
-    p.add_argument("--overlap-frames", type=int, default=8, help="cross-fade between segments, in codes (default 8)")
-    p.add_argument("--seed", type=int, help="seed of the sampler, for reproducible output")
-    p.add_argument("--device", default="auto")
     p.set_defaults(func=_convert)
 
-    p = sub.add_parser("evaluate-conversion", parents=[common],
-                       help="convert held-out sentences between all voices and score them")
-    p.add_argument("--run", help="run folder (default: the most recent under runs/)")
-    p.add_argument("--checkpoint", help="a checkpoint file instead of --run")
-    p.add_argument("--out", help="output folder (default RUN/conversion)")
-    p.add_argument("--data-root", help="the corpus, if it moved since training")
+    p = sub.add_parser("reconstruct", parents=[common, run_opts, device_opts, files_opts],
+                       help="encode and decode input files in their own speaker's voice")
+    p.add_argument("--speaker", help="the voice to decode in (default: the folder each file lies in, when it "
+                   "is named after a speaker the model knows)")
+    p.add_argument("-o", "--output", default="reconstructed", help="output folder, or a .wav for one input "
+                   "(default reconstructed/); files are named <stem>_reconstructed.wav")
+    p.set_defaults(func=_reconstruct)
+
+    p = sub.add_parser("evaluate-conversion", parents=[common, run_opts, device_opts, corpus_opts],
+                       help="convert held-out sentences between all voices and score them (RUN/conversion)")
     p.add_argument("--sentences", type=int, default=3, help="held-out sentences per voice (default 3)")
     p.add_argument("--seconds", type=float, default=4.0, help="cut utterances to this length (default 4)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
     p.set_defaults(func=_evaluate_conversion)
 
-    p = sub.add_parser("probe-phonemes", parents=[common],
-                       help="how phonetic are the codes: mapping accuracy, purity, PNMI, probes, baselines")
-    p.add_argument("--run", help="run folder (default: the most recent under runs/)")
-    p.add_argument("--checkpoint", help="a checkpoint file instead of --run")
-    p.add_argument("--out", help="output folder (default RUN/probe)")
-    p.add_argument("--data-root", help="the corpus, if it moved since training")
-    p.add_argument("--split", nargs="+", default=["test", "valid"], help="corpus splits to probe (default test valid)")
-    p.add_argument("--max-utterances", type=int)
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_probe_phonemes)
-
-    p = sub.add_parser("reconstruct", parents=[common],
-                       help="encode and decode input files in their own speaker's voice")
-    p.add_argument("inputs", nargs="*", help="audio files (any format and rate soundfile reads)")
-    p.add_argument("--speaker", help="the voice to decode in (default: the folder each file lies in, when it "
-                   "is named after a speaker the model knows)")
-    p.add_argument("--run", help="run folder (default: the most recent under runs/)")
-    p.add_argument("--checkpoint", help="a checkpoint file instead of --run")
-    p.add_argument("-o", "--output", default="reconstructed", help="output folder, or a .wav for one input "
-                   "(default reconstructed/); files are named <stem>_reconstructed.wav")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument("--greedy", action="store_true", help="argmax decoding instead of sampling")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
-    p.add_argument("--segment-seconds", type=float, default=0.5,
-                   help="fold long inputs into segments of this length, generated as one batch (default 0.5)")
-    p.add_argument("--no-fold", dest="segment_seconds", action="store_const", const=None,
-                   help="generate each input in one piece")
-    p.add_argument("--seed", type=int, help="seed of the sampler, for reproducible output")
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=_reconstruct)
-
-    p = sub.add_parser("evaluate-reconstruction", parents=[common],
-                       help="score reconstructions of the test split beside Codec2 and μ-law")
-    p.add_argument("--run", help="run folder (default: the most recent under runs/)")
-    p.add_argument("--checkpoint", help="a checkpoint file instead of --run")
-    p.add_argument("--out", help="output folder (default RUN/reconstruction)")
-    p.add_argument("--data-root", help="the corpus, if it moved since training")
+    p = sub.add_parser("evaluate-reconstruction", parents=[common, run_opts, device_opts, corpus_opts],
+                       help="score reconstructions of the test split beside Codec2 and μ-law (RUN/reconstruction)")
     p.add_argument("--limit", type=int, help="score only the first N test utterances")
     p.add_argument("--seconds", type=float, help="cut utterances to this length (default: whole)")
     p.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS (the slowest metric)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler (default 0)")
-    p.add_argument("--device", default="auto")
     p.set_defaults(func=_evaluate_reconstruction)
+
+    p = sub.add_parser("probe-phonemes", parents=[common, run_opts, corpus_opts],
+                       help="how phonetic are the codes: mapping accuracy, purity, PNMI, probes, baselines "
+                            "(RUN/probe)")
+    p.add_argument("--split", nargs="+", default=["test", "valid"], help="corpus splits to probe (default test valid)")
+    p.add_argument("--max-utterances", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_probe_phonemes)
     return parser
 
 
