@@ -181,3 +181,38 @@ def test_a_folder_with_files_but_no_checkpoint_is_not_overwritten(tiny_config, t
         train(tiny_config(run_dir=run_dir), progress=False)
     assert (run_dir / "config.yaml").read_text() == "my notes\n"
     assert sorted(p.name for p in run_dir.iterdir()) == ["config.yaml"]
+
+
+def _poison(monkeypatch, bad_items):
+    """Make the crops with these item indices all-NaN (as a corrupt float file would be)."""
+    from vqspeech.data.dataset import RandomCrops
+
+    original = RandomCrops.__getitem__
+
+    def getitem(self, i):
+        wav, speaker = original(self, i)
+        return (torch.full_like(wav, float("nan")) if i in bad_items else wav), speaker
+
+    monkeypatch.setattr(RandomCrops, "__getitem__", getitem)
+
+
+@pytest.mark.parametrize("quantizer", ["vq", "ema"])
+def test_a_nan_batch_is_skipped_and_leaves_model_and_codebook_finite(tiny_config, tmp_path, monkeypatch, quantizer):
+    _poison(monkeypatch, bad_items={2, 3})  # batch size 2: the second step's batch
+    cfg = tiny_config("train.max_steps=4", f"quantizer={quantizer}", "quantizer.dead_code_steps=1",
+                      run_dir=tmp_path / "run")
+    result = train(cfg, progress=False)
+    assert (result.step, result.skipped_steps) == (4, 1)
+    model = model_from_checkpoint(load_checkpoint(last_checkpoint(tmp_path / "run")))
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert torch.isfinite(model.quantizer.codebook).all()
+
+
+def test_too_many_non_finite_steps_stop_the_run_naming_the_last_good_checkpoint(tiny_config, tmp_path,
+                                                                                monkeypatch):
+    run_dir = tmp_path / "run"
+    train(tiny_config(run_dir=run_dir), progress=False)  # a good checkpoint at step 2
+    _poison(monkeypatch, bad_items=set(range(4, 100)))
+    with pytest.raises(UserError, match=r"3 non-finite steps in a row up to step 5.*last.pt \(step 2\)"):
+        train(tiny_config("train.max_steps=20", "train.max_bad_steps=3", run_dir=run_dir), progress=False)
+    assert load_checkpoint(last_checkpoint(run_dir))["step"] == 2

@@ -100,7 +100,7 @@ def mu_law_compand(wav: torch.Tensor, channels: int = MU_LAW_CHANNELS) -> torch.
 def mu_law_encode(wav: torch.Tensor, channels: int = MU_LAW_CHANNELS) -> torch.Tensor:
     """μ-law compand and quantise. wav: float [...] in [-1, 1] -> long [...] in [0, channels - 1]."""
     mu = channels - 1
-    y = mu_law_compand(wav, channels)
+    y = mu_law_compand(torch.nan_to_num(wav, nan=0.0), channels)  # NaN would cast to an arbitrary index
     return ((y + 1) / 2 * mu + 0.5).floor().clamp(0, mu).long()
 
 

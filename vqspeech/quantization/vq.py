@@ -103,7 +103,9 @@ class VectorQuantizer(nn.Module):
             update = self.training and bool(torch.isfinite(flat).all())
             if update and not bool(self.initialized):
                 self._init_from_data(flat.detach())
-            codes = squared_distances(flat.detach(), self.codebook.float()).argmin(1)  # [N]
+            # a non-finite frame still gets a valid code (its loss is non-finite, and the step is skipped)
+            search = flat.detach() if update else torch.nan_to_num(flat.detach(), nan=0.0, posinf=0.0, neginf=0.0)
+            codes = squared_distances(search, self.codebook.float()).argmin(1)  # [N]
             counts = torch.bincount(codes, minlength=self.codebook_size)
             q = F.embedding(codes, self.codebook).float()  # [N, D]
 

@@ -39,6 +39,7 @@ class TrainResult:
     valid_loss: float | None        # reconstruction cross-entropy on held-out audio, nats/sample
     metrics: dict[str, float]       # last logged perplexity / used_codes
     checkpoint: Path
+    skipped_steps: int = 0          # steps whose loss or gradient was not finite (no update)
 
 
 def weighted_loss(losses: Mapping[str, torch.Tensor], weights: Mapping[str, float]) -> torch.Tensor:
@@ -108,6 +109,7 @@ def train(cfg: DictConfig, progress: bool = True) -> TrainResult:
     logged: dict[str, float] = {}
     metrics: dict[str, float] = {}
     valid_loss = None
+    skipped = bad_in_row = 0
 
     def save(name: str = ckpt.LAST) -> Path:
         payload = {"step": step, "model_kwargs": kwargs, "model": model.state_dict(),
@@ -128,8 +130,20 @@ def train(cfg: DictConfig, progress: bool = True) -> TrainResult:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+            step += 1  # a skipped step still consumes its batch, so resumed runs stay aligned
+            if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+                skipped, bad_in_row = skipped + 1, bad_in_row + 1
+                writer.add_scalar("train/skipped_steps", skipped, step)
+                bar.write(f"step {step}: non-finite loss or gradient, update skipped ({skipped} so far)")
+                if bad_in_row >= tcfg.max_bad_steps:
+                    good = ckpt.load_checkpoint(last_path)["step"] if last_path.exists() else None
+                    where = f"{last_path} (step {good})" if good is not None else "none yet"
+                    raise UserError(f"{bad_in_row} non-finite steps in a row up to step {step}; stopped. "
+                                    f"Last good checkpoint: {where}")
+                bar.update(1)
+                continue
+            bad_in_row = 0
             optimizer.step()
-            step += 1
 
             if step % tcfg.log_every == 0 or step == tcfg.max_steps:
                 logged = {"total": loss.item(), **{k: v.item() for k, v in out.losses.items()}}
@@ -175,7 +189,7 @@ def train(cfg: DictConfig, progress: bool = True) -> TrainResult:
     seconds = time.monotonic() - started
     log.info("trained steps %d..%d in %.1f s", start_step, step, seconds)
     return TrainResult(run_dir=run_dir, step=step, resumed_from=start_step, train_losses=logged,
-                       valid_loss=valid_loss, metrics=metrics, checkpoint=last_path)
+                       valid_loss=valid_loss, metrics=metrics, checkpoint=last_path, skipped_steps=skipped)
 
 
 def _validation_set(corpus, speakers, cfg: DictConfig, progress: bool) -> LoadedSplit:
