@@ -111,3 +111,13 @@ def test_segments_cover_the_utterance():
     config = GenerationConfig(segment_frames=4, overlap_frames=1)
     assert _segments(3, config) == [(0, 0, 3)]
     assert _segments(10, config) == [(0, 0, 4), (2, 3, 8), (6, 7, 10)]
+
+
+def test_generating_in_several_batches_equals_one_batch():
+    dec = decoder()
+    conds = [conditioning(dec, n)[0] for n in (9, 4)]
+    one = generate(dec, conds, GenerationConfig(greedy=True, segment_frames=3, overlap_frames=1))
+    several = generate(dec, conds, GenerationConfig(greedy=True, segment_frames=3, overlap_frames=1, max_batch=2))
+    assert all(torch.equal(a, b) for a, b in zip(one, several))
+    with pytest.raises(ValueError, match="max_batch"):
+        GenerationConfig(max_batch=0)

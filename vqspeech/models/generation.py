@@ -37,18 +37,23 @@ class GenerationConfig:
         segment_frames: fold utterances longer than this many latent frames into segments generated as
             one batch; None generates every utterance in one piece.
         overlap_frames: cross-fade length between segments, in frames (as much again is warm-up).
+        max_batch: segments generated together at most; more are generated batch after batch, which
+            bounds memory for long inputs.
     """
 
     greedy: bool = False
     temperature: float = 1.0
     segment_frames: int | None = None
     overlap_frames: int = 8
+    max_batch: int = 64
 
     def __post_init__(self):
         if not self.greedy and self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
         if self.segment_frames is not None and self.segment_frames < 1:
             raise ValueError(f"segment_frames must be at least 1, got {self.segment_frames}")
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {self.max_batch}")
         if self.overlap_frames < 0:
             raise ValueError(f"overlap_frames must be non-negative, got {self.overlap_frames}")
 
@@ -131,24 +136,14 @@ def _segments(frames: int, config: GenerationConfig) -> list[tuple[int, int, int
 
 
 @torch.inference_mode()
-def generate(decoder: WaveNetDecoder, conds: list[Tensor], config: GenerationConfig,
-             generator: torch.Generator | None = None, progress: bool = False) -> list[Tensor]:
-    """Generate waveforms for a batch of utterances.
-
-    Args:
-        conds: one Tensor[L, 2C, F_i] per utterance (:meth:`WaveNetDecoder.conditioning` of its latents).
-    Returns:
-        one waveform Tensor[F_i · hop] per utterance, floats in [-1, 1].
-    """
+def _generate_rows(decoder: WaveNetDecoder, conds: list[Tensor], pieces: list[tuple[int, int, int, int]],
+                   config: GenerationConfig, generator: torch.Generator | None, progress: bool) -> list[Tensor]:
+    """Generate the given pieces as one batch; returns each piece's waveform [(end − start) · hop]."""
     hop = decoder.hop_length
-    pieces = []  # (utterance, start, keep_from, end)
-    for u, cond in enumerate(conds):
-        pieces += [(u, *s) for s in _segments(cond.shape[-1], config)]
     longest = max(end - start for _, start, _, end in pieces)
     batch = conds[0].new_zeros(len(pieces), *conds[0].shape[:2], longest)
     for row, (u, start, _, end) in enumerate(pieces):
         batch[row, ..., : end - start] = conds[u][..., start:end]
-
     net = IncrementalWaveNet(decoder)
     net.start(batch)
     samples = torch.empty(len(pieces), longest * hop, dtype=torch.long, device=batch.device)
@@ -162,10 +157,29 @@ def generate(decoder: WaveNetDecoder, conds: list[Tensor], config: GenerationCon
             sample = torch.multinomial(probs, 1, generator=generator)[:, 0]
         samples[:, t] = sample
     waves = mu_law_decode(samples)
+    return [waves[row, : (end - start) * hop] for row, (_, start, _, end) in enumerate(pieces)]
 
-    out = [torch.zeros(cond.shape[-1] * hop, device=batch.device) for cond in conds]
+
+def generate(decoder: WaveNetDecoder, conds: list[Tensor], config: GenerationConfig,
+             generator: torch.Generator | None = None, progress: bool = False) -> list[Tensor]:
+    """Generate waveforms for a batch of utterances.
+
+    Args:
+        conds: one Tensor[L, 2C, F_i] per utterance (:meth:`WaveNetDecoder.conditioning` of its latents).
+    Returns:
+        one waveform Tensor[F_i · hop] per utterance, floats in [-1, 1].
+    """
+    hop = decoder.hop_length
+    pieces = []  # (utterance, start, keep_from, end)
+    for u, cond in enumerate(conds):
+        pieces += [(u, *s) for s in _segments(cond.shape[-1], config)]
+    waves = []  # one Tensor[T_row] per piece, in order
+    for first in range(0, len(pieces), config.max_batch):
+        waves += _generate_rows(decoder, conds, pieces[first:first + config.max_batch], config, generator, progress)
+
+    out = [torch.zeros(cond.shape[-1] * hop, device=cond.device) for cond in conds]
     for row, (u, start, keep_from, end) in enumerate(pieces):
-        piece = waves[row, (keep_from - start) * hop: (end - start) * hop]
+        piece = waves[row][(keep_from - start) * hop:]
         fade = min(config.overlap_frames * hop, len(piece)) if keep_from > 0 else 0
         if fade:
             ramp = torch.linspace(0.0, 1.0, fade + 2, device=piece.device)[1:-1]
