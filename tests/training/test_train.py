@@ -216,3 +216,13 @@ def test_too_many_non_finite_steps_stop_the_run_naming_the_last_good_checkpoint(
     with pytest.raises(UserError, match=r"3 non-finite steps in a row up to step 5.*last.pt \(step 2\)"):
         train(tiny_config("train.max_steps=20", "train.max_bad_steps=3", run_dir=run_dir), progress=False)
     assert load_checkpoint(last_checkpoint(run_dir))["step"] == 2
+
+
+def test_keep_last_keeps_the_newest_numbered_checkpoints(tiny_config, tmp_path):
+    run_dir = tmp_path / "run"
+    train(tiny_config("train.max_steps=5", "train.checkpoint_every=1", "train.keep_last=2", run_dir=run_dir),
+          progress=False)
+    names = sorted(p.name for p in (run_dir / "checkpoints").glob("*.pt"))
+    assert names == ["best.pt", "last.pt", "step-00000004.pt", "step-00000005.pt"]
+    assert load_checkpoint(run_dir / "checkpoints" / "step-00000004.pt")["step"] == 4
+    assert load_checkpoint(run_dir / "checkpoints" / "step-00000005.pt")["step"] == 5

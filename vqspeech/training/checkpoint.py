@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import shutil
 import zipfile
 import tempfile
 from dataclasses import dataclass
@@ -44,6 +45,22 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def keep_history(last: Path, step: int, keep: int | None) -> None:
+    """Keep ``last`` also as ``step-NNNNNNNN.pt`` (a hard link: no copy) and delete all but the newest
+    ``keep`` of those; None keeps every one."""
+    numbered = last.with_name(f"step-{step:08d}.pt")
+    if numbered.exists():
+        numbered.unlink()
+    try:
+        os.link(last, numbered)
+    except OSError:  # a file system without hard links
+        shutil.copyfile(last, numbered)
+    if keep is not None:
+        history = sorted(last.parent.glob("step-*.pt"))
+        for old in history[: max(len(history) - keep, 0)]:
+            old.unlink()
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -115,7 +115,10 @@ def train(cfg: DictConfig, progress: bool = True) -> TrainResult:
         payload = {"step": step, "model_kwargs": kwargs, "model": model.state_dict(),
                    "optimizer": optimizer.state_dict(), "config": OmegaConf.to_container(cfg, resolve=True),
                    "rng": ckpt.rng_state(), "best_valid_loss": best}
-        return ckpt.save_checkpoint(run_dir / "checkpoints" / name, payload)
+        path = ckpt.save_checkpoint(run_dir / "checkpoints" / name, payload)
+        if name == ckpt.LAST:
+            ckpt.keep_history(path, step, tcfg.keep_last)
+        return path
 
     bar = tqdm(total=tcfg.max_steps, initial=step, desc="train", unit="step", disable=not progress,
                dynamic_ncols=True)

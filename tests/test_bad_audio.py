@@ -1,0 +1,195 @@
+"""Bad and unusual audio through convert, reconstruct and train: kinds × commands, one table.
+
+Each kind of input file (empty, header only, silent, NaN, inf, stereo, 8/24-bit, float, 8/48 kHz,
+truncated header, text, 10 minutes) goes through ``vqspeech convert``, ``vqspeech reconstruct`` (in-process,
+on one tiny run trained per module) and ``vqspeech train`` (as an extra utterance of a small corpus).
+Usable audio gives exit 0 and a 16 kHz mono output of the input's duration; unusable audio gives exit 2,
+one ``error:`` line naming the file, no traceback, and nothing (not even a temp file) in the output folder.
+Training skips unusable files with a warning naming them and trains on the rest. ``pytest -s`` prints the
+outcome table at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vqspeech.cli import main
+
+MODEL_RATE = 16000
+SPEAKERS = ("spk_a", "spk_b", "spk_c")
+TINY_FILES = 18  # tiny_corpus: 3 speakers × 6 utterances
+
+
+def speech_like(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    return (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2
+            + 0.01 * rng.standard_normal(t.shape)).astype(np.float32)
+
+
+def _write(path: Path, kind: str) -> tuple[int, int] | None:
+    """Write a file of ``kind`` at ``path``; returns (frames, sample rate) for usable audio, else None."""
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "zero_length":
+        sf.write(str(path), np.zeros(0, np.float32), MODEL_RATE, subtype="PCM_16")
+    elif kind == "all_zeros":
+        sf.write(str(path), np.zeros(MODEL_RATE, np.float32), MODEL_RATE, subtype="PCM_16")
+        return MODEL_RATE, MODEL_RATE
+    elif kind in ("nan", "inf"):
+        wav = speech_like(0.5, MODEL_RATE)
+        wav[1000:1010] = np.nan if kind == "nan" else np.inf
+        sf.write(str(path), wav, MODEL_RATE, subtype="FLOAT")
+    elif kind == "stereo16":
+        wav = np.stack([speech_like(0.5, MODEL_RATE), speech_like(0.5, MODEL_RATE, 1)], axis=1)
+        sf.write(str(path), wav, MODEL_RATE, subtype="PCM_16")
+        return len(wav), MODEL_RATE
+    elif kind in ("pcm_u8", "pcm24", "float32"):
+        subtype = {"pcm_u8": "PCM_U8", "pcm24": "PCM_24", "float32": "FLOAT"}[kind]
+        wav = speech_like(0.5, MODEL_RATE)
+        sf.write(str(path), wav, MODEL_RATE, subtype=subtype)
+        return len(wav), MODEL_RATE
+    elif kind in ("rate8k", "rate48k"):
+        sr = 8000 if kind == "rate8k" else 48000
+        wav = speech_like(0.5, sr)
+        sf.write(str(path), wav, sr, subtype="PCM_16")
+        return len(wav), sr
+    elif kind == "truncated":
+        full = path.with_name(f"full_{path.name}")
+        sf.write(str(full), speech_like(0.5, MODEL_RATE), MODEL_RATE, subtype="PCM_16")
+        path.write_bytes(full.read_bytes()[:20])
+        full.unlink()
+    elif kind == "text":
+        path.write_text("this is not audio\njust a text file named .wav\n")
+    elif kind == "long":
+        n = 10 * 60 * MODEL_RATE
+        wav = (0.01 * np.random.default_rng(0).standard_normal(n)).astype(np.float32)
+        sf.write(str(path), wav, MODEL_RATE, subtype="PCM_16")
+        return n, MODEL_RATE
+    else:
+        raise AssertionError(kind)
+    return None
+
+
+# kind -> (usable for convert/reconstruct, usable for train)
+KINDS = {
+    "empty": (False, False), "zero_length": (False, False), "all_zeros": (False, True),
+    "nan": (False, False), "inf": (False, False), "stereo16": (True, True), "pcm_u8": (True, True),
+    "pcm24": (True, True), "float32": (True, True), "rate8k": (True, True), "rate48k": (True, True),
+    "truncated": (False, False), "text": (False, False), "long": (True, True),
+}
+COMMANDS = ("convert", "reconstruct", "train")
+OUTCOMES: dict[tuple[str, str], str] = {}
+
+
+def kind_params():
+    return [pytest.param(k, marks=pytest.mark.slow) if k == "long" else k for k in KINDS]
+
+
+@pytest.fixture(scope="module")
+def trained_run(demo_recipe, tiny_corpus, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("bad_audio") / "run"
+    assert main(["train", str(demo_recipe), "+debug=tiny", f"data.root={tiny_corpus}", f"run_dir={run_dir}",
+                 "train.device=cpu", "train.audio_every=null", "-q"]) == 0
+    return run_dir
+
+
+def _check_stderr(err: str, name: str, expect_error: bool) -> None:
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("using ")]
+    assert all(line.startswith("error:") for line in lines), err
+    if expect_error:
+        assert len(lines) == 1, err
+        assert name in lines[0], err
+    else:
+        assert lines == [], err
+
+
+def _run_file_command(command, kind, trained_run, tmp_path, capsys):
+    src_dir = tmp_path / "in"
+    src_dir.mkdir()
+    src = src_dir / f"{kind}.wav"
+    usable_info = _write(src, kind)
+    usable = KINDS[kind][0]
+    out = tmp_path / "out"
+    capsys.readouterr()
+    code = main([command, str(src), "--speaker", "spk_a", "--run", str(trained_run), "-o", str(out), "--seed", "0",
+                 "-q"])
+    err = capsys.readouterr().err
+    first_error = next((line for line in err.splitlines() if line.startswith("error:")), "")
+    OUTCOMES[(kind, command)] = f"exit {code}" + (f" ({_reason(first_error)})" if first_error else "")
+    _check_stderr(err, src.name, expect_error=not usable)
+    if usable:
+        assert code == 0, err
+        suffix = "_to_spk_a" if command == "convert" else "_reconstructed"
+        written = out / f"{kind}{suffix}.wav"
+        info = sf.info(str(written))
+        assert (info.samplerate, info.channels) == (MODEL_RATE, 1)
+        frames, sr = usable_info
+        assert abs(info.frames - frames * MODEL_RATE / sr) <= 1, (info.frames, frames, sr)
+        assert sorted(p.name for p in out.iterdir()) == [written.name]  # no temp files, nothing else
+    else:
+        assert code == 2, err
+        assert not out.exists() or list(out.iterdir()) == [], list(out.iterdir())
+
+
+def _reason(error_line: str) -> str:
+    """The error's reason without the path: 'error: /x/y.wav: the audio is silent' -> 'the audio is silent'."""
+    return error_line.split(".wav: ", 1)[-1][:48]
+
+
+@pytest.mark.parametrize("kind", kind_params())
+@pytest.mark.parametrize("command", ["convert", "reconstruct"])
+def test_file_commands(command, kind, trained_run, tmp_path, capsys):
+    _run_file_command(command, kind, trained_run, tmp_path, capsys)
+
+
+@pytest.mark.parametrize("kind", kind_params())
+def test_train_with_one_bad_utterance(kind, demo_recipe, tiny_corpus, tmp_path, capsys, caplog):
+    root = tmp_path / "corpus"
+    for speaker in SPEAKERS:
+        shutil.copytree(tiny_corpus / speaker, root / speaker)
+    bad = root / "spk_a" / f"bad_{kind}.wav"
+    _write(bad, kind)
+    usable = KINDS[kind][1]
+    caplog.set_level(logging.INFO, logger="vqspeech")
+    capsys.readouterr()
+    code = main(["train", str(demo_recipe), "+debug=tiny", f"data.root={root}", "data.manifest=null",
+                 "data.valid_fraction=0", "data.test_fraction=0", f"run_dir={tmp_path / 'run'}",
+                 "train.device=cpu", "train.audio_every=null", "-q"])
+    captured = capsys.readouterr()
+    log_text = captured.err + caplog.text
+    skipped = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and bad.name in r.getMessage()]
+    OUTCOMES[(kind, "train")] = f"exit {code}" + (" (skipped, warned)" if skipped else " (used)")
+    assert "Traceback" not in captured.err, captured.err
+    assert code == 0, log_text
+    assert "error:" not in captured.err
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
+    n_train = [r.args[0] for r in caplog.records if r.msg.startswith("train: %d utterances")]
+    if usable:
+        assert not skipped, skipped
+        assert n_train == [TINY_FILES + 1], log_text
+    else:
+        assert len(skipped) == 1 and str(bad) in skipped[0], log_text
+        assert "\n" not in skipped[0]
+        assert n_train == [TINY_FILES], log_text
+
+
+def test_zz_outcome_table():
+    """Print kind × command -> outcome (run with -s to see it); runs after the cases above."""
+    if not OUTCOMES:
+        pytest.skip("no cases ran")
+    width = max(len(k) for k in KINDS)
+    cols = [max(len(c), *(len(OUTCOMES.get((k, c), "-")) for k in KINDS)) for c in COMMANDS]
+    lines = ["", f"{'kind':<{width}} | " + " | ".join(f"{c:<{w}}" for c, w in zip(COMMANDS, cols))]
+    lines.append("-" * len(lines[1]))
+    for kind in KINDS:
+        lines.append(f"{kind:<{width}} | " + " | ".join(f"{OUTCOMES.get((kind, c), '-'):<{w}}"
+                                                         for c, w in zip(COMMANDS, cols)))
+    print("\n".join(lines))
