@@ -62,3 +62,18 @@ def test_kwargs_difference_names_the_first_differing_key():
     b = {"model": {"decoder": {"channels": 64, "stacks": 2}}, "speakers": ["a"]}
     assert find_kwargs_difference(a, b) == "model.decoder.channels"
     assert find_kwargs_difference(a, {**a, "extra": 1}) == "extra"
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_its_kwargs_names_the_key(tiny_config, tmp_path):
+    from vqspeech.training import train
+    from vqspeech.training.checkpoint import model_from_checkpoint
+
+    run_dir = tmp_path / "run"
+    train(tiny_config(run_dir=run_dir), progress=False)
+    payload = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    payload["model"]["quantizer.codebook"] = torch.zeros(3, 3)
+    with pytest.raises(UserError, match=r"'quantizer.codebook' has shape \(3, 3\)"):
+        model_from_checkpoint(payload)
+    del payload["model"]["quantizer.codebook"]
+    with pytest.raises(UserError, match="'quantizer.codebook' is missing"):
+        model_from_checkpoint(payload)

@@ -86,8 +86,20 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def model_from_checkpoint(payload: dict[str, Any]) -> VQVAE:
     """Rebuild the model a checkpoint was saved from and load its weights."""
-    model = build_model(payload["model_kwargs"])
-    model.load_state_dict(payload["model"])
+    try:
+        model = build_model(payload["model_kwargs"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise UserError(f"checkpoint's model_kwargs do not build a model ({exc}); it was written by "
+                        f"vqspeech {payload.get('vqspeech_version', '?')}") from None
+    expected, stored = model.state_dict(), payload["model"]
+    for key in sorted(set(expected) | set(stored)):
+        if key not in stored or key not in expected:
+            where = "missing from the checkpoint" if key not in stored else "not in the model"
+            raise UserError(f"checkpoint does not match its model_kwargs: '{key}' is {where}")
+        if expected[key].shape != stored[key].shape:
+            raise UserError(f"checkpoint does not match its model_kwargs: '{key}' has shape "
+                            f"{tuple(stored[key].shape)}, the model expects {tuple(expected[key].shape)}")
+    model.load_state_dict(stored)
     return model
 
 
