@@ -123,7 +123,7 @@ def _run_file_command(command, kind, trained_run, tmp_path, capsys):
                  "-q"])
     err = capsys.readouterr().err
     first_error = next((line for line in err.splitlines() if line.startswith("error:")), "")
-    OUTCOMES[(kind, command)] = f"exit {code}" + (f" ({_reason(first_error)})" if first_error else "")
+    OUTCOMES[(kind, command)] = f"exit {code}" + (f" ({_reason(first_error, src)})" if first_error else "")
     _check_stderr(err, src.name, expect_error=not usable)
     if usable:
         assert code == 0, err
@@ -132,6 +132,7 @@ def _run_file_command(command, kind, trained_run, tmp_path, capsys):
         info = sf.info(str(written))
         assert (info.samplerate, info.channels) == (MODEL_RATE, 1)
         frames, sr = usable_info
+        OUTCOMES[(kind, command)] += f" ({info.frames} frames, {info.samplerate} Hz mono)"
         assert abs(info.frames - frames * MODEL_RATE / sr) <= 1, (info.frames, frames, sr)
         assert sorted(p.name for p in out.iterdir()) == [written.name]  # no temp files, nothing else
     else:
@@ -139,9 +140,10 @@ def _run_file_command(command, kind, trained_run, tmp_path, capsys):
         assert not out.exists() or list(out.iterdir()) == [], list(out.iterdir())
 
 
-def _reason(error_line: str) -> str:
+def _reason(error_line: str, path: Path) -> str:
     """The error's reason without the path: 'error: /x/y.wav: the audio is silent' -> 'the audio is silent'."""
-    return error_line.split(".wav: ", 1)[-1][:48]
+    reason = error_line.removeprefix(f"error: {path}: ").replace(f"'{path}'", "FILE").replace(str(path), "FILE")
+    return reason if len(reason) <= 60 else reason[:57] + "..."
 
 
 @pytest.mark.parametrize("kind", kind_params())
