@@ -45,7 +45,7 @@ class GenerationConfig:
     temperature: float = 1.0
     segment_frames: int | None = None
     overlap_frames: int = 8
-    max_batch: int = 64
+    max_batch: int = 256
 
     def __post_init__(self):
         if not self.greedy and self.temperature <= 0:
