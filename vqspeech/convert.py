@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vqspeech.data.audio import AudioError, load_audio, save_audio
+from vqspeech.data.audio import load_audio, save_audio
 from vqspeech.errors import UserError
 from vqspeech.models import VQVAE
 from vqspeech.models.generation import GenerationConfig

@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from vqspeech.data.alignments import PhoneSet, Segment, check_alignment, frame_labels, read_alignment
@@ -41,6 +40,7 @@ from vqspeech.data.audio import load_audio
 from vqspeech.data.corpus import Corpus, Utterance
 from vqspeech.data.features import log_mel
 from vqspeech.errors import UserError
+from vqspeech.eval.logistic import fit_softmax_regression
 from vqspeech.models import VQVAE, build_model
 from vqspeech.quantization.kmeans import kmeans, squared_distances
 
@@ -132,22 +132,9 @@ def linear_probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y
     if not len(y_train) or not len(y_test):
         return None
     mean, std = _moments(x_train)
-    with torch.inference_mode(False), torch.enable_grad():  # callable from an inference-mode caller
-        x = torch.from_numpy(((x_train - mean) / std).astype(np.float32))
-        y = torch.from_numpy(y_train.astype(np.int64))
-        weight = torch.zeros(x.shape[1], n_classes, requires_grad=True)
-        bias = torch.zeros(n_classes, requires_grad=True)
-        optimizer = torch.optim.LBFGS([weight, bias], max_iter=max_iter, history_size=20,
-                                      line_search_fn="strong_wolfe")
-
-        def closure() -> torch.Tensor:
-            optimizer.zero_grad()
-            loss = F.cross_entropy(x @ weight + bias, y) + l2 * weight.pow(2).sum()
-            loss.backward()
-            return loss
-
-        optimizer.step(closure)
-        logits = torch.from_numpy(((x_test - mean) / std).astype(np.float32)) @ weight.detach() + bias.detach()
+    weight, bias = fit_softmax_regression(torch.from_numpy(((x_train - mean) / std).astype(np.float32)),
+                                          torch.from_numpy(y_train.astype(np.int64)), n_classes, l2, max_iter)
+    logits = torch.from_numpy(((x_test - mean) / std).astype(np.float32)) @ weight + bias
     return float((logits.argmax(1).numpy() == y_test).mean())
 
 

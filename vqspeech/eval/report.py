@@ -13,7 +13,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -51,7 +50,7 @@ class RunReport:
     reconstructions: list[Reconstruction] = field(default_factory=list)
 
     def markdown(self) -> str:
-        lines = [f"# vqspeech run report", "", f"checkpoint `{self.checkpoint}` (step {self.step})", "",
+        lines = ["# vqspeech run report", "", f"checkpoint `{self.checkpoint}` (step {self.step})", "",
                  "| measure | value |", "|---|---|",
                  f"| test utterances | {self.test_utterances} |",
                  f"| test reconstruction loss (nats/sample, teacher-forced) | {self.test_loss:.4f} |",

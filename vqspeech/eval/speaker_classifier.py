@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from vqspeech.data.features import log_mel
+from vqspeech.eval.logistic import fit_softmax_regression
 
 TARGET_RMS = 0.1
 
@@ -48,22 +48,10 @@ class SpeakerClassifier:
             raise ValueError(f"need as many labels as waves, and at least one ({len(waves)} vs {len(labels)})")
         features = utterance_features(waves, sample_rate)
         mean, std = features.mean(axis=0), features.std(axis=0) + 1e-6
-        with torch.inference_mode(False), torch.enable_grad():  # callable from an inference-mode caller
-            x = torch.from_numpy((features - mean) / std)
-            y = torch.as_tensor(list(labels), dtype=torch.long)
-            weight = torch.zeros(x.shape[1], n_classes, dtype=torch.float64, requires_grad=True)
-            bias = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
-            optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, tolerance_grad=1e-9,
-                                          tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
-
-            def closure() -> torch.Tensor:
-                optimizer.zero_grad()
-                loss = F.cross_entropy(x @ weight + bias, y) + l2 * weight.pow(2).sum()
-                loss.backward()
-                return loss
-
-            optimizer.step(closure)
-        return cls(mean, std, weight.detach(), bias.detach(), sample_rate)
+        weight, bias = fit_softmax_regression(torch.from_numpy((features - mean) / std),
+                                              torch.as_tensor(list(labels), dtype=torch.long), n_classes, l2,
+                                              max_iter, tolerance_grad=1e-9, tolerance_change=1e-12)
+        return cls(mean, std, weight, bias, sample_rate)
 
     @property
     def n_classes(self) -> int:
