@@ -115,3 +115,27 @@ def vctk_mini(pytestconfig) -> Path:
     if not (path / "wav16").is_dir():
         pytest.skip(f"VCTK excerpt not found at {path} (set --vctk-mini or VQSPEECH_VCTK_MINI)")
     return path
+
+
+@pytest.fixture
+def tiny_model():
+    """``make(speakers)``: an untrained VQVAE with hop 8 and a 2 × 3-layer WaveNet, seeded, in eval mode."""
+    import torch
+
+    from vqspeech.models import build_model
+
+    def make(speakers=("a", "b")):
+        torch.manual_seed(0)
+        return build_model({
+            "model": {
+                "encoder": {"channels": 8, "latent_dim": 4, "n_layers": 3, "kernel_size": 4, "stride": 2},
+                "decoder": {"residual_channels": 8, "skip_channels": 16, "cond_channels": 8, "kernel_size": 2,
+                            "layers_per_stack": 3, "stacks": 2},
+                "speaker_dim": 4,
+            },
+            "quantizer": {"codebook_size": 16, "ema_decay": None, "ema_epsilon": 1e-5, "init": None,
+                          "kmeans_iters": 10, "dead_code_steps": None},
+            "speakers": list(speakers),
+        }).eval()
+
+    return make

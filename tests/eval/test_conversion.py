@@ -1,7 +1,6 @@
 """Conversion evaluation: mel-cepstral distortion, the speaker classifier, and the whole report on a tiny
 untrained model over a tiny parallel corpus."""
 
-import copy
 import json
 from pathlib import Path
 
@@ -14,22 +13,10 @@ from vqspeech.data.features import mel_cepstral_distortion, mel_cepstrum
 from vqspeech.errors import UserError
 from vqspeech.eval.conversion import evaluate_conversion
 from vqspeech.eval.speaker_classifier import SpeakerClassifier
-from vqspeech.models import build_model
 
 SR = 16000
 SPEAKERS = ["spk_a", "spk_b", "spk_c"]
 VOICES = {"spk_a": (110.0, 700.0), "spk_b": (190.0, 1300.0), "spk_c": (290.0, 2200.0)}  # f0, formant (Hz)
-KWARGS = {  # as tests/models/test_vqvae.py: hop 8, a 2 × 3-layer WaveNet
-    "model": {
-        "encoder": {"channels": 8, "latent_dim": 4, "n_layers": 3, "kernel_size": 4, "stride": 2},
-        "decoder": {"residual_channels": 8, "skip_channels": 16, "cond_channels": 8, "kernel_size": 2,
-                    "layers_per_stack": 3, "stacks": 2},
-        "speaker_dim": 4,
-    },
-    "quantizer": {"codebook_size": 16, "ema_decay": None, "ema_epsilon": 1e-5, "init": None,
-                  "kmeans_iters": 10, "dead_code_steps": None},
-    "speakers": SPEAKERS,
-}
 
 
 def voice(f0: float, formant: float, seconds: float, seed: int, sweep: float = 0.3) -> np.ndarray:
@@ -101,16 +88,9 @@ def write_corpus(root: Path, utterances: dict[str, dict[str, str]]) -> Path:
     return root
 
 
-def tiny_model(speakers: list[str]):
-    import torch
-
-    torch.manual_seed(0)
-    kwargs = copy.deepcopy(KWARGS)
-    kwargs["speakers"] = speakers
-    return build_model(kwargs).eval()
 
 
-def test_evaluate_conversion_writes_the_matrix_and_scores_in_range(tmp_path):
+def test_evaluate_conversion_writes_the_matrix_and_scores_in_range(tmp_path, tiny_model):
     splits = {"u0": "train", "u1": "train", "u2": "train", "u3": "train", "s0": "test", "s1": "test"}
     corpus = load_corpus(write_corpus(tmp_path / "corpus", {spk: splits for spk in SPEAKERS}), "manifest.jsonl")
     model = tiny_model(SPEAKERS)
@@ -148,7 +128,7 @@ def test_evaluate_conversion_writes_the_matrix_and_scores_in_range(tmp_path):
 
 
 @pytest.mark.parametrize("second_test_id, parallel", [("p2_003", True), ("p2_005", False)])
-def test_vctk_style_ids_pair_up_by_sentence_number_else_no_mcd(tmp_path, second_test_id, parallel):
+def test_vctk_style_ids_pair_up_by_sentence_number_else_no_mcd(tmp_path, tiny_model, second_test_id, parallel):
     """VCTK stems carry the speaker (p225_003): the sentence is the part after the first "_"."""
     utterances = {"p1": {"p1_001": "train", "p1_002": "train", "p1_003": "test"},
                   "p2": {"p2_001": "train", "p2_002": "train", second_test_id: "test"}}
@@ -169,7 +149,7 @@ def test_vctk_style_ids_pair_up_by_sentence_number_else_no_mcd(tmp_path, second_
     assert report.similarity_same_speaker is None  # one held-out utterance per speaker: nothing to compare
 
 
-def test_fewer_than_two_usable_speakers_is_a_user_error(tmp_path):
+def test_fewer_than_two_usable_speakers_is_a_user_error(tmp_path, tiny_model):
     utterances = {spk: {"u0": "train", "s0": "test"} for spk in ("spk_a", "spk_b")}
     corpus = load_corpus(write_corpus(tmp_path / "corpus", utterances), "manifest.jsonl")
     with pytest.raises(UserError, match="at least 2"):

@@ -2,7 +2,6 @@
 from PESQ with its reason, Codec2 round trips and its missing-tool message, μ-law resolution, and the
 TensorBoard samples on a tiny untrained model."""
 
-import copy
 import shutil
 
 import numpy as np
@@ -12,7 +11,6 @@ import torch
 from vqspeech.errors import UserError
 from vqspeech.eval import baselines
 from vqspeech.eval.reconstruction import Dnsmos, log_reconstructions, score
-from vqspeech.models import build_model
 
 SR = 16000
 needs_codec2 = pytest.mark.skipif(shutil.which("c2enc") is None, reason="codec2 (c2enc) is not installed")
@@ -116,17 +114,6 @@ def test_dnsmos_runs_from_the_wheel_and_scores_speech_above_noise():
     assert speech["bak"] > noise["bak"]
 
 
-KWARGS = {  # as tests/models/test_vqvae.py: hop 8, a 2 × 3-layer WaveNet
-    "model": {
-        "encoder": {"channels": 8, "latent_dim": 4, "n_layers": 3, "kernel_size": 4, "stride": 2},
-        "decoder": {"residual_channels": 8, "skip_channels": 16, "cond_channels": 8, "kernel_size": 2,
-                    "layers_per_stack": 3, "stacks": 2},
-        "speaker_dim": 4,
-    },
-    "quantizer": {"codebook_size": 16, "ema_decay": None, "ema_epsilon": 1e-5, "init": None,
-                  "kmeans_iters": 10, "dead_code_steps": None},
-    "speakers": ["a", "b"],
-}
 
 
 class FakeWriter:
@@ -140,9 +127,8 @@ class FakeWriter:
         self.images[tag] = (image, step)
 
 
-def test_tensorboard_samples_are_short_and_leave_the_training_rng_and_mode_alone():
-    torch.manual_seed(0)
-    model = build_model(copy.deepcopy(KWARGS)).train()
+def test_tensorboard_samples_are_short_and_leave_the_training_rng_and_mode_alone(tiny_model):
+    model = tiny_model().train()
     writer = FakeWriter()
     rng = torch.get_rng_state()
     log_reconstructions(writer, model, [speech_like(2.0), speech_like(0.3, 1)], [0, 1], ["a_u1", "b_u2"], 7, SR,
