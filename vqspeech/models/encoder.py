@@ -10,8 +10,8 @@ from vqspeech.data.audio import mu_law_compand
 class ConvEncoder(nn.Module):
     """wav [B, 1, T] -> z_e [B, D, T / hop], hop = stride ** n_layers.
 
-    The waveform is μ-law companded first (a fixed pointwise map that lifts quiet speech out of the
-    noise floor of a randomly initialised network; without it the codes collapse early in training).
+    The waveform is μ-law companded first (a fixed pointwise map that lifts quiet speech above the
+    network's biases).
     Each layer is a strided Conv1d (padding (kernel − stride) / 2, so T halves exactly) and a ReLU;
     a final 1×1 convolution maps to the latent dimension D.
 
