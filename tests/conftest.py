@@ -118,15 +118,11 @@ def vctk_mini(pytestconfig) -> Path:
 
 
 @pytest.fixture
-def tiny_model():
-    """``make(speakers)``: an untrained VQVAE with hop 8 and a 2 × 3-layer WaveNet, seeded, in eval mode."""
-    import torch
+def tiny_model_kwargs():
+    """``make(speakers)``: fresh constructor kwargs of a VQVAE with hop 8 and a 2 × 3-layer WaveNet."""
 
-    from vqspeech.models import build_model
-
-    def make(speakers=("a", "b")):
-        torch.manual_seed(0)
-        return build_model({
+    def make(speakers=("a", "b")) -> dict:
+        return {
             "model": {
                 "encoder": {"channels": 8, "latent_dim": 4, "n_layers": 3, "kernel_size": 4, "stride": 2},
                 "decoder": {"residual_channels": 8, "skip_channels": 16, "cond_channels": 8, "kernel_size": 2,
@@ -136,6 +132,20 @@ def tiny_model():
             "quantizer": {"codebook_size": 16, "ema_decay": None, "ema_epsilon": 1e-5, "init": None,
                           "kmeans_iters": 10, "dead_code_steps": None},
             "speakers": list(speakers),
-        }).eval()
+        }
+
+    return make
+
+
+@pytest.fixture
+def tiny_model(tiny_model_kwargs):
+    """``make(speakers)``: that VQVAE untrained, seeded, in eval mode."""
+    import torch
+
+    from vqspeech.models import build_model
+
+    def make(speakers=("a", "b")):
+        torch.manual_seed(0)
+        return build_model(tiny_model_kwargs(speakers)).eval()
 
     return make

@@ -1,7 +1,6 @@
 """The composed VQ-VAE built from plain kwargs: loss terms, an untrained model's loss level, decoding
 codes to audio, and the speaker table's errors."""
 
-import copy
 import math
 
 import pytest
@@ -15,17 +14,6 @@ from vqspeech.models import build_model
 from vqspeech.models.speaker import SpeakerTable
 
 SPEAKERS = ["p225", "p226", "p227"]
-KWARGS = {
-    "model": {
-        "encoder": {"channels": 8, "latent_dim": 4, "n_layers": 3, "kernel_size": 4, "stride": 2},
-        "decoder": {"residual_channels": 8, "skip_channels": 16, "cond_channels": 8, "kernel_size": 2,
-                    "layers_per_stack": 3, "stacks": 2},
-        "speaker_dim": 4,
-    },
-    "quantizer": {"codebook_size": 16, "ema_decay": None, "ema_epsilon": 1e-5, "init": None,
-                  "kmeans_iters": 10, "dead_code_steps": None},
-    "speakers": SPEAKERS,
-}
 
 
 @pytest.fixture(autouse=True)
@@ -40,18 +28,18 @@ def speech_like(batch: int = 2, length: int = 256) -> torch.Tensor:
     return wav.clamp(-1, 1)[:, None]
 
 
-def test_build_model_wires_the_parts_from_kwargs():
-    model = build_model(copy.deepcopy(KWARGS))
+def test_build_model_wires_the_parts_from_kwargs(tiny_model_kwargs):
+    model = build_model(tiny_model_kwargs(SPEAKERS))
     assert model.hop_length == 2 ** 3
     assert model.quantizer.dim == 4 and model.quantizer.codebook_size == 16
     assert model.decoder.hop_length == model.hop_length
     assert model.speakers.names == SPEAKERS
     # the same kwargs rebuild an identical-shaped model that accepts the first one's state
-    build_model(copy.deepcopy(KWARGS)).load_state_dict(model.state_dict())
+    build_model(tiny_model_kwargs(SPEAKERS)).load_state_dict(model.state_dict())
 
 
-def test_forward_loss_terms_and_untrained_reconstruction_is_near_uniform():
-    model = build_model(copy.deepcopy(KWARGS))
+def test_forward_loss_terms_and_untrained_reconstruction_is_near_uniform(tiny_model_kwargs):
+    model = build_model(tiny_model_kwargs(SPEAKERS))
     wav = speech_like()
     out = model(wav, model.speakers.ids(["p225", "p227"]))
     assert set(out.losses) == {"reconstruction", "codebook", "commitment"}
@@ -67,16 +55,16 @@ def test_forward_loss_terms_and_untrained_reconstruction_is_near_uniform():
         assert any(g is not None and g.abs().sum() > 0 for g in grads), name
 
 
-def test_ema_quantizer_drops_the_codebook_term():
-    kwargs = copy.deepcopy(KWARGS)
+def test_ema_quantizer_drops_the_codebook_term(tiny_model_kwargs):
+    kwargs = tiny_model_kwargs(SPEAKERS)
     kwargs["quantizer"]["ema_decay"] = 0.99
     model = build_model(kwargs)
     out = model(speech_like(), torch.tensor([0, 1]))
     assert set(out.losses) == {"reconstruction", "commitment"}
 
 
-def test_decode_codes_gives_bounded_audio_of_the_frame_length():
-    model = build_model(copy.deepcopy(KWARGS)).eval()
+def test_decode_codes_gives_bounded_audio_of_the_frame_length(tiny_model_kwargs):
+    model = build_model(tiny_model_kwargs(SPEAKERS)).eval()
     codes = [torch.randint(0, 16, (5,)), torch.randint(0, 16, (3,))]
     speakers = torch.tensor([0, 2])
     greedy = GenerationConfig(greedy=True)
@@ -91,8 +79,8 @@ def test_decode_codes_gives_bounded_audio_of_the_frame_length():
     assert all(torch.equal(a, b) and a.abs().max() <= 1.0 for a, b in zip(sampled, again))
 
 
-def test_encode_then_decode_uses_the_same_codebook_vectors():
-    model = build_model(copy.deepcopy(KWARGS)).eval()
+def test_encode_then_decode_uses_the_same_codebook_vectors(tiny_model_kwargs):
+    model = build_model(tiny_model_kwargs(SPEAKERS)).eval()
     wav = speech_like()
     vq = model.encode(wav)
     assert vq.codes.shape[-1] == wav.shape[-1] // model.hop_length
