@@ -15,8 +15,10 @@ MFCCs (13 + Δ + ΔΔ, frame j centred on code frame j) and the same architectur
 * linear probes (softmax regression) on the continuous frames (z_e; the MFCCs) and on the code vectors;
 * bitrate frame rate · log2 K, and unigram entropy × symbols per second with and without collapsing
   repeated codes (the ZeroSpeech 2019 bitrate);
-* speaker accuracy from per-utterance code histograms (lower: the codes carry less of the voice).
-ABX is not computed. Written to ``out_dir``: probe.json, probe.md, cooccurrence.png, confusion.png, utterance.png.
+* speaker accuracy from per-utterance code histograms (lower: the codes carry less of the voice);
+* ABX error of phones in context, within and across speakers, on the code vectors (:mod:`vqspeech.eval.abx`),
+  over all probe utterances (it fits nothing).
+Written to ``out_dir``: probe.json, probe.md, abx.item, cooccurrence.png, confusion.png, utterance.png.
 """
 
 from __future__ import annotations
@@ -38,9 +40,10 @@ from tqdm import tqdm
 from vqspeech.data.alignments import PhoneSet, Segment, check_alignment, frame_labels, read_alignment
 from vqspeech.data.audio import load_audio
 from vqspeech.data.corpus import Corpus, Utterance
-from vqspeech.data.features import log_mel
 from vqspeech.errors import UserError
+from vqspeech.eval.abx import AbxItem, abx_error, abx_items, write_item_file
 from vqspeech.eval.logistic import fit_softmax_regression
+from vqspeech.eval.plots import heatmap, plot_alignment
 from vqspeech.models import VQVAE, build_model
 from vqspeech.quantization.kmeans import kmeans, squared_distances
 
@@ -58,7 +61,8 @@ METRICS = {  # key -> row label, in table order
     "probe_embedding_speaker_split": "linear probe on code vectors, held-out speakers",
     "used_codes": "codes used", "bitrate": "bitrate, frame rate · log2 K (bit/s)",
     "entropy_rate": "entropy rate (bit/s)", "entropy_rate_collapsed": "entropy rate, repeats collapsed (bit/s)",
-    "speaker_accuracy": "speaker accuracy from code histograms", "speaker_majority": "speaker majority baseline"}
+    "speaker_accuracy": "speaker accuracy from code histograms", "speaker_majority": "speaker majority baseline",
+    "abx_within": "ABX error within speakers (code vectors)", "abx_across": "ABX error across speakers"}
 
 
 def split_by_key(keys: Sequence[str], test_fraction: float = TEST_FRACTION) -> np.ndarray:
@@ -164,11 +168,12 @@ class _Item:
 
 
 def evaluate(rep: Representation, phones: np.ndarray, utt_of_frame: np.ndarray, speaker_ids: np.ndarray,
-             held_out: dict[str, np.ndarray], n_phones: int, frame_rate: float
-             ) -> tuple[dict[str, float | None], CodeMapping]:
+             held_out: dict[str, np.ndarray], n_phones: int, frame_rate: float, items: Sequence[AbxItem] = (),
+             seed: int = 0) -> tuple[dict[str, float | None], CodeMapping]:
     """Every metric of one representation, and its code -> phone mapping on the utterance split.
     phones: [N] (−1: unlabelled); utt_of_frame: [N]; speaker_ids: [U];
-    held_out: metric-name suffix of a split ("" or "_speaker_split") -> bool [U], the held-out utterances."""
+    held_out: metric-name suffix of a split ("" or "_speaker_split") -> bool [U], the held-out utterances;
+    items: the ABX items of the probe set."""
     codes, k = np.concatenate(rep.codes), rep.codebook_size
     cont, vecs = np.concatenate(rep.continuous), np.concatenate(rep.vectors)
     labelled = phones >= 0
@@ -194,6 +199,8 @@ def evaluate(rep: Representation, phones: np.ndarray, utt_of_frame: np.ndarray, 
                                                n_speakers)
         majority = np.bincount(speaker_ids[~test], minlength=n_speakers).argmax()
         out["speaker_majority"] = float(np.mean(speaker_ids[test] == majority))
+    abx = abx_error(items, rep.vectors, seed=seed)
+    out["abx_within"], out["abx_across"] = abx.within_speaker, abx.across_speaker
     return out, mappings[""]
 
 
@@ -277,7 +284,10 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
         reps.append(_vq_representation("random-init model", untrained, waves, fit, seed, progress))
     else:
         log.warning("no model_kwargs given: the random-init baseline is left out")
-    results = [evaluate(r, phones, utt_of_frame, speaker_ids, held_out, len(phone_names), frame_rate) for r in reps]
+    abx = abx_items([it.segments for it in items], [f"{it.utterance.speaker}_{it.utterance.utterance}" for it in items],
+                    [it.utterance.speaker for it in items], [len(it.labels) for it in items], frame_rate, phone_set)
+    results = [evaluate(r, phones, utt_of_frame, speaker_ids, held_out, len(phone_names), frame_rate, abx, seed)
+               for r in tqdm(reps, desc="score", disable=not progress, leave=False)]
     report = ProbeReport(
         columns=[r.name for r in reps], metrics={k: [res[k] for res, _ in results] for k in METRICS},
         splits=splits, phones=phone_names, speakers=speakers,
@@ -288,16 +298,18 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    write_item_file(out_dir / "abx.item", abx)
     counts = np.zeros((len(phone_names), report.codebook_size), dtype=np.int64)
     np.add.at(counts, (phones[phones >= 0], np.concatenate(reps[0].codes)[phones >= 0]), 1)
     used = np.flatnonzero(counts.sum(0))  # codes sorted by their most frequent phone, then by its count
     used = used[np.lexsort((-counts[:, used].max(0), counts[:, used].argmax(0)))]
-    _heatmap(counts[:, used], phone_names, None, f"{len(used)} used codes, sorted by their phone",
+    heatmap(counts[:, used], phone_names, None, f"{len(used)} used codes, sorted by their phone",
              "P(phone | code)", out_dir / "cooccurrence.png")
-    _heatmap(results[0][1].confusion, phone_names, phone_names, "phone of the code (mapped); rows: true phone",
+    heatmap(results[0][1].confusion, phone_names, phone_names, "phone of the code (mapped); rows: true phone",
              "mapping on held-out frames, share of each true phone", out_dir / "confusion.png")
     shown = int(np.argmax(held_out[""]))  # the first held-out utterance, else the first
-    _plot_utterance(items[shown], reps[0].codes[shown], sample_rate, hop, phone_set, out_dir / "utterance.png")
+    plot_alignment(items[shown].wav, items[shown].segments, reps[0].codes[shown], sample_rate, hop, phone_set,
+                   f"{items[shown].utterance.speaker}/{items[shown].utterance.utterance}", out_dir / "utterance.png")
     report.seconds = time.monotonic() - started
     (out_dir / "probe.md").write_text(report.markdown())
     (out_dir / "probe.json").write_text(json.dumps(asdict(report), indent=2))
@@ -378,53 +390,3 @@ def _mfcc_kmeans(waves: list[np.ndarray], sample_rate: int, hop: int, k: int, fi
                        generator=torch.Generator().manual_seed(seed))
     codes = [squared_distances(torch.from_numpy(f), centroids).argmin(1).numpy() for f in feats]
     return Representation("MFCC k-means", codes, feats, [centroids[c].numpy() for c in codes], k)
-
-
-def _figure(width: float, height: float, rows: int = 1, ratios: Sequence[float] | None = None):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height))
-    FigureCanvasAgg(fig)
-    return fig, fig.subplots(rows, 1, squeeze=False, height_ratios=ratios)[:, 0]
-
-
-def _heatmap(matrix: np.ndarray, rows: list[str], columns: list[str] | None, xlabel: str, title: str,
-             path: Path) -> None:
-    """matrix [R, C] of counts, shown normalised per row (``columns`` given) or per column (None)."""
-    share = matrix / np.maximum(matrix.sum(1 if columns else 0, keepdims=True), 1)
-    width = 2 + 0.18 * len(columns) if columns else min(24.0, 3 + 0.04 * matrix.shape[1])
-    fig, (ax,) = _figure(width, 2 + 0.16 * len(rows))
-    ax.imshow(share, aspect="auto", cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_yticks(range(len(rows)), rows, fontsize=6)
-    if columns:
-        ax.set_xticks(range(len(columns)), columns, fontsize=6, rotation=90)
-    ax.set(xlabel=xlabel, title=title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-
-
-def _plot_utterance(item: _Item, codes: np.ndarray, sample_rate: int, hop: int, phone_set: PhoneSet,
-                    path: Path) -> None:
-    """Log-mel spectrogram over a phone tier and a code tier (a colour per code; runs of 3+ frames numbered)."""
-    seconds = len(item.wav) / sample_rate
-    fig, axes = _figure(min(24.0, max(6.0, 6 * seconds)), 4.5, rows=3, ratios=[4, 1, 1])
-    mel = log_mel(item.wav, sample_rate, hop_length=hop)
-    axes[0].imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(0, seconds, 0, mel.shape[0]))
-    axes[0].set(ylabel="mel band", title=f"{item.utterance.speaker}/{item.utterance.utterance}")
-    for seg in item.segments:
-        if seg.start < seconds:
-            axes[1].axvline(seg.start, color="0.6", lw=0.5)
-            axes[1].text((seg.start + min(seg.end, seconds)) / 2, 0.5, phone_set.map(seg.phone) or "",
-                         ha="center", va="center", fontsize=6)
-    axes[2].imshow(codes[None], aspect="auto", cmap="tab20", interpolation="nearest", extent=(0, seconds, 0, 1))
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    for a, b in zip(starts, np.r_[starts[1:], len(codes)]):
-        if b - a >= 3:
-            axes[2].text((a + b) / 2 * hop / sample_rate, 0.5, str(codes[a]), ha="center", va="center",
-                         fontsize=5, rotation=90)
-    for ax, name in zip(axes[1:], ("phones", "codes")):
-        ax.set(xlim=(0, seconds), yticks=[], ylabel=name)
-    axes[2].set_xlabel("time (s)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
