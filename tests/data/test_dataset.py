@@ -1,4 +1,5 @@
-"""Training crops: item i depends only on (seed, i), crops are real audio, and a resumed loader continues exactly."""
+"""Training crops: item i depends only on (seed, i), crops are real audio, a resumed loader continues exactly, and
+ranks under torchrun read disjoint items."""
 
 import itertools
 import logging
@@ -10,7 +11,7 @@ import soundfile as sf
 import torch
 
 from vqspeech.data.corpus import Utterance
-from vqspeech.data.dataset import LoadedSplit, RandomCrops, crop_loader, load_split
+from vqspeech.data.dataset import LoadedSplit, RandomCrops, StepItems, crop_loader, load_split
 
 CROP = 256
 
@@ -108,6 +109,16 @@ def test_loader_batches_do_not_depend_on_the_number_of_workers(split):
     serial = take(crop_loader(crops, batch_size=2, start_step=2, num_workers=0, pin_memory=False), 5)
     parallel = take(crop_loader(crops, batch_size=2, start_step=2, num_workers=2, pin_memory=False), 5)
     assert_same_batches(parallel, serial)
+
+
+def test_ranks_take_consecutive_disjoint_shares_of_each_step_and_resume_exactly():
+    alone = list(itertools.islice(StepItems(start_step=2, batch_size=3), 9))
+    assert alone == list(range(6, 15))  # one process: items s·B … as before ranks existed
+    ranks = [list(itertools.islice(StepItems(start_step=0, batch_size=3, rank=r, world_size=2), 12)) for r in (0, 1)]
+    for step in range(4):  # step s: rank 0 reads (2s)·3 …, rank 1 reads (2s + 1)·3 …
+        assert ranks[0][3 * step:3 * step + 3] + ranks[1][3 * step:3 * step + 3] == list(range(6 * step, 6 * step + 6))
+    resumed = list(itertools.islice(StepItems(start_step=2, batch_size=3, rank=1, world_size=2), 6))
+    assert resumed == ranks[1][6:]
 
 
 def test_no_audio_to_crop_raises():

@@ -1,7 +1,9 @@
 """Training data: a split's audio loaded once at the model rate, and random crops drawn from it.
 
 Crop i of a run depends only on (seed, i): the batch at step s is items s·B … (s+1)·B − 1, so a resumed
-run sees exactly the batches an uninterrupted run would, whatever the number of loader workers.
+run sees exactly the batches an uninterrupted run would, whatever the number of loader workers. With W
+training processes (torchrun), rank r's batch at step s is items (s·W + r)·B … (s·W + r + 1)·B − 1: the
+ranks share no crop, and together they read the items W single-process steps would.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from vqspeech.data.audio import AudioError, load_audio
@@ -86,10 +88,30 @@ class RandomCrops(Dataset):
         return torch.from_numpy(np.ascontiguousarray(piece))[None], torch.tensor(self.speaker_ids[u])
 
 
+class StepItems(Sampler[int]):
+    """Item indices for rank r of W from step start_step on: (s·W + r)·B … (s·W + r + 1)·B − 1 for
+    s = start_step, start_step + 1, … (alone, W = 1: start_step·B, start_step·B + 1, …)."""
+
+    def __init__(self, start_step: int, batch_size: int, rank: int = 0, world_size: int = 1):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside 0..{world_size - 1}")
+        self.start_step, self.batch_size, self.rank, self.world_size = start_step, batch_size, rank, world_size
+
+    def __iter__(self):
+        step = self.start_step
+        while True:
+            first = (step * self.world_size + self.rank) * self.batch_size
+            yield from range(first, first + self.batch_size)
+            step += 1
+
+
 def crop_loader(dataset: RandomCrops, batch_size: int, start_step: int, num_workers: int,
-                pin_memory: bool) -> DataLoader:
-    """Batches for steps start_step, start_step + 1, … (items in order: see the module docstring)."""
-    sampler = range(start_step * batch_size, 2 ** 62)
+                pin_memory: bool, rank: int = 0, world_size: int = 1) -> DataLoader:
+    """This rank's batches for steps start_step, start_step + 1, … (items: see the module docstring).
+
+    batch_size is per rank: a step trains on world_size × batch_size crops in all.
+    """
+    sampler = StepItems(start_step, batch_size, rank, world_size)
     # the loader's own generator: starting its iterator must not draw from the global RNG, which a
     # resumed run has just restored
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
