@@ -2,10 +2,12 @@
 
 Two ways to describe one:
   * a manifest (JSONL, or CSV with a header) with ``path`` and ``speaker`` columns, and optionally
-    ``split``, ``utterance``, ``text`` and ``alignment``; paths are relative to the corpus root;
+    ``split``, ``utterance``, ``text`` and ``alignment``; paths are relative to the corpus root; other
+    columns (``duration``, ``gender``, ``accent`` from ``vqspeech prepare``) are allowed and not read;
   * a folder, ``root/<speaker>/**/*.wav|flac``.
 Without a split column, utterances are split by a stable hash of their file name, so a file keeps its
-split when the corpus grows.
+split when the corpus grows. A manifest may also put utterances in split ``heldout``: speakers kept out of
+training altogether (no split the training loop reads holds them), for tests on unseen voices.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from vqspeech.errors import UserError
 
 AUDIO_EXTENSIONS = (".wav", ".flac")
 SPLITS = ("train", "valid", "test")
+HELDOUT = "heldout"  # held-out speakers: in a manifest only, never made by the hash split
+MANIFEST_SPLITS = (*SPLITS, HELDOUT)
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,7 @@ class Utterance:
     path: Path
     speaker: str
     utterance: str                 # id within the speaker (the file stem by default)
-    split: str                     # train | valid | test
+    split: str                     # train | valid | test | heldout
     text: str | None = None
     alignment: Path | None = None  # phone alignment file, if the corpus has one
 
@@ -87,8 +91,9 @@ def _read_manifest(path: Path) -> Iterable[dict]:
             raise UserError(f"{path}: row {i} lacks {', '.join(sorted(missing))}")
         if row["speaker"] in (None, "") or row["path"] in (None, ""):
             raise UserError(f"{path}: row {i} has an empty path or speaker")
-        if row.get("split") not in (None, "", *SPLITS):
-            raise UserError(f"{path}: row {i} has split {row['split']!r}; expected one of {', '.join(SPLITS)}")
+        if row.get("split") not in (None, "", *MANIFEST_SPLITS):
+            raise UserError(f"{path}: row {i} has split {row['split']!r}; "
+                            f"expected one of {', '.join(MANIFEST_SPLITS)}")
         yield row
 
 
