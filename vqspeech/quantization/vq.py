@@ -10,9 +10,12 @@ Optional: initialisation from the first training batch (``init="random"`` picks 
 ``init="kmeans"`` clusters them) and dead-code restart (``dead_code_steps``: a code unused for that many
 training steps is re-seeded from a current encoder output).
 
-Distances and codebook updates run in float32 whatever the autocast context. Under torch.distributed,
-EMA statistics and usage counts are all-reduced and restart vectors come from rank 0, so every rank
-holds the same codebook.
+Distances and codebook updates run in float32 with autocast turned off, whatever the caller's context.
+Under torch.distributed (DDP training), in training mode: the ranks first agree whether every rank's batch
+is finite (else none updates), code counts and EMA sums are all-reduced (so every rank applies the update
+of the global batch, and the usage metrics describe it), and data initialisation and restart vectors are
+drawn on rank 0 and broadcast, so every rank holds the same codebook and EMA state without DDP's buffer
+broadcast. Eval mode uses no collective.
 """
 
 from __future__ import annotations
@@ -44,6 +47,15 @@ def _broadcast(t: torch.Tensor) -> torch.Tensor:
     if _distributed():
         dist.broadcast(t, src=0)
     return t
+
+
+def _on_every_rank(flag: bool, device: torch.device) -> bool:
+    """flag and-ed over ranks (flag itself outside torch.distributed)."""
+    if not _distributed():
+        return flag
+    t = torch.tensor(int(flag), device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t)
 
 
 class VectorQuantizer(nn.Module):
@@ -100,7 +112,7 @@ class VectorQuantizer(nn.Module):
         batch, dim, frames = z.shape
         with torch.autocast(device_type=z.device.type, enabled=False):
             flat = z.float().permute(0, 2, 1).reshape(-1, dim)  # [N, D]
-            update = self.training and bool(torch.isfinite(flat).all())
+            update = self.training and _on_every_rank(bool(torch.isfinite(flat).all()), flat.device)
             if update and not bool(self.initialized):
                 self._init_from_data(flat.detach())
             # a non-finite frame still gets a valid code (its loss is non-finite, and the step is skipped)
@@ -113,7 +125,7 @@ class VectorQuantizer(nn.Module):
             if not self.uses_ema:
                 losses["codebook"] = F.mse_loss(q, flat.detach())
             if update:
-                self._update_codebook(flat.detach(), codes, counts)
+                counts = self._update_codebook(flat.detach(), codes, counts)  # summed over ranks
 
             quantized = q.detach() + (flat - flat.detach())  # value q exactly; d quantized / d z = I
             quantized = quantized.view(batch, frames, dim).permute(0, 2, 1).to(z.dtype)
@@ -144,8 +156,9 @@ class VectorQuantizer(nn.Module):
         self.initialized.fill_(True)
 
     @torch.no_grad()
-    def _update_codebook(self, flat: torch.Tensor, codes: torch.Tensor, counts: torch.Tensor) -> None:
-        """EMA update and dead-code restart for one training step. flat: [N, D], codes: [N], counts: [K]."""
+    def _update_codebook(self, flat: torch.Tensor, codes: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """EMA update and dead-code restart for one training step. flat: [N, D], codes: [N], counts: [K].
+        Returns the counts summed over ranks, LongTensor[K]."""
         counts = _all_reduce_sum(counts.clone())
         if self.uses_ema:
             sums = _all_reduce_sum(torch.zeros_like(self.embed_sum).index_add_(0, codes, flat))
@@ -160,6 +173,7 @@ class VectorQuantizer(nn.Module):
             self.unused_steps.add_(1)
             self.unused_steps[counts > 0] = 0
             self._restart(self.unused_steps >= self.dead_code_steps, flat)
+        return counts
 
     @torch.no_grad()
     def _restart(self, dead: torch.Tensor, flat: torch.Tensor) -> None:
