@@ -9,15 +9,18 @@ Readers return the file's intervals as :class:`Segment` (seconds, in file order,
 * TIMIT ``.PHN``: ``start end phone`` in samples;
 * HTK label files (``.lab``): ``start end label [...]`` in units of 100 ns.
 
+:func:`write_textgrid` writes interval tiers as a long-format TextGrid that :func:`read_textgrid` reads back.
+
 :class:`PhoneSet` maps raw symbols to the set phonemes are scored on, and :func:`check_alignment` lists
 what makes a file unusable (intervals past the audio, overlapping or negative ones, unknown symbols).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
-from collections.abc import Container, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,6 +147,48 @@ def read_textgrid(path: str | Path, tier: str = "phones") -> list[Segment]:
     if not matches:
         raise AlignmentError(f"{path}: no interval tier named {tier!r} (tiers: {', '.join(tiers) or 'none'})")
     return tiers[matches[0]]
+
+
+def write_textgrid(path: str | Path, tiers: Mapping[str, Sequence[Segment]], duration: float,
+                   overwrite: bool = False) -> Path:
+    """Write interval tiers (name -> ordered, non-overlapping segments) as a long-format UTF-8 Praat TextGrid
+    spanning 0..``duration`` s (or to the last segment's end, if later), whole or not at all (temp file + rename).
+
+    Gaps, and the stretches before the first and after the last segment, become empty ("") intervals, since
+    a tier must cover the grid. An existing file is an error unless ``overwrite``.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise UserError(f"{path} already exists; pass --overwrite to replace it")
+    end = max([float(duration)] + [float(seg.end) for segments in tiers.values() for seg in segments])
+    lines = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "", "xmin = 0", f"xmax = {end!r}",
+             "tiers? <exists>", f"size = {len(tiers)}", "item []:"]
+    for n, (name, segments) in enumerate(tiers.items(), 1):
+        intervals, t = [], 0.0
+        for seg in segments:
+            if seg.start > t:
+                intervals.append((t, float(seg.start), ""))
+            intervals.append((float(seg.start), float(seg.end), seg.phone))
+            t = float(seg.end)
+        if t < end:
+            intervals.append((t, end, ""))
+        lines += [f"    item [{n}]:", '        class = "IntervalTier"', f'        name = "{_quote(name)}"',
+                  "        xmin = 0", f"        xmax = {end!r}", f"        intervals: size = {len(intervals)}"]
+        for i, (a, b, label) in enumerate(intervals, 1):
+            lines += [f"        intervals [{i}]:", f"            xmin = {a!r}", f"            xmax = {b!r}",
+                      f'            text = "{_quote(label)}"']
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _quote(text: str) -> str:
+    return text.replace('"', '""')
 
 
 # a quoted string ("" escapes a quote) | a flag | a number | things to skip: item headers, keys, punctuation
