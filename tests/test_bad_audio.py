@@ -1,8 +1,10 @@
-"""Bad and unusual audio through convert, reconstruct and train: kinds × commands, one table.
+"""Bad and unusual audio through convert, reconstruct, train and probe-phonemes: kinds × commands, one table.
 
 Each kind of input file (empty, header only, silent, NaN, inf, stereo, 8/24-bit, float, 8/48 kHz,
 truncated header, text, 10 minutes) goes through ``vqspeech convert``, ``vqspeech reconstruct`` (in-process,
-on one tiny run trained per module) and ``vqspeech train`` (as an extra utterance of a small corpus).
+on one tiny run trained per module), ``vqspeech train`` (as an extra utterance of a small corpus) and
+``vqspeech probe-phonemes`` (as an extra aligned test utterance: unusable audio is left out with a warning
+naming it, and the rest is probed).
 Usable audio gives exit 0 and a 16 kHz mono output of the input's duration; unusable audio gives exit 2,
 one ``error:`` line naming the file, no traceback, and nothing (not even a temp file) in the output folder.
 Training skips unusable files with a warning naming them and trains on the rest. ``pytest -s`` prints the
@@ -77,14 +79,14 @@ def _write(path: Path, kind: str) -> tuple[int, int] | None:
     return None
 
 
-# kind -> (usable for convert/reconstruct, usable for train)
+# kind -> (usable for convert/reconstruct, usable for train and probe-phonemes)
 KINDS = {
     "empty": (False, False), "zero_length": (False, False), "all_zeros": (False, True),
     "nan": (False, False), "inf": (False, False), "stereo16": (True, True), "pcm_u8": (True, True),
     "pcm24": (True, True), "float32": (True, True), "rate8k": (True, True), "rate48k": (True, True),
     "truncated": (False, False), "text": (False, False), "long": (True, True),
 }
-COMMANDS = ("convert", "reconstruct", "train")
+COMMANDS = ("convert", "reconstruct", "train", "probe-phonemes")
 OUTCOMES: dict[tuple[str, str], str] = {}
 
 
@@ -181,6 +183,51 @@ def test_train_with_one_bad_utterance(kind, demo_recipe, tiny_corpus, tmp_path, 
         assert len(skipped) == 1 and str(bad) in skipped[0], log_text
         assert "\n" not in skipped[0]
         assert n_train == [TINY_FILES], log_text
+
+
+def _align(path: Path, seconds: float) -> str:
+    """A flite-style .psdur beside path covering [0, seconds): pau, s, ah, m, pau in equal parts."""
+    phones = ["pau", "s", "ah", "m", "pau"]
+    ends = [seconds * (k + 1) / len(phones) for k in range(len(phones))]
+    alignment = path.with_suffix(".psdur")
+    alignment.write_text(" ".join(f"{p}:{e:.3f}" for p, e in zip(phones, ends)))
+    return alignment.name
+
+
+@pytest.mark.parametrize("kind", kind_params())
+def test_probe_phonemes_with_one_bad_utterance(kind, trained_run, tiny_corpus, tmp_path, capsys, caplog):
+    import json
+
+    root = tmp_path / "corpus"
+    rows = []
+    for speaker in SPEAKERS:
+        shutil.copytree(tiny_corpus / speaker, root / speaker)
+        for wav in sorted((root / speaker).glob("u*.wav")):
+            name = _align(wav, sf.info(str(wav)).duration)
+            rows.append({"path": f"{speaker}/{wav.name}", "speaker": speaker, "utterance": wav.stem,
+                         "split": "test" if wav.stem in ("u4", "u5") else "train", "alignment": f"{speaker}/{name}"})
+    bad = root / "spk_a" / f"bad_{kind}.wav"
+    _write(bad, kind)
+    rows.append({"path": f"spk_a/{bad.name}", "speaker": "spk_a", "utterance": bad.stem, "split": "test",
+                 "alignment": f"spk_a/{_align(bad, 0.5)}"})
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    usable = KINDS[kind][1]
+    caplog.set_level(logging.WARNING, logger="vqspeech")
+    capsys.readouterr()
+    code = main(["probe-phonemes", "--run", str(trained_run), "--data-root", str(root), "--out",
+                 str(tmp_path / "probe"), "--split", "test", "-q"])
+    captured = capsys.readouterr()
+    warned = [r.getMessage() for r in caplog.records if bad.name in r.getMessage()]
+    OUTCOMES[(kind, "probe-phonemes")] = f"exit {code}" + (" (left out, warned)" if warned else " (probed)")
+    assert "Traceback" not in captured.err, captured.err
+    assert code == 0, captured.err
+    report = json.loads((tmp_path / "probe" / "probe.json").read_text())
+    assert report["n_utterances"] == 6 + usable
+    if usable:
+        assert not warned and not report["skipped"], (warned, report["skipped"])
+    else:
+        assert len(warned) == 1 and "\n" not in warned[0], warned
+        assert list(report["skipped"]) == [str(bad.with_suffix(".psdur"))]
 
 
 def test_zz_outcome_table():

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from vqspeech.data.audio import mu_law_encode
-from vqspeech.models.generation import GenerationConfig, IncrementalWaveNet, _segments, generate
+from vqspeech.models.generation import Conditioning, GenerationConfig, IncrementalWaveNet, _segments, generate
 from vqspeech.models.wavenet import SILENCE, WaveNetDecoder
 
 HOP = 4
@@ -121,3 +121,25 @@ def test_generating_in_several_batches_equals_one_batch():
     assert all(torch.equal(a, b) for a, b in zip(one, several))
     with pytest.raises(ValueError, match="max_batch"):
         GenerationConfig(max_batch=0)
+
+
+def test_conditioning_of_a_frame_range_equals_the_slice_of_the_whole():
+    dec = decoder()
+    latents, speaker = torch.randn(2, LATENT, 9), torch.randn(2, SPEAKER)
+    with torch.no_grad():
+        whole = dec.conditioning(latents, speaker)
+        for start, end in [(0, 9), (0, 1), (3, 6), (8, 9), (4, 4)]:
+            torch.testing.assert_close(dec.conditioning(latents, speaker, start, end), whole[..., start:end],
+                                       rtol=0, atol=1e-6)
+            lazy = Conditioning(dec, latents[1], speaker[1])
+            torch.testing.assert_close(lazy[..., start:end], whole[1, ..., start:end], rtol=0, atol=1e-6)
+
+
+def test_generation_from_lazy_conditioning_equals_generation_from_the_whole():
+    dec = decoder()
+    latents, speaker = torch.randn(LATENT, 11), torch.randn(SPEAKER)
+    with torch.no_grad():
+        whole = dec.conditioning(latents[None], speaker[None])[0]
+    config = GenerationConfig(greedy=True, segment_frames=3, overlap_frames=1, max_batch=2)
+    expected = generate(dec, [whole], config)[0]
+    assert torch.equal(generate(dec, [Conditioning(dec, latents, speaker)], config)[0], expected)

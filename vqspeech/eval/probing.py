@@ -328,8 +328,9 @@ def _load_items(corpus: Corpus, splits: list[str], sample_rate: int, hop: int, f
     for u in tqdm(utts[:max_utterances], desc="load aligned audio", unit="file", disable=not progress, leave=False):
         try:  # .PHN sample offsets are read at TIMIT's 16 kHz, whatever the model rate
             segments, wav = read_alignment(u.alignment), load_audio(u.path, sample_rate)
-        except UserError as exc:
+        except UserError as exc:  # the message names the file
             skipped[str(u.alignment)] = [str(exc)]
+            log.warning("left out: %s", exc)
             continue
         problems = check_alignment(segments, len(wav) / sample_rate, phone_set)
         wav = wav[: len(wav) // hop * hop]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import Tensor, nn
 
 from vqspeech.data.audio import mu_law_compand
@@ -14,6 +17,8 @@ class ConvEncoder(nn.Module):
     network's biases).
     Each layer is a strided Conv1d (padding (kernel − stride) / 2, so T halves exactly) and a ReLU;
     a final 1×1 convolution maps to the latent dimension D.
+    Outside training, inputs longer than ``chunk_frames`` latent frames are encoded in chunks that overlap
+    by the receptive field, so the result equals one pass and memory stays bounded for hour-long inputs.
 
     Args:
         channels: hidden channels of the strided layers.
@@ -38,14 +43,32 @@ class ConvEncoder(nn.Module):
             in_ch = channels
         layers.append(nn.Conv1d(channels, latent_dim, 1))
         self.net = nn.Sequential(*layers)
+        self.chunk_frames = 4096  # 4096 · hop samples per pass in eval mode (16 s at hop 64 and 16 kHz)
 
     @property
     def hop_length(self) -> int:
         """Waveform samples per latent frame; the only place this number is computed."""
         return self.stride ** self.n_layers
 
+    @property
+    def receptive_field(self) -> int:
+        """Input samples one latent frame depends on."""
+        kernel = self.net[0].kernel_size[0]
+        return 1 + (kernel - 1) * sum(self.stride ** i for i in range(self.n_layers))
+
     def forward(self, wav: Tensor) -> Tensor:
         """wav: Tensor[B, 1, T] with T a multiple of hop_length -> Tensor[B, D, T / hop_length]."""
-        if wav.shape[-1] % self.hop_length:
-            raise ValueError(f"waveform length {wav.shape[-1]} is not a multiple of hop_length {self.hop_length}")
-        return self.net(mu_law_compand(wav))
+        hop = self.hop_length
+        if wav.shape[-1] % hop:
+            raise ValueError(f"waveform length {wav.shape[-1]} is not a multiple of hop_length {hop}")
+        frames = wav.shape[-1] // hop
+        if self.training or frames <= self.chunk_frames:
+            return self.net(mu_law_compand(wav))
+        context = math.ceil(self.receptive_field / hop) + 1  # frames of real audio either side of a chunk
+        pieces = []
+        for start in range(0, frames, self.chunk_frames):
+            end = min(frames, start + self.chunk_frames)
+            first, last = max(0, start - context), min(frames, end + context)
+            z = self.net(mu_law_compand(wav[..., first * hop: last * hop]))
+            pieces.append(z[..., start - first: end - first])
+        return torch.cat(pieces, dim=-1)

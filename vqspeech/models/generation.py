@@ -5,7 +5,8 @@
 * **Fused**: the decoder's weights are re-laid once per call (:class:`IncrementalWaveNet`) so one block's
   step is one matmul for the dilated convolution (all taps at once, with the conditioning as its bias),
   the gate, one matmul for the residual and one accumulating matmul for the skip. The conditioning of
-  every block is computed once per utterance, at frame rate.
+  every block is computed at frame rate, per batch of pieces (:class:`Conditioning`): a long input never
+  holds all of it at once.
 * **Batched**: utterances of different lengths generate together; each one's conditioning is computed
   on its own latents, and padding sits after its end, which a causal network never looks back at.
 * **Folded** (after WaveRNN's fold-with-overlap): a long utterance is cut into segments generated as one
@@ -120,6 +121,26 @@ class IncrementalWaveNet:
         return torch.addmm(self.head2[1], hidden, self.head2[0])
 
 
+class Conditioning:
+    """One utterance's conditioning of every block, computed when a frame range is asked for.
+
+    ``cond[..., a:b]`` equals ``decoder.conditioning(latents[None], speaker[None])[0][..., a:b]``
+    (Tensor[L, 2C, b − a]) without computing the rest: memory grows with the batch, not the input.
+    latents: Tensor[D, F]; speaker: Tensor[E].
+    """
+
+    def __init__(self, decoder: WaveNetDecoder, latents: Tensor, speaker: Tensor):
+        self.decoder, self.latents, self.speaker = decoder, latents, speaker
+        self.shape = (len(decoder.blocks), 2 * decoder.channels, latents.shape[-1])
+        self.dtype, self.device = latents.dtype, latents.device
+
+    def __getitem__(self, key: tuple) -> Tensor:
+        if len(key) != 2 or key[0] is not Ellipsis or not isinstance(key[1], slice) or key[1].step is not None:
+            raise IndexError("index a Conditioning as cond[..., start:end]")
+        start, end, _ = key[1].indices(self.shape[-1])
+        return self.decoder.conditioning(self.latents[None], self.speaker[None], start, max(start, end))[0]
+
+
 def _segments(frames: int, config: GenerationConfig) -> list[tuple[int, int, int]]:
     """(start, keep_from, end) frame indices of each segment of an utterance: generate [start, end),
     drop [start, keep_from) as warm-up, cross-fade [keep_from, keep_from + overlap) with the previous."""
@@ -136,12 +157,12 @@ def _segments(frames: int, config: GenerationConfig) -> list[tuple[int, int, int
 
 
 @torch.inference_mode()
-def _generate_rows(decoder: WaveNetDecoder, conds: list[Tensor], pieces: list[tuple[int, int, int, int]],
+def _generate_rows(decoder: WaveNetDecoder, conds: list[Tensor | Conditioning], pieces: list[tuple[int, int, int, int]],
                    config: GenerationConfig, generator: torch.Generator | None, progress: bool) -> list[Tensor]:
     """Generate the given pieces as one batch; returns each piece's waveform [(end − start) · hop]."""
     hop = decoder.hop_length
     longest = max(end - start for _, start, _, end in pieces)
-    batch = conds[0].new_zeros(len(pieces), *conds[0].shape[:2], longest)
+    batch = torch.zeros(len(pieces), *conds[0].shape[:2], longest, dtype=conds[0].dtype, device=conds[0].device)
     for row, (u, start, _, end) in enumerate(pieces):
         batch[row, ..., : end - start] = conds[u][..., start:end]
     net = IncrementalWaveNet(decoder)
@@ -160,12 +181,13 @@ def _generate_rows(decoder: WaveNetDecoder, conds: list[Tensor], pieces: list[tu
     return [waves[row, : (end - start) * hop] for row, (_, start, _, end) in enumerate(pieces)]
 
 
-def generate(decoder: WaveNetDecoder, conds: list[Tensor], config: GenerationConfig,
+def generate(decoder: WaveNetDecoder, conds: list[Tensor | Conditioning], config: GenerationConfig,
              generator: torch.Generator | None = None, progress: bool = False) -> list[Tensor]:
     """Generate waveforms for a batch of utterances.
 
     Args:
-        conds: one Tensor[L, 2C, F_i] per utterance (:meth:`WaveNetDecoder.conditioning` of its latents).
+        conds: per utterance, its :class:`Conditioning`, or the whole Tensor[L, 2C, F_i]
+            (:meth:`WaveNetDecoder.conditioning` of its latents).
     Returns:
         one waveform Tensor[F_i · hop] per utterance, floats in [-1, 1].
     """

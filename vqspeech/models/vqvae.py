@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from vqspeech.data.audio import mu_law_encode
 from vqspeech.models.encoder import ConvEncoder
-from vqspeech.models.generation import GenerationConfig, generate
+from vqspeech.models.generation import Conditioning, GenerationConfig, generate
 from vqspeech.models.speaker import SpeakerTable
 from vqspeech.models.wavenet import WaveNetDecoder
 from vqspeech.quantization import QuantizedResult, VectorQuantizer
@@ -72,7 +72,7 @@ class VQVAE(nn.Module):
             waveform Tensor[F_i · hop] per utterance.
         """
         speakers = self.speakers(speaker_ids)
-        conds = [self.decoder.conditioning(self.quantizer.decode(c[None]), speakers[i:i + 1])[0]
+        conds = [Conditioning(self.decoder, self.quantizer.decode(c[None])[0], speakers[i])
                  for i, c in enumerate(codes)]
         return generate(self.decoder, conds, config or GenerationConfig(), generator, progress)
 

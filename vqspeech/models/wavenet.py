@@ -55,14 +55,20 @@ class WaveNetDecoder(nn.Module):
         kernel = self.blocks[0].conv.kernel_size[0]
         return (kernel - 1) * sum(self.dilations) + 1
 
-    def conditioning(self, latents: Tensor, speaker: Tensor) -> Tensor:
+    def conditioning(self, latents: Tensor, speaker: Tensor, start: int = 0, end: int | None = None) -> Tensor:
         """Every block's conditioning at frame rate, as added to its gate pre-activation.
 
-        latents: Tensor[B, D, F], speaker: Tensor[B, E] -> Tensor[B, L, 2C, F] for the L blocks.
+        latents: Tensor[B, D, F], speaker: Tensor[B, E] -> Tensor[B, L, 2C, end − start] for the L blocks:
+        frames [start, end) (default all) of the whole utterance's conditioning, computed from latents
+        [start − 1, end + 1) only (the upsampling convolution sees one frame either side), so a long
+        utterance can be conditioned piece by piece.
         """
-        batch, _, frames = latents.shape
-        cond = self.local_projection(self.upnet(latents)) + self.global_projection(speaker)[..., None]
-        return cond.view(batch, len(self.blocks), 2 * self.channels, frames)
+        frames = latents.shape[-1]
+        end = frames if end is None else end
+        first, last = max(0, start - 1), min(frames, end + 1)
+        cond = self.local_projection(self.upnet(latents[..., first:last])) + self.global_projection(speaker)[..., None]
+        cond = cond[..., start - first: end - first]
+        return cond.reshape(latents.shape[0], len(self.blocks), 2 * self.channels, end - start)
 
     def forward(self, samples: Tensor, latents: Tensor, speaker: Tensor) -> Tensor:
         """Teacher-forced logits.
