@@ -183,6 +183,8 @@ def test_a_rerun_reuses_every_cached_file(tmp_path):
         prepare(root, out, sample_rate=22050)
     with pytest.raises(UserError, match="trim_db"):
         prepare(root, out, trim_db=None)
+    with pytest.raises(UserError, match=r"sample rate \(0\) .* must be positive"):
+        prepare(root, tmp_path / "elsewhere", sample_rate=0)
 
 
 def test_mic2_reads_the_other_files_and_counts_the_missing_ones(tmp_path, caplog):

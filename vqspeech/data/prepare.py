@@ -133,8 +133,8 @@ def prepare_corpus(name: str, sources: Sequence[Source], out_dir: str | os.PathL
     """
     if not sources:
         raise UserError(f"{name}: no utterances found")
-    if workers < 1:
-        raise UserError(f"workers must be at least 1, got {workers}")
+    if workers < 1 or sample_rate <= 0 or (trim_db is not None and trim_db <= 0):
+        raise UserError(f"workers ({workers}), sample rate ({sample_rate}) and trim dB ({trim_db}) must be positive")
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     _check_settings(root, {**(settings or {}), "sample_rate": sample_rate, "trim_db": trim_db})
