@@ -3,7 +3,7 @@
 A checkpoint is a dict of tensors and plain Python values, loadable with ``torch.load(weights_only=True)``:
   format, vqspeech_version, step, model_kwargs (see models.builders; includes the speaker names),
   model (state dict of the unwrapped module), optimizer, config (the composed recipe config),
-  rng (torch CPU/CUDA generator states), best_valid_loss.
+  rng (torch CPU/CUDA generator states; rank 0's under torchrun), best_valid_loss.
 """
 
 from __future__ import annotations
@@ -125,9 +125,11 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
+    """Restore rng_state()'s result (its tensors may have been loaded onto a GPU: generator states are CPU
+    tensors)."""
+    torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 @dataclass

@@ -3,7 +3,8 @@
 wav crops -> VQVAE -> Σ loss_weights[name] · losses[name] -> Adam step, with periodic validation on
 held-out utterances, TensorBoard scalars (and every ``train.audio_every`` steps two validation utterances
 with their reconstructions and spectrograms), atomic checkpoints, and resume by default: a run directory
-that holds ``checkpoints/last.pt`` continues from it.
+that holds ``checkpoints/last.pt`` continues from it. Under torchrun the model is wrapped in DDP and each
+process reads its own crops (training/distributed.py), and only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from tqdm import tqdm
 
 from vqspeech.data.corpus import load_corpus
 from vqspeech.data.dataset import LoadedSplit, RandomCrops, crop_loader, load_split
-from vqspeech.device import pick_device
 from vqspeech.errors import UserError
 from vqspeech.models import VQVAE, build_model
 from vqspeech.models.builders import model_kwargs
 from vqspeech.training import checkpoint as ckpt
+from vqspeech.training import distributed
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +52,27 @@ def weighted_loss(losses: Mapping[str, torch.Tensor], weights: Mapping[str, floa
 
 
 def train(cfg: DictConfig, progress: bool = True) -> TrainResult:
-    """Train (or resume) the run in ``cfg.run_dir``. Returns where it ended."""
+    """Train (or resume) the run in ``cfg.run_dir``. Returns where it ended.
+
+    Under torchrun every process calls this; see :mod:`vqspeech.training.distributed`. train.batch_size is
+    per process. Every rank returns the same TrainResult.
+    """
+    with distributed.process_group(cfg.train.device) as (env, device):
+        return _train(cfg, env, device, progress)
+
+
+def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, progress: bool) -> TrainResult:
     tcfg = cfg.train
     run_dir = Path(cfg.run_dir)
-    device = pick_device(tcfg.device)
+    main = env.is_main  # the one process that writes files and shows progress
+    progress = progress and main
     torch.manual_seed(tcfg.seed)
 
     corpus = load_corpus(cfg.data.root, cfg.data.manifest, cfg.data.valid_fraction, cfg.data.test_fraction)
     speakers = corpus.speakers
     kwargs = model_kwargs(cfg.model, cfg.quantizer, speakers)
     last_path = run_dir / "checkpoints" / ckpt.LAST
-    state = ckpt.load_checkpoint(last_path) if last_path.exists() else None
+    state = ckpt.load_checkpoint(last_path, map_location=device) if last_path.exists() else None
     if state is not None:
         differs = ckpt.find_kwargs_difference(state["model_kwargs"], kwargs)
         if differs is not None:
@@ -80,14 +91,17 @@ def train(cfg: DictConfig, progress: bool = True) -> TrainResult:
             group["lr"] = tcfg.lr
         ckpt.set_rng_state(state["rng"])
         step, best = int(state["step"]), float(state["best_valid_loss"])
-        log.info("resuming %s from step %d", run_dir, step)
-    else:
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise UserError(f"{run_dir} already holds files but no checkpoint to resume; choose another "
-                            f"run_dir=... or remove that folder")
+        if main:
+            log.info("resuming %s from step %d", run_dir, step)
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        raise UserError(f"{run_dir} already holds files but no checkpoint to resume; choose another "
+                        f"run_dir=... or remove that folder")
+    env.barrier()  # every rank has looked at run_dir before rank 0 writes to it
+    if state is None and main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-    log.info("%s", model.summary())
+    if main:
+        log.info("%s", model.summary())
 
     crop = tcfg.crop_samples
     if crop % model.hop_length:
@@ -98,13 +112,17 @@ def train(cfg: DictConfig, progress: bool = True) -> TrainResult:
         raise UserError(f"no usable training audio in {corpus.root} ({len(train_audio.skipped)} files skipped)")
     valid_audio = _validation_set(corpus, speakers, cfg, progress)
     loader = crop_loader(RandomCrops(train_audio, crop, tcfg.seed), tcfg.batch_size, step,
-                         tcfg.num_workers, pin_memory=device.type == "cuda")
-    log.info("train: %d utterances, %.1f min of audio; %d speakers; device %s",
-             len(train_audio.waves), train_audio.samples / sample_rate / 60, len(speakers), device)
+                         tcfg.num_workers, pin_memory=device.type == "cuda", rank=env.rank,
+                         world_size=env.world_size)
+    if main:
+        log.info("train: %d utterances, %.1f min of audio; %d speakers; device %s%s",
+                 len(train_audio.waves), train_audio.samples / sample_rate / 60, len(speakers), device,
+                 f" × {env.world_size} processes" if env.enabled else "")
+    net = env.wrap(model, device)  # what the steps run; `model` (unwrapped) is what is saved and validated
 
     from torch.utils.tensorboard import SummaryWriter
 
-    writer = SummaryWriter(str(run_dir / "tensorboard"))
+    writer = SummaryWriter(str(run_dir / "tensorboard")) if main else None
     start_step, started = step, time.monotonic()
     logged: dict[str, float] = {}
     metrics: dict[str, float] = {}
@@ -128,16 +146,19 @@ def train(cfg: DictConfig, progress: bool = True) -> TrainResult:
         while step < tcfg.max_steps:
             wav, speaker_ids = next(batches)
             wav, speaker_ids = wav.to(device, non_blocking=True), speaker_ids.to(device, non_blocking=True)
-            out = model(wav, speaker_ids)
+            out = net(wav, speaker_ids)
             loss = weighted_loss(out.losses, tcfg.loss_weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)  # equal on every rank
+            # the total and each term, averaged over ranks: every rank takes the same skip decision
+            terms = env.mean(torch.stack([loss.detach().float(), *(v.detach().float() for v in out.losses.values())]))
             step += 1  # a skipped step still consumes its batch, so resumed runs stay aligned
-            if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+            if not (torch.isfinite(terms[0]) and torch.isfinite(grad_norm)):
                 skipped, bad_in_row = skipped + 1, bad_in_row + 1
-                writer.add_scalar("train/skipped_steps", skipped, step)
-                bar.write(f"step {step}: non-finite loss or gradient, update skipped ({skipped} so far)")
+                if main:
+                    writer.add_scalar("train/skipped_steps", skipped, step)
+                    bar.write(f"step {step}: non-finite loss or gradient, update skipped ({skipped} so far)")
                 if bad_in_row >= tcfg.max_bad_steps:
                     good = ckpt.load_checkpoint(last_path)["step"] if last_path.exists() else None
                     where = f"{last_path} (step {good})" if good is not None else "none yet"
@@ -149,48 +170,56 @@ def train(cfg: DictConfig, progress: bool = True) -> TrainResult:
             optimizer.step()
 
             if step % tcfg.log_every == 0 or step == tcfg.max_steps:
-                logged = {"total": loss.item(), **{k: v.item() for k, v in out.losses.items()}}
-                metrics = {k: v.item() for k, v in out.vq.metrics.items()}
-                for name, value in logged.items():
-                    writer.add_scalar(f"train/loss_{name}", value, step)
-                for name, value in metrics.items():
-                    writer.add_scalar(f"train/{name}", value, step)
-                writer.add_scalar("train/grad_norm", grad_norm.item(), step)
-                bar.set_postfix(loss=f"{logged['total']:.3f}", rec=f"{logged['reconstruction']:.3f}",
-                                codes=int(metrics["used_codes"]), ppl=f"{metrics['perplexity']:.1f}")
+                logged = dict(zip(["total", *out.losses], terms.tolist()))
+                metrics = {k: v.item() for k, v in out.vq.metrics.items()}  # of the global batch
+                if main:
+                    for name, value in logged.items():
+                        writer.add_scalar(f"train/loss_{name}", value, step)
+                    for name, value in metrics.items():
+                        writer.add_scalar(f"train/{name}", value, step)
+                    writer.add_scalar("train/grad_norm", grad_norm.item(), step)
+                    bar.set_postfix(loss=f"{logged['total']:.3f}", rec=f"{logged['reconstruction']:.3f}",
+                                    codes=int(metrics["used_codes"]), ppl=f"{metrics['perplexity']:.1f}")
             bar.update(1)
 
             out_of_time = (tcfg.max_minutes is not None
-                           and time.monotonic() - started > 60 * tcfg.max_minutes)
+                           and env.main_says(time.monotonic() - started > 60 * tcfg.max_minutes, device))
             if step % tcfg.valid_every == 0 or step == tcfg.max_steps or out_of_time:
-                valid_loss = validate(model, valid_audio, device)
+                valid_loss = validate(model, valid_audio, device, env)
                 if valid_loss is not None:
-                    writer.add_scalar("valid/loss_reconstruction", valid_loss, step)
-                    bar.write(f"step {step}: valid reconstruction loss {valid_loss:.4f} nats/sample")
+                    if main:
+                        writer.add_scalar("valid/loss_reconstruction", valid_loss, step)
+                        bar.write(f"step {step}: valid reconstruction loss {valid_loss:.4f} nats/sample")
                     if valid_loss < best:
                         best = valid_loss
-                        save(ckpt.BEST)
+                        if main:
+                            save(ckpt.BEST)
                 model.train()
-            if tcfg.audio_every and step % tcfg.audio_every == 0 and valid_audio.waves:
+            if main and tcfg.audio_every and step % tcfg.audio_every == 0 and valid_audio.waves:
                 from vqspeech.eval.reconstruction import log_reconstructions
 
                 log_reconstructions(writer, model, valid_audio.waves[:2], valid_audio.speaker_ids[:2],
                                     [f"{u.speaker}_{u.utterance}" for u in valid_audio.utterances[:2]], step,
                                     sample_rate)
-            if step % tcfg.checkpoint_every == 0 or step == tcfg.max_steps or out_of_time:
+            if main and (step % tcfg.checkpoint_every == 0 or step == tcfg.max_steps or out_of_time):
                 save()
             if out_of_time:
-                bar.write(f"stopping at step {step}: train.max_minutes={tcfg.max_minutes} reached")
+                if main:
+                    bar.write(f"stopping at step {step}: train.max_minutes={tcfg.max_minutes} reached")
                 break
     except KeyboardInterrupt:
-        bar.write(f"interrupted at step {step}; saving a checkpoint to resume from")
-        save()
+        if main:
+            bar.write(f"interrupted at step {step}; saving a checkpoint to resume from")
+            save()
         raise
     finally:
         bar.close()
-        writer.close()
+        if writer is not None:
+            writer.close()
+    env.barrier()  # rank 0 has written its last checkpoint when any rank returns
     seconds = time.monotonic() - started
-    log.info("trained steps %d..%d in %.1f s", start_step, step, seconds)
+    if main:
+        log.info("trained steps %d..%d in %.1f s", start_step, step, seconds)
     return TrainResult(run_dir=run_dir, step=step, resumed_from=start_step, train_losses=logged,
                        valid_loss=valid_loss, metrics=metrics, checkpoint=last_path, skipped_steps=skipped)
 
@@ -215,12 +244,15 @@ def _validation_set(corpus, speakers, cfg: DictConfig, progress: bool) -> Loaded
 
 
 @torch.no_grad()
-def validate(model: VQVAE, split: LoadedSplit, device: torch.device) -> float | None:
-    """Mean teacher-forced reconstruction cross-entropy (nats/sample) over whole held-out utterances."""
+def validate(model: VQVAE, split: LoadedSplit, device: torch.device,
+             env: distributed.Distributed = distributed.Distributed()) -> float | None:
+    """Mean teacher-forced reconstruction cross-entropy (nats/sample) over whole held-out utterances.
+    Under torchrun rank r scores utterances r, r + W, … and the sums are all-reduced."""
     model.eval()
     hop = model.hop_length
     total, count = 0.0, 0
-    for wav, speaker in zip(split.waves, split.speaker_ids):
+    for i in range(env.rank, len(split.waves), env.world_size):
+        wav, speaker = split.waves[i], split.speaker_ids[i]
         usable = len(wav) // hop * hop
         if usable == 0:
             continue
@@ -228,4 +260,6 @@ def validate(model: VQVAE, split: LoadedSplit, device: torch.device) -> float | 
         out = model(x, torch.tensor([speaker], device=device))
         total += out.losses["reconstruction"].item() * usable
         count += usable
+    if env.enabled:
+        total, count = env.sum(torch.tensor([total, count], dtype=torch.float64, device=device)).tolist()
     return total / count if count else None
