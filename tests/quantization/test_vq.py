@@ -326,25 +326,29 @@ def test_a_nan_batch_in_training_leaves_the_codebook_finite_and_unchanged(kwargs
         assert torch.equal(before[key], value), key
 
 
-def test_ema_step_under_bfloat16_autocast_keeps_float32_state_and_float32_arithmetic():
-    vq = VectorQuantizer(dim=4, codebook_size=8, ema_decay=0.9, dead_code_steps=1)
-    twin = VectorQuantizer(dim=4, codebook_size=8, ema_decay=0.9, dead_code_steps=1)
+@pytest.mark.parametrize("init", [None, "kmeans"])
+def test_ema_steps_under_bfloat16_autocast_keep_float32_state_and_equal_the_float32_steps(init):
+    vq = VectorQuantizer(dim=4, codebook_size=8, ema_decay=0.9, dead_code_steps=1, init=init)
+    twin = VectorQuantizer(dim=4, codebook_size=8, ema_decay=0.9, dead_code_steps=1, init=init)
     twin.load_state_dict(vq.state_dict())
-    z = torch.randn(2, 4, 6).to(torch.bfloat16)
+    batches = [torch.randn(2, 4, 6).to(torch.bfloat16) for _ in range(3)]
     before = vq.codebook.detach().clone()
 
     torch.manual_seed(1)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        result = vq(z)
+    for z in batches:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            result = vq(z)
+        assert result.quantized.dtype == torch.bfloat16
     assert vq.codebook.dtype == torch.float32
     assert vq.embed_sum.dtype == torch.float32 and vq.cluster_size.dtype == torch.float32
-    assert result.quantized.dtype == torch.bfloat16
     assert torch.isfinite(vq.codebook).all()
     assert not torch.equal(vq.codebook.detach(), before)
 
-    torch.manual_seed(1)  # same restart draws
-    twin(z.float())       # the same step without autocast, on the same values
-    torch.testing.assert_close(vq.codebook.detach(), twin.codebook.detach(), rtol=0, atol=0)
+    torch.manual_seed(1)  # same init and restart draws
+    for z in batches:
+        twin(z.float())   # the same steps without autocast, on the same values
+    for key, value in twin.state_dict().items():
+        torch.testing.assert_close(vq.state_dict()[key], value, rtol=0, atol=0, msg=key)
 
 
 def test_nearest_code_search_runs_in_float32_under_autocast():

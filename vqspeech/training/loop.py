@@ -3,8 +3,9 @@
 wav crops -> VQVAE -> Σ loss_weights[name] · losses[name] -> Adam step, with periodic validation on
 held-out utterances, TensorBoard scalars (and every ``train.audio_every`` steps two validation utterances
 with their reconstructions and spectrograms), atomic checkpoints, and resume by default: a run directory
-that holds ``checkpoints/last.pt`` continues from it. Under torchrun the model is wrapped in DDP and each
-process reads its own crops (training/distributed.py), and only rank 0 writes files.
+that holds ``checkpoints/last.pt`` continues from it. Forward passes run in ``train.precision``
+(training/precision.py); under torchrun the model is wrapped in DDP and each process reads its own crops
+(training/distributed.py), and only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from vqspeech.models import VQVAE, build_model
 from vqspeech.models.builders import model_kwargs
 from vqspeech.training import checkpoint as ckpt
 from vqspeech.training import distributed
+from vqspeech.training.precision import Precision
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,7 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
     run_dir = Path(cfg.run_dir)
     main = env.is_main  # the one process that writes files and shows progress
     progress = progress and main
+    precision = Precision(tcfg.precision, device)
     torch.manual_seed(tcfg.seed)
 
     corpus = load_corpus(cfg.data.root, cfg.data.manifest, cfg.data.valid_fraction, cfg.data.test_fraction)
@@ -83,12 +87,15 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
     except (TypeError, ValueError) as exc:
         raise UserError(f"bad model or quantizer config: {exc}") from None
     optimizer = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
+    scaler = precision.scaler
     step, best = 0, math.inf
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         for group in optimizer.param_groups:  # the config's learning rate wins over the saved one
             group["lr"] = tcfg.lr
+        if scaler.is_enabled() and "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
         ckpt.set_rng_state(state["rng"])
         step, best = int(state["step"]), float(state["best_valid_loss"])
         if main:
@@ -115,9 +122,9 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
                          tcfg.num_workers, pin_memory=device.type == "cuda", rank=env.rank,
                          world_size=env.world_size)
     if main:
-        log.info("train: %d utterances, %.1f min of audio; %d speakers; device %s%s",
+        log.info("train: %d utterances, %.1f min of audio; %d speakers; device %s%s; precision %s",
                  len(train_audio.waves), train_audio.samples / sample_rate / 60, len(speakers), device,
-                 f" × {env.world_size} processes" if env.enabled else "")
+                 f" × {env.world_size} processes" if env.enabled else "", precision.name)
     net = env.wrap(model, device)  # what the steps run; `model` (unwrapped) is what is saved and validated
 
     from torch.utils.tensorboard import SummaryWriter
@@ -133,6 +140,8 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
         payload = {"step": step, "model_kwargs": kwargs, "model": model.state_dict(),
                    "optimizer": optimizer.state_dict(), "config": OmegaConf.to_container(cfg, resolve=True),
                    "rng": ckpt.rng_state(), "best_valid_loss": best}
+        if scaler.is_enabled():
+            payload["scaler"] = scaler.state_dict()
         path = ckpt.save_checkpoint(run_dir / "checkpoints" / name, payload)
         if name == ckpt.LAST:
             ckpt.keep_history(path, step, tcfg.keep_last)
@@ -146,15 +155,22 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
         while step < tcfg.max_steps:
             wav, speaker_ids = next(batches)
             wav, speaker_ids = wav.to(device, non_blocking=True), speaker_ids.to(device, non_blocking=True)
-            out = net(wav, speaker_ids)
-            loss = weighted_loss(out.losses, tcfg.loss_weights)
+            with precision.autocast():
+                out = net(wav, speaker_ids)
+                loss = weighted_loss(out.losses, tcfg.loss_weights)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)  # equal on every rank
             # the total and each term, averaged over ranks: every rank takes the same skip decision
             terms = env.mean(torch.stack([loss.detach().float(), *(v.detach().float() for v in out.losses.values())]))
             step += 1  # a skipped step still consumes its batch, so resumed runs stay aligned
-            if not (torch.isfinite(terms[0]) and torch.isfinite(grad_norm)):
+            finite_loss, finite_grad = bool(torch.isfinite(terms[0])), bool(torch.isfinite(grad_norm))
+            # fp16: a finite loss with a non-finite gradient is an overflow; scaler.step skips that update and
+            # scaler.update lowers the scale
+            overflow = scaler.is_enabled() and finite_loss and not finite_grad
+            if not (finite_loss and finite_grad) and not overflow:
+                scaler.update()
                 skipped, bad_in_row = skipped + 1, bad_in_row + 1
                 if main:
                     writer.add_scalar("train/skipped_steps", skipped, step)
@@ -167,7 +183,8 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
                 bar.update(1)
                 continue
             bad_in_row = 0
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
 
             if step % tcfg.log_every == 0 or step == tcfg.max_steps:
                 logged = dict(zip(["total", *out.losses], terms.tolist()))
@@ -178,6 +195,8 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
                     for name, value in metrics.items():
                         writer.add_scalar(f"train/{name}", value, step)
                     writer.add_scalar("train/grad_norm", grad_norm.item(), step)
+                    if scaler.is_enabled():
+                        writer.add_scalar("train/loss_scale", scaler.get_scale(), step)
                     bar.set_postfix(loss=f"{logged['total']:.3f}", rec=f"{logged['reconstruction']:.3f}",
                                     codes=int(metrics["used_codes"]), ppl=f"{metrics['perplexity']:.1f}")
             bar.update(1)
@@ -185,7 +204,7 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
             out_of_time = (tcfg.max_minutes is not None
                            and env.main_says(time.monotonic() - started > 60 * tcfg.max_minutes, device))
             if step % tcfg.valid_every == 0 or step == tcfg.max_steps or out_of_time:
-                valid_loss = validate(model, valid_audio, device, env)
+                valid_loss = validate(model, valid_audio, device, precision, env)
                 if valid_loss is not None:
                     if main:
                         writer.add_scalar("valid/loss_reconstruction", valid_loss, step)
@@ -244,10 +263,10 @@ def _validation_set(corpus, speakers, cfg: DictConfig, progress: bool) -> Loaded
 
 
 @torch.no_grad()
-def validate(model: VQVAE, split: LoadedSplit, device: torch.device,
+def validate(model: VQVAE, split: LoadedSplit, device: torch.device, precision: Precision | None = None,
              env: distributed.Distributed = distributed.Distributed()) -> float | None:
-    """Mean teacher-forced reconstruction cross-entropy (nats/sample) over whole held-out utterances.
-    Under torchrun rank r scores utterances r, r + W, … and the sums are all-reduced."""
+    """Mean teacher-forced reconstruction cross-entropy (nats/sample) over whole held-out utterances, in the
+    training precision. Under torchrun rank r scores utterances r, r + W, … and the sums are all-reduced."""
     model.eval()
     hop = model.hop_length
     total, count = 0.0, 0
@@ -257,7 +276,8 @@ def validate(model: VQVAE, split: LoadedSplit, device: torch.device,
         if usable == 0:
             continue
         x = torch.from_numpy(wav[:usable]).to(device)[None, None]
-        out = model(x, torch.tensor([speaker], device=device))
+        with precision.autocast() if precision is not None else nullcontext():
+            out = model(x, torch.tensor([speaker], device=device))
         total += out.losses["reconstruction"].item() * usable
         count += usable
     if env.enabled:

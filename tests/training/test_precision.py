@@ -1,0 +1,74 @@
+"""train.precision: under bf16 the encoder and decoder run in bfloat16 while the VQ layer's distances, codebook and
+EMA buffers stay float32; the fp16 path (GradScaler) rides out overflows; unsupported choices are refused.
+
+fp16 needs CUDA, which the test machine lacks: its test runs the same code on the CPU by allowing fp16 there
+(torch's CPU autocast and GradScaler support float16), to exercise the scaler logic of the loop."""
+
+import math
+
+import pytest
+import torch
+
+from vqspeech.errors import UserError
+from vqspeech.quantization import vq as vq_module
+from vqspeech.training import precision as precision_module
+from vqspeech.training import train
+from vqspeech.training.checkpoint import load_checkpoint, model_from_checkpoint
+
+
+def test_a_bf16_run_keeps_the_quantizer_in_float32_and_stays_finite(tiny_config, tmp_path, monkeypatch):
+    seen = {"z": set(), "distances": set()}
+    forward, distances = vq_module.VectorQuantizer.forward, vq_module.squared_distances
+
+    def recording_forward(self, z):
+        seen["z"].add(z.dtype)
+        return forward(self, z)
+
+    def recording_distances(x, codebook):
+        seen["distances"].add((x.dtype, codebook.dtype, torch.is_autocast_enabled("cpu")))
+        return distances(x, codebook)
+
+    monkeypatch.setattr(vq_module.VectorQuantizer, "forward", recording_forward)
+    monkeypatch.setattr(vq_module, "squared_distances", recording_distances)
+    result = train(tiny_config("train.precision=bf16", "quantizer=ema", "quantizer.dead_code_steps=1",
+                               "train.max_steps=3", run_dir=tmp_path / "run"), progress=False)
+
+    assert seen["z"] == {torch.bfloat16}  # the encoder ran under autocast, in training and validation
+    assert seen["distances"] == {(torch.float32, torch.float32, False)}  # float32, autocast off
+    assert result.skipped_steps == 0
+    assert all(math.isfinite(v) for v in result.train_losses.values()) and math.isfinite(result.valid_loss)
+    payload = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert "scaler" not in payload
+    model = model_from_checkpoint(payload)
+    vq = model.quantizer
+    for name in ("codebook", "embed_sum", "cluster_size"):
+        assert getattr(vq, name).dtype == torch.float32 and torch.isfinite(getattr(vq, name)).all(), name
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_the_fp16_scaler_rides_out_overflows_and_is_saved_and_resumed(tiny_config, tmp_path, monkeypatch):
+    monkeypatch.setitem(precision_module.DEVICES, "fp16", ("cuda", "cpu"))
+    scaler = torch.amp.GradScaler
+    # a start scale this large overflows float16 gradients for the first steps
+    monkeypatch.setattr(torch.amp, "GradScaler", lambda *a, **k: scaler(*a, init_scale=2.0 ** 40, **k))
+    run_dir = tmp_path / "run"
+    result = train(tiny_config("train.precision=fp16", "train.max_steps=4", "train.max_bad_steps=1",
+                               run_dir=run_dir), progress=False)
+    assert (result.step, result.skipped_steps) == (4, 0)  # overflows are the scaler's, not bad steps
+    scale = load_checkpoint(run_dir / "checkpoints" / "last.pt")["scaler"]["scale"]
+    assert scale <= 2.0 ** 36  # backed off (×0.5) at each of the overflowing steps
+
+    monkeypatch.setattr(torch.amp, "GradScaler", scaler)  # a resumed run takes the saved scale, not its own
+    resumed = train(tiny_config("train.precision=fp16", "train.max_steps=5", run_dir=run_dir), progress=False)
+    assert resumed.resumed_from == 4
+    assert 2.0 ** 34 <= load_checkpoint(run_dir / "checkpoints" / "last.pt")["scaler"]["scale"] <= scale
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.precision=fp16", "train.precision=fp16 runs on cuda, not cpu; use bf16 or fp32"),
+    ("train.precision=half", "train.precision must be one of fp32, bf16, fp16, got 'half'"),
+])
+def test_unsupported_precisions_are_refused_before_anything_is_written(tiny_config, tmp_path, override, message):
+    with pytest.raises(UserError, match=message):
+        train(tiny_config(override, run_dir=tmp_path / "run"), progress=False)
+    assert not (tmp_path / "run").exists()
