@@ -5,8 +5,8 @@ utterances, whose manifest has the text and flite's own phone end times (`-psdur
 
 Utterances are taken evenly spaced through each voice's list. The two phone sequences (flite's lexicon and
 CMUdict's differ in places) are matched by edit distance after mapping both through PhoneSet (lower case,
-stress dropped, "pau"/"SIL" -> sil) and flite's schwa "ax" to CMUdict's "ah"; only boundaries between two
-matched phones on both sides are scored (forced_align.compare_boundaries). Alignment runs in memory:
+stress dropped, "pau"/"SIL" -> sil) and flite's schwa "ax" to CMUdict's "ah"; only boundaries with paired
+phones on both sides are scored (vqspeech.eval.boundaries.compare_boundaries). Alignment runs in memory:
 nothing is written.
 """
 
@@ -22,8 +22,9 @@ import numpy as np
 from vqspeech.data.alignments import read_alignment
 from vqspeech.data.audio import load_audio
 from vqspeech.data.corpus import load_corpus
-from vqspeech.data.forced_align import SAMPLE_RATE, Aligner, AlignmentFailed, compare_boundaries, normalise_transcript
+from vqspeech.data.forced_align import SAMPLE_RATE, Aligner, AlignmentFailed, normalise_transcript
 from vqspeech.errors import UserError
+from vqspeech.eval.boundaries import compare_boundaries
 
 
 def main() -> None:

@@ -13,8 +13,8 @@ pronunciation as one more alternative.
 
 Outputs use the symbols :class:`~vqspeech.data.alignments.PhoneSet` maps: phones in lower case ARPAbet
 without stress (``ah``), pocketsphinx's silence and noise phones (``SIL``, ``+NSN+``, ``+SPN+``) as ``sil``,
-and in the word tier silence as an empty label. :func:`compare_boundaries` scores the phone boundaries of
-an alignment against reference times (tools/eval_align.py runs it on the demo corpus).
+and in the word tier silence as an empty label. :mod:`vqspeech.eval.boundaries` scores the phone
+boundaries against reference times (tools/eval_align.py runs it on the demo corpus).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from vqspeech.data.alignments import PhoneSet, Segment, write_textgrid
+from vqspeech.data.alignments import Segment, write_textgrid
 from vqspeech.data.audio import AudioError, load_audio
 from vqspeech.data.corpus import _read_manifest, load_corpus
 from vqspeech.data.demo import _write_atomic
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000  # the rate pocketsphinx's en-us model was trained on
 SILENCE = "sil"  # PhoneSet().silence_label
-FLITE_EQUIVALENTS = {"ax": "ah"}  # flite's schwa; CMUdict writes it AH0
 
 
 class AlignmentFailed(Exception):
@@ -267,7 +266,7 @@ def align_corpus(root: str | Path, manifest: str = "manifest.jsonl", out: str | 
                 results[job[0]] = _align_file(aligner, *job)
                 bar.update(1)
         else:
-            context = multiprocessing.get_context("spawn")  # the parent may hold torch's threads
+            context = multiprocessing.get_context("fork")  # quick; workers run no torch/OpenMP code, so it is safe
             with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context, initializer=_start_worker,
                                      initargs=(extra_dictionary,)) as pool:
                 futures = {pool.submit(_align_in_worker, *job): job[0] for job in jobs}
@@ -341,66 +340,3 @@ def _start_worker(extra_dictionary: str | Path | None) -> None:
 
 def _align_in_worker(audio: Path, text: str, grid: Path) -> tuple[str, object]:
     return _align_file(_worker_aligner, audio, text, grid)
-
-
-# --- scoring against reference times -------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class BoundaryComparison:
-    errors: np.ndarray  # float [M] seconds, hypothesis - reference, one per matched boundary
-    n_reference: int  # boundaries between neighbouring reference phones
-    n_substituted: int  # matched boundaries beside a phone the two sequences name differently
-
-
-def compare_boundaries(reference: Sequence[Segment], hypothesis: Sequence[Segment],
-                       phone_set: PhoneSet | None = None,
-                       equivalents: dict[str, str] = FLITE_EQUIVALENTS) -> BoundaryComparison:
-    """Errors of the hypothesis's phone boundaries against the reference's.
-
-    Both sequences are mapped through ``phone_set`` (then ``equivalents``; neighbouring silences merge)
-    and matched by edit distance (substitution, insertion and deletion cost 1 each; among equally short
-    edits the one whose paired phones lie closest in time). A boundary is the end of phone i (= start of
-    i + 1); a reference boundary is matched when phones i and i + 1 are paired with neighbouring hypothesis
-    phones j and j + 1, identical or substituted; its error is the difference of the two end times.
-    """
-    phone_set = phone_set or PhoneSet()
-    ref, hyp = _mapped(reference, phone_set, equivalents), _mapped(hypothesis, phone_set, equivalents)
-    n, m = len(ref), len(hyp)
-    # edits, then (a tie-break far below one edit) how far paired phones lie apart in time
-    cost = np.zeros((n + 1, m + 1))
-    cost[:, 0], cost[0, :] = np.arange(n + 1), np.arange(m + 1)
-    move = np.zeros((n + 1, m + 1), dtype=int)  # 0 pair, 1 reference phone left out, 2 hypothesis phone
-    move[1:, 0], move[0, 1:] = 1, 2
-    for i in range(1, n + 1):
-        for j in range(1, m + 1):
-            r, h = ref[i - 1], hyp[j - 1]
-            apart = abs(r.start - h.start) + abs(r.end - h.end)
-            options = (cost[i - 1, j - 1] + (r.phone != h.phone) + 1e-6 * apart, cost[i - 1, j] + 1, cost[i, j - 1] + 1)
-            move[i, j] = int(np.argmin(options))
-            cost[i, j] = options[move[i, j]]
-    pairs, i, j = [], n, m
-    while i > 0 or j > 0:
-        if move[i, j] == 0:
-            pairs.append((i - 1, j - 1))
-        i, j = (i - 1, j - 1) if move[i, j] == 0 else (i - 1, j) if move[i, j] == 1 else (i, j - 1)
-    pairs.reverse()
-    errors, substituted = [], 0
-    for (i, j), (k, l) in zip(pairs, pairs[1:]):
-        if k == i + 1 and l == j + 1:
-            errors.append(hyp[j].end - ref[i].end)
-            substituted += any(ref[a].phone != hyp[b].phone for a, b in ((i, j), (k, l)))
-    return BoundaryComparison(np.array(errors, dtype=float), max(n - 1, 0), substituted)
-
-
-def _mapped(segments: Sequence[Segment], phone_set: PhoneSet, equivalents: dict[str, str]) -> list[Segment]:
-    out: list[Segment] = []
-    for seg in sorted(segments, key=lambda s: s.start):
-        phone = phone_set.map(seg.phone)
-        if phone is None:
-            continue
-        phone = equivalents.get(phone, phone)
-        if out and phone == phone_set.silence_label and out[-1].phone == phone:
-            out[-1] = Segment(out[-1].start, seg.end, phone)
-        else:
-            out.append(Segment(seg.start, seg.end, phone))
-    return out
