@@ -29,6 +29,28 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def time_steps(model, optimizer, batch, tcfg, device: torch.device, steps: int, warmup: int) -> list[float]:
+    """Wall seconds of each of ``steps`` optimizer steps after ``warmup`` untimed ones; batch() -> (wav, speaker)."""
+    times = []
+    for i in range(warmup + steps):
+        wav, spk = batch()
+        wav, spk = wav.to(device), spk.to(device)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        out = model(wav, spk)
+        loss = weighted_loss(out.losses, tcfg.loss_weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - started)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", default="recipes/demo")
@@ -57,24 +79,7 @@ def main() -> None:
         wav = (0.1 * torch.randn(tcfg.batch_size, 1, tcfg.crop_samples)).clamp(-1, 1)
         return wav, torch.randint(len(speakers), (tcfg.batch_size,))
 
-    step_times = []
-    for i in range(args.warmup + args.steps):
-        wav, spk = batch()
-        wav, spk = wav.to(device), spk.to(device)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        started = time.perf_counter()
-        out = model(wav, spk)
-        loss = weighted_loss(out.losses, tcfg.loss_weights)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
-        optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if i >= args.warmup:
-            step_times.append(time.perf_counter() - started)
-
+    step_times = time_steps(model, optimizer, batch, tcfg, device, args.steps, args.warmup)
     per_step = sum(step_times) / len(step_times)
     audio_per_step = tcfg.batch_size * tcfg.crop_samples / cfg.data.sample_rate
     print(f"recipe {args.recipe} {' '.join(args.overrides)}".rstrip())
