@@ -2,7 +2,9 @@
 at every step): every rank ends with the same weights, codebook and EMA buffers, training moved them, the
 ranks read disjoint crops, and only rank 0 wrote files."""
 
+import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from vqspeech.training import train
 from vqspeech.training.checkpoint import load_checkpoint
 
 WORKER = Path(__file__).with_name("train_ddp_worker.py")
@@ -31,11 +34,13 @@ def torchrun(*args: str, nproc: int = 2, timeout: float = 120) -> subprocess.Com
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+# the EMA quantizer, k-means init and a restart of every code unused for a step
+EXTRA = ("quantizer=ema", "quantizer.init=kmeans", "quantizer.dead_code_steps=1", "train.audio_every=null")
+
+
 def overrides(root: Path, run_dir: Path, *extra: str) -> list[str]:
-    """The tiny config (as conftest's tiny_overrides) with the EMA quantizer, k-means init and a restart of
-    every code unused for a step."""
-    return ["+debug=tiny", f"data.root={root}", f"run_dir={run_dir}", "train.device=cpu", "quantizer=ema",
-            "quantizer.init=kmeans", "quantizer.dead_code_steps=1", "train.audio_every=null", *extra]
+    """The tiny config (as conftest's tiny_overrides) with EXTRA."""
+    return ["+debug=tiny", f"data.root={root}", f"run_dir={run_dir}", "train.device=cpu", *EXTRA, *extra]
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +78,7 @@ def test_only_rank_0_writes_and_its_checkpoint_holds_the_unwrapped_final_state(t
     assert set(rank0["writes"]) == {"last.pt", "best.pt"}
     assert len(list((run_dir / "tensorboard").iterdir())) == 1
     saved = load_checkpoint(run_dir / "checkpoints" / "last.pt")
-    assert saved["step"] == STEPS
+    assert (saved["step"], saved["world_size"]) == (STEPS, 2)
     assert saved["model"].keys() == rank0["final"].keys()  # no "module." prefix
     assert all(torch.equal(saved["model"][k], v) for k, v in rank0["final"].items())
 
@@ -84,6 +89,17 @@ def test_ranks_read_disjoint_crops_that_together_are_the_single_process_items(tw
     assert not set(rank0["items"]) & set(rank1["items"])
     # step s: rank 0 items (2s)·B …, rank 1 items (2s + 1)·B …: two single-process steps' worth
     assert sorted(rank0["items"] + rank1["items"]) == list(range(2 * STEPS * BATCH))
+
+
+def test_a_two_rank_run_resumes_in_one_process_with_a_warning(two_ranks, tiny_config, tmp_path, caplog):
+    run_dir, _ = two_ranks
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    with caplog.at_level(logging.WARNING, logger="vqspeech"):
+        result = train(tiny_config(*EXTRA, f"train.max_steps={STEPS + 1}", run_dir=copy), progress=False)
+    assert (result.resumed_from, result.step) == (STEPS, STEPS + 1)
+    assert "trained by 2 processes, resumed by 1" in caplog.text
+    assert load_checkpoint(copy / "checkpoints" / "last.pt")["world_size"] == 1
 
 
 @pytest.mark.slow

@@ -3,8 +3,8 @@
 A checkpoint is a dict of tensors and plain Python values, loadable with ``torch.load(weights_only=True)``:
   format, vqspeech_version, step, model_kwargs (see models.builders; includes the speaker names),
   model (state dict of the unwrapped module), optimizer, config (the composed recipe config),
-  rng (torch CPU/CUDA generator states; rank 0's under torchrun), best_valid_loss, and scaler (the fp16
-  GradScaler's state, only with train.precision=fp16).
+  rng (torch CPU/CUDA generator states; rank 0's under torchrun), best_valid_loss, world_size (the number
+  of training processes), and scaler (the fp16 GradScaler's state, only with train.precision=fp16).
 """
 
 from __future__ import annotations

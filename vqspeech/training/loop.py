@@ -100,6 +100,9 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
         step, best = int(state["step"]), float(state["best_valid_loss"])
         if main:
             log.info("resuming %s from step %d", run_dir, step)
+            if state.get("world_size", 1) != env.world_size:
+                log.warning("%s was trained by %d processes, resumed by %d: the crops of each step differ from "
+                            "those of an uninterrupted run", run_dir, state.get("world_size", 1), env.world_size)
     elif run_dir.exists() and any(run_dir.iterdir()):
         raise UserError(f"{run_dir} already holds files but no checkpoint to resume; choose another "
                         f"run_dir=... or remove that folder")
@@ -139,7 +142,7 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
     def save(name: str = ckpt.LAST) -> Path:
         payload = {"step": step, "model_kwargs": kwargs, "model": model.state_dict(),
                    "optimizer": optimizer.state_dict(), "config": OmegaConf.to_container(cfg, resolve=True),
-                   "rng": ckpt.rng_state(), "best_valid_loss": best}
+                   "rng": ckpt.rng_state(), "best_valid_loss": best, "world_size": env.world_size}
         if scaler.is_enabled():
             payload["scaler"] = scaler.state_dict()
         path = ckpt.save_checkpoint(run_dir / "checkpoints" / name, payload)
