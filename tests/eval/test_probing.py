@@ -165,7 +165,7 @@ def test_probe_phonemes_end_to_end_on_a_tiny_model(tmp_path):
     assert "| PNMI |" in table and "u4.psdur: 1 problem(s)" in table
     # ABX items: the 4 non-silence phones of each utterance; every utterance says the same phones, so no
     # context holds two different phones and there is no minimal pair to score
-    assert len((tmp_path / "probe" / "abx.item").read_text().splitlines()) == 1 + 7 * 4
+    assert len((tmp_path / "probe" / "abx.item").read_text().splitlines()) == 1 + 7 * 4 == 1 + report.n_abx_items
     assert report.metrics["abx_within"] == report.metrics["abx_across"] == [None] * 3
     for png in ("cooccurrence.png", "confusion.png", "utterance.png"):
         assert (tmp_path / "probe" / png).read_bytes()[:4] == b"\x89PNG"

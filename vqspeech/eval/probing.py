@@ -220,6 +220,7 @@ class ProbeReport:
     n_labelled_frames: int
     frame_rate: float
     codebook_size: int
+    n_abx_items: int                          # phone tokens with a neighbour either side (abx.item)
     skipped: dict[str, list[str]]             # alignment/audio file -> its problems (left out)
     seconds: float                            # wall time
 
@@ -232,7 +233,8 @@ class ProbeReport:
                  f"held out by utterance id; held-out speakers: {', '.join(self.held_out_speakers) or 'none'}), "
                  f"{self.n_labelled_frames} labelled of {self.n_frames} frames at {self.frame_rate:g} Hz, "
                  f"{len(self.phones)} phones, K = {self.codebook_size}; {self.seconds:.0f} s. Accuracies are on "
-                 "held-out frames or utterances, purities and PNMI on all labelled frames.", "",
+                 "held-out frames or utterances, purities and PNMI on all labelled frames, ABX on the "
+                 f"{self.n_abx_items} phone tokens in context of all probed utterances.", "",
                  "| metric | " + " | ".join(self.columns) + " |", "|---" * (len(self.columns) + 1) + "|"]
         lines += [f"| {METRICS[k]} | " + " | ".join(cell(k, v) for v in values) + " |"
                   for k, values in self.metrics.items()]
@@ -294,7 +296,7 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
         held_out_speakers=[s for s, held in zip(speakers, by_speaker) if held],
         n_utterances=len(items), n_test_utterances=int(held_out[""].sum()), n_frames=len(phones),
         n_labelled_frames=int((phones >= 0).sum()), frame_rate=frame_rate,
-        codebook_size=model.quantizer.codebook_size, skipped=skipped, seconds=0.0)
+        codebook_size=model.quantizer.codebook_size, n_abx_items=len(abx), skipped=skipped, seconds=0.0)
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
