@@ -4,7 +4,8 @@ Each kind of input file (empty, header only, silent, NaN, inf, stereo, 8/24-bit,
 truncated header, text, 10 minutes) goes through ``vqspeech convert``, ``vqspeech reconstruct`` (in-process,
 on one tiny run trained per module), ``vqspeech train`` (as an extra utterance of a small corpus) and
 ``vqspeech probe-phonemes`` (as an extra aligned test utterance: unusable audio is left out with a warning
-naming it, and the rest is probed).
+naming it, and the rest is probed) and ``vqspeech prepare vctk`` (as one utterance of a VCTK 0.80 tree:
+unusable or silent audio is named in a warning, counted and left out of the manifest).
 Usable audio gives exit 0 and a 16 kHz mono output of the input's duration; unusable audio gives exit 2,
 one ``error:`` line naming the file, no traceback, and nothing (not even a temp file) in the output folder.
 Training skips unusable files with a warning naming them and trains on the rest. ``pytest -s`` prints the
@@ -86,7 +87,7 @@ KINDS = {
     "pcm24": (True, True), "float32": (True, True), "rate8k": (True, True), "rate48k": (True, True),
     "truncated": (False, False), "text": (False, False), "long": (True, True),
 }
-COMMANDS = ("convert", "reconstruct", "train", "probe-phonemes")
+COMMANDS = ("convert", "reconstruct", "train", "probe-phonemes", "prepare vctk")
 OUTCOMES: dict[tuple[str, str], str] = {}
 
 
@@ -228,6 +229,39 @@ def test_probe_phonemes_with_one_bad_utterance(kind, trained_run, tiny_corpus, t
     else:
         assert len(warned) == 1 and "\n" not in warned[0], warned
         assert list(report["skipped"]) == [str(bad.with_suffix(".psdur"))]
+
+
+@pytest.mark.parametrize("kind", kind_params())
+def test_prepare_vctk_with_one_bad_file(kind, tmp_path, capsys, caplog):
+    import json
+
+    root = tmp_path / "VCTK-Corpus"
+    (root / "wav48" / "p225").mkdir(parents=True)
+    (root / "txt" / "p225").mkdir(parents=True)
+    sf.write(str(root / "wav48" / "p225" / "p225_001.wav"), speech_like(0.5, 48000), 48000, subtype="PCM_16")
+    bad = root / "wav48" / "p225" / "p225_002.wav"
+    _write(bad, kind)
+    for n in ("001", "002"):
+        (root / "txt" / "p225" / f"p225_{n}.txt").write_text(f"sentence {n}.\n")
+    usable = KINDS[kind][0]  # prepare leaves silent audio out, as convert does
+    caplog.set_level(logging.WARNING, logger="vqspeech")
+    capsys.readouterr()
+    code = main(["prepare", "vctk", "--root", str(root), "--out", str(tmp_path / "out"), "--valid", "0", "--test",
+                 "0", "--workers", "1", "-q"])
+    captured = capsys.readouterr()
+    warned = [r.getMessage() for r in caplog.records if bad.name in r.getMessage()]
+    OUTCOMES[(kind, "prepare vctk")] = f"exit {code}" + (" (left out, warned)" if warned else " (prepared)")
+    assert "Traceback" not in captured.err, captured.err
+    assert code == 0, captured.err
+    rows = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    assert sorted(r["utterance"] for r in rows) == ["p225_001"] + ["p225_002"] * usable
+    if usable:
+        assert not warned, warned
+        row = next(r for r in rows if r["utterance"] == "p225_002")
+        info = sf.info(str(tmp_path / "out" / row["path"]))
+        assert (info.samplerate, info.channels) == (MODEL_RATE, 1)
+    else:
+        assert len(warned) == 1 and "\n" not in warned[0], warned
 
 
 def test_zz_outcome_table():
