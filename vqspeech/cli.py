@@ -16,8 +16,12 @@ def _train(args: argparse.Namespace) -> None:
     from vqspeech.config import compose_recipe
     from vqspeech.training import train
 
+    from vqspeech.training.distributed import from_env
+
     cfg = compose_recipe(args.recipe, args.overrides)
     result = train(cfg, progress=not args.quiet)
+    if not from_env().is_main:  # under torchrun every rank returns the same result; rank 0 reports it
+        return
     losses = ", ".join(f"{k} {v:.4f}" for k, v in result.train_losses.items())
     valid = f"{result.valid_loss:.4f}" if result.valid_loss is not None else "n/a"
     codes = ", ".join(f"{k} {v:.1f}" for k, v in result.metrics.items())
