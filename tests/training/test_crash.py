@@ -39,5 +39,7 @@ def test_sigkill_mid_run_then_resume(demo_recipe, tiny_corpus, tiny_overrides, t
     assert seen == sorted(seen)
     resumed = train(tiny_config(f"train.max_steps={seen[-1] + INTERVAL}", f"train.checkpoint_every={INTERVAL}",
                                 run_dir=run_dir), progress=False)
+    print(f"\nkilled at checkpointed steps {seen}; resumed from {resumed.resumed_from} to {resumed.step}, "
+          f"loss {resumed.train_losses}")  # pytest -s shows it
     assert resumed.resumed_from == seen[-1]  # work lost: the steps after the last checkpoint, < INTERVAL
     assert resumed.step == seen[-1] + INTERVAL

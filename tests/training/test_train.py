@@ -93,6 +93,8 @@ def test_resumed_run_equals_an_uninterrupted_run(tiny_config, tmp_path, extra):
     train(tiny_config("train.max_steps=2", *extra, run_dir=tmp_path / "b"), progress=False)
     resumed = train(tiny_config("train.max_steps=4", *extra, run_dir=tmp_path / "b"), progress=False)
     assert resumed.resumed_from == 2
+    print(f"\n{extra}: step 4 uninterrupted {straight.train_losses} valid {straight.valid_loss}; "
+          f"resumed from 2: {resumed.train_losses} valid {resumed.valid_loss}")  # pytest -s shows it
     assert resumed.train_losses == straight.train_losses
     assert resumed.valid_loss == straight.valid_loss
     a, b = load_checkpoint(last_checkpoint(tmp_path / "a")), load_checkpoint(last_checkpoint(tmp_path / "b"))
