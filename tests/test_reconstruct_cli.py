@@ -74,7 +74,7 @@ def test_reconstruct_asks_for_a_speaker_when_the_folder_is_not_one(trained_run, 
 @needs_codec2
 def test_evaluate_reconstruction_writes_csv_markdown_json_and_spectrograms(trained_run, tiny_corpus, tmp_path,
                                                                           capsys, monkeypatch):
-    from vqspeech.eval.reconstruction import Dnsmos
+    from vqspeech.eval.speech_metrics import Dnsmos
 
     monkeypatch.setattr(Dnsmos, "__call__", lambda self, wav, sr: {"ovrl": 3.0, "sig": 3.5, "bak": 4.0})
     corpus = tmp_path / "corpus"  # the training corpus with spk_a's test utterance silenced

@@ -10,7 +10,8 @@ import torch
 
 from vqspeech.errors import UserError
 from vqspeech.eval import baselines
-from vqspeech.eval.reconstruction import Dnsmos, log_reconstructions, score
+from vqspeech.eval.reconstruction import log_reconstructions
+from vqspeech.eval.speech_metrics import Dnsmos, score
 
 SR = 16000
 needs_codec2 = pytest.mark.skipif(shutil.which("c2enc") is None, reason="codec2 (c2enc) is not installed")
