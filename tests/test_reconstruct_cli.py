@@ -89,6 +89,8 @@ def test_evaluate_reconstruction_writes_csv_markdown_json_and_spectrograms(train
                "μ-law 8-bit", "μ-law 4-bit", "original"]
     with open(out / "per_utterance.csv", newline="") as f:
         rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["speaker", "utterance", "seconds", "system", "bitrate", "pesq", "stoi", "estoi",
+                             "log_mel_l1", "mcd", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "excluded"]
     assert [(r["speaker"], r["system"]) for r in rows] == [(s, x) for s in ("spk_a", "spk_b") for x in systems]
     silent = [r for r in rows if r["speaker"] == "spk_a" and r["system"] != "original"]
     assert all(r["pesq"] == "" and "pesq: silent reference (peak < 0.0001)" in r["excluded"] for r in silent)

@@ -36,7 +36,7 @@ from vqspeech.data.corpus import Utterance
 from vqspeech.errors import UserError
 from vqspeech.eval import baselines
 from vqspeech.eval.plots import save_spectrograms, spectrogram_image
-from vqspeech.eval.speech_metrics import METRICS, Dnsmos, score
+from vqspeech.eval.speech_metrics import METRICS, Dnsmos, Metrics, score
 from vqspeech.models import VQVAE
 from vqspeech.models.generation import GenerationConfig
 
@@ -46,42 +46,36 @@ MODEL_SAMPLED, MODEL_GREEDY, ORIGINAL = "vqspeech (sampling)", "vqspeech (argmax
 PLOTTED_UTTERANCES = 2
 
 
+# A row's own fields come first, then the metrics (a dataclass collects its bases' fields in reverse MRO
+# order: the last base first), then the subclass's own: the column order of per_utterance.csv and the key
+# order of reconstruction.json.
 @dataclass
-class UtteranceScore:
-    """One row of per_utterance.csv: one system's output for one utterance."""
-
+class _Output:
     speaker: str
     utterance: str
     seconds: float
     system: str
     bitrate: float | None  # bit/s; None for the original
-    pesq: float | None = None
-    stoi: float | None = None
-    estoi: float | None = None
-    log_mel_l1: float | None = None
-    mcd: float | None = None
-    dnsmos_ovrl: float | None = None
-    dnsmos_sig: float | None = None
-    dnsmos_bak: float | None = None
+
+
+@dataclass
+class UtteranceScore(Metrics, _Output):
+    """One row of per_utterance.csv: one system's output for one utterance, its metrics, and why any is None."""
+
     excluded: str = ""     # "metric: reason; …"
 
 
 @dataclass
-class SystemSummary:
-    """Means over the utterances where each metric applies."""
-
+class _System:
     system: str
     bitrate: float | None
     utterances: int
     pesq_excluded: int
-    pesq: float | None = None
-    stoi: float | None = None
-    estoi: float | None = None
-    log_mel_l1: float | None = None
-    mcd: float | None = None
-    dnsmos_ovrl: float | None = None
-    dnsmos_sig: float | None = None
-    dnsmos_bak: float | None = None
+
+
+@dataclass
+class SystemSummary(Metrics, _System):
+    """Means over the utterances where each metric applies."""
 
 
 @dataclass

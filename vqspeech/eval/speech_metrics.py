@@ -31,8 +31,8 @@ PESQ_MIN_SECONDS = 0.25     # the pesq package refuses shorter buffers
 
 
 @dataclass
-class Scores:
-    """Metrics of one output against its reference; None where ``excluded`` (metric -> reason) says why."""
+class Metrics:
+    """One value per speech metric, in report order; None where the metric does not apply."""
 
     pesq: float | None = None
     stoi: float | None = None
@@ -42,10 +42,16 @@ class Scores:
     dnsmos_ovrl: float | None = None
     dnsmos_sig: float | None = None
     dnsmos_bak: float | None = None
+
+
+METRICS = [f.name for f in fields(Metrics)]
+
+
+@dataclass
+class Scores(Metrics):
+    """Metrics of one output against its reference; None where ``excluded`` (metric -> reason) says why."""
+
     excluded: dict[str, str] = field(default_factory=dict)
-
-
-METRICS = [f.name for f in fields(Scores) if f.name != "excluded"]
 
 
 class Dnsmos:
