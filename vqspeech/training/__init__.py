@@ -1,4 +1,5 @@
-"""The training loop (loop.py) and checkpoints (checkpoint.py)."""
+"""The training loop (loop.py), checkpoints (checkpoint.py), torchrun/DDP (distributed.py) and mixed
+precision (precision.py)."""
 
 from vqspeech.training.loop import TrainResult, train
 
