@@ -55,7 +55,7 @@ def main() -> None:
     device = pick_device(tcfg.device)
     corpus = load_corpus(cfg.data.root, cfg.data.manifest, cfg.data.valid_fraction, cfg.data.test_fraction)
     started = time.perf_counter()
-    split = load_split(corpus.split("train"), corpus.speakers, sr, progress=False)
+    split = load_split(corpus.split("train"), corpus.speakers, sr, progress=False, pcm16=True)  # as training does
     load_seconds = time.perf_counter() - started
     print(f"recipe {args.recipe} {' '.join(args.overrides)}".rstrip())
     print(f"train split: {len(split.waves)} utterances, {split.samples / sr / 60:.1f} min of audio, "

@@ -64,7 +64,8 @@ def main() -> None:
     torch.manual_seed(0)
     try:
         corpus = load_corpus(cfg.data.root, cfg.data.manifest, cfg.data.valid_fraction, cfg.data.test_fraction)
-        split = load_split(corpus.split("train")[:200], corpus.speakers, cfg.data.sample_rate, progress=False)
+        split = load_split(corpus.split("train")[:200], corpus.speakers, cfg.data.sample_rate, progress=False,
+                           pcm16=True)
         speakers, source = corpus.speakers, f"{len(split.waves)} utterances of {corpus.root}"
         batches = iter(crop_loader(RandomCrops(split, tcfg.crop_samples, 0), tcfg.batch_size, 0, 0, False))
     except UserError:

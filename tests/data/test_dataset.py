@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 
 from vqspeech.data.corpus import Utterance
-from vqspeech.data.dataset import LoadedSplit, RandomCrops, StepItems, crop_loader, load_split
+from vqspeech.data.dataset import LoadedSplit, RandomCrops, StepItems, as_float, crop_loader, load_split
 
 CROP = 256
 
@@ -150,3 +150,20 @@ def test_load_split_skips_an_unreadable_file_with_a_warning_naming_it(tmp_path, 
     assert len(warnings) == 1 and str(tmp_path / "b/broken.wav") in warnings[0]
     assert len(loaded.skipped) == 1 and "broken.wav" in loaded.skipped[0]
 
+
+
+def test_pcm16_split_is_lossless_for_16_bit_audio_and_crops_as_float(tmp_path):
+    rate = 16000
+    rng = np.random.default_rng(3)
+    pcm = rng.integers(-32768, 32767, 4000, dtype=np.int16)
+    pcm[:2] = (-32768, 32767)  # full scale both ways
+    sf.write(str(tmp_path / "a.wav"), pcm, rate, subtype="PCM_16")
+    utt = [Utterance(path=tmp_path / "a.wav", speaker="a", utterance="a", split="train")]
+    as_int = load_split(utt, ["a"], rate, progress=False, pcm16=True)
+    as_flt = load_split(utt, ["a"], rate, progress=False)
+    assert as_int.waves[0].dtype == np.int16 and np.array_equal(as_int.waves[0], pcm)  # exact round trip
+    assert as_int.waves[0].nbytes * 2 == as_flt.waves[0].nbytes
+    assert np.array_equal(as_float(as_int.waves[0]), as_flt.waves[0])
+    for i in range(5):  # the same crops, as float32, from either
+        a, b = RandomCrops(as_int, CROP, 0)[i][0], RandomCrops(as_flt, CROP, 0)[i][0]
+        assert a.dtype == torch.float32 and torch.equal(a, b)

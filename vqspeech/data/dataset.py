@@ -25,10 +25,15 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class LoadedSplit:
-    """Audio of one split, mono float32 at the model rate, with each utterance's speaker index."""
+    """Audio of one split, mono at the model rate, with each utterance's speaker index.
+
+    ``waves`` are float32 in [-1, 1], or 16-bit PCM (int16, full scale 32768) when loaded with ``pcm16``:
+    half the memory for a training split, lossless for corpora stored as 16-bit at the model rate (as
+    ``vqspeech prepare`` writes them). :func:`as_float` turns either into float32.
+    """
 
     utterances: list[Utterance]
-    waves: list[np.ndarray]                 # [T_i] each
+    waves: list[np.ndarray]                 # [T_i] each, float32 or int16
     speaker_ids: list[int]
     skipped: list[str] = field(default_factory=list)  # one line per file left out, saying why
 
@@ -37,9 +42,18 @@ class LoadedSplit:
         return sum(len(w) for w in self.waves)
 
 
+PCM_SCALE = 32768.0
+
+
+def as_float(wav: np.ndarray) -> np.ndarray:
+    """float32 [T] in [-1, 1] from a float32 or int16 wave [T]."""
+    return wav.astype(np.float32) / PCM_SCALE if wav.dtype == np.int16 else wav
+
+
 def load_split(utterances: Sequence[Utterance], speakers: Sequence[str], sample_rate: int,
-               progress: bool = True, desc: str = "load audio") -> LoadedSplit:
-    """Read every utterance whose speaker is in ``speakers``; unreadable files are skipped with a warning."""
+               progress: bool = True, desc: str = "load audio", pcm16: bool = False) -> LoadedSplit:
+    """Read every utterance whose speaker is in ``speakers``; unreadable files are skipped with a warning.
+    With ``pcm16`` the waves are kept as int16 (see :class:`LoadedSplit`)."""
     index = {name: i for i, name in enumerate(speakers)}
     kept, waves, ids, skipped = [], [], [], []
     for utt in tqdm(utterances, desc=desc, unit="file", disable=not progress, leave=False):
@@ -52,7 +66,8 @@ def load_split(utterances: Sequence[Utterance], speakers: Sequence[str], sample_
             skipped.append(str(exc))
             continue
         kept.append(utt)
-        waves.append(wav)
+        waves.append(np.clip(np.round(wav * PCM_SCALE), -PCM_SCALE, PCM_SCALE - 1).astype(np.int16) if pcm16
+                     else wav)
         ids.append(index[utt.speaker])
     return LoadedSplit(utterances=kept, waves=waves, speaker_ids=ids, skipped=skipped)
 
@@ -61,7 +76,7 @@ class RandomCrops(Dataset):
     """Item i: a crop of ``crop`` samples at a position drawn uniformly over all audio, seeded by (seed, i).
 
     Utterances shorter than the crop are zero-padded on the right.
-    Returns (wav Tensor[1, crop], speaker_id LongTensor[]).
+    Returns (wav Tensor[1, crop] float32, speaker_id LongTensor[]), whether the split holds float or int16.
     """
 
     def __init__(self, split: LoadedSplit, crop: int, seed: int):
@@ -85,7 +100,7 @@ class RandomCrops(Dataset):
             piece = wav[start:start + self.crop]
         else:
             piece = np.pad(wav, (0, self.crop - len(wav)))
-        return torch.from_numpy(np.ascontiguousarray(piece))[None], torch.tensor(self.speaker_ids[u])
+        return torch.from_numpy(np.ascontiguousarray(as_float(piece)))[None], torch.tensor(self.speaker_ids[u])
 
 
 class StepItems(Sampler[int]):

@@ -117,7 +117,7 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
     if crop % model.hop_length:
         raise UserError(f"train.crop_samples={crop} must be a multiple of the encoder hop ({model.hop_length})")
     sample_rate = cfg.data.sample_rate
-    train_audio = load_split(corpus.split("train"), speakers, sample_rate, progress, "load train audio")
+    train_audio = load_split(corpus.split("train"), speakers, sample_rate, progress, "load train audio", pcm16=True)
     if not train_audio.waves:
         raise UserError(f"no usable training audio in {corpus.root} ({len(train_audio.skipped)} files skipped)")
     valid_audio = _validation_set(corpus, speakers, cfg, progress)
