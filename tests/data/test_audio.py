@@ -1,4 +1,4 @@
-"""Audio I/O and μ-law: companding error bounds, what load_audio accepts and refuses, atomic save."""
+"""Audio I/O and μ-law: companding error bounds, what load_audio accepts and refuses, atomic save (wav and text)."""
 
 import math
 
@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from vqspeech.data.audio import AudioError, load_audio, mu_law_decode, mu_law_encode, save_audio
+from vqspeech.data.audio import AudioError, load_audio, mu_law_decode, mu_law_encode, save_audio, write_atomic
 from vqspeech.errors import UserError
 
 SR = 16000
@@ -149,3 +149,18 @@ def test_a_failed_write_leaves_neither_the_target_nor_a_temp_file(tmp_path, monk
     with pytest.raises(OSError, match="disk full"):
         save_audio(tmp_path / "b.wav", sine(300, SR, 0.01), SR)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_atomic_replaces_the_file_whole_with_the_usual_mode(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = write_atomic(tmp_path / "sub" / "manifest.jsonl", "first\n")
+        assert path.read_text() == "first\n"
+        write_atomic(path, b"second\n")
+        assert path.read_text() == "second\n"
+        assert path.stat().st_mode & 0o777 == 0o644  # readable by others, like the wavs beside it
+        assert sorted(p.name for p in path.parent.iterdir()) == ["manifest.jsonl"]  # no temp file left
+    finally:
+        os.umask(mask)

@@ -1,5 +1,6 @@
 """Audio in and out, the one place for it: reading any file soundfile reads, downmixing, resampling to
-the model rate, μ-law companding, and writing wavs atomically.
+the model rate, μ-law companding, and writing wavs atomically (:func:`write_atomic` does the same for
+the text files that go with them: manifests, transcripts, alignments).
 
 Training, conversion, reconstruction and evaluation all read audio through :func:`load_audio`, so a
 waveform seen at training time and at conversion time went through exactly the same steps.
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -71,17 +74,33 @@ def save_audio(path: str | os.PathLike, wav: np.ndarray | torch.Tensor, sample_r
     if isinstance(wav, torch.Tensor):
         wav = wav.detach().cpu().float().numpy()
     wav = np.clip(np.asarray(wav, dtype=np.float32).reshape(-1), -1.0, 1.0)
+    with _atomic_target(path) as tmp:
+        sf.write(tmp, wav, sample_rate, subtype="PCM_16", format="WAV")
+    return path
+
+
+def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
+    """Write a text (UTF-8) or binary file whole or not at all (temp file + rename), replacing ``path``."""
+    path = Path(path)
+    with _atomic_target(path) as tmp, open(tmp, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+@contextmanager
+def _atomic_target(path: Path) -> Iterator[str]:
+    """A temp file beside ``path`` to write; on success it gets the usual file mode and replaces ``path``,
+    on failure it is removed (``path`` is never left half-written)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        sf.write(tmp, wav, sample_rate, subtype="PCM_16", format="WAV")
+        yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; outputs get the usual mode
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return path
 
 
 def _umask() -> int:

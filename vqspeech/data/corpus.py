@@ -63,7 +63,7 @@ def load_corpus(root: str | Path, manifest: str | None = None, valid_fraction: f
         if not manifest_path.is_file():
             raise UserError(f"manifest {manifest_path} not found (set data.manifest=null to scan "
                             f"{root}/<speaker>/*.wav instead)")
-        rows = list(_read_manifest(manifest_path))
+        rows = list(read_manifest(manifest_path))
     else:
         rows = [{"path": str(p.relative_to(root)), "speaker": p.relative_to(root).parts[0]}
                 for p in sorted(root.rglob("*")) if p.suffix.lower() in AUDIO_EXTENSIONS
@@ -76,7 +76,12 @@ def load_corpus(root: str | Path, manifest: str | None = None, valid_fraction: f
     return Corpus(root=root, utterances=utterances)
 
 
-def _read_manifest(path: Path) -> Iterable[dict]:
+def read_manifest(path: Path) -> Iterable[dict]:
+    """The rows of a manifest (JSONL, or CSV with a header), as written, with every column kept.
+
+    Raises:
+        UserError: invalid JSON, a row without path or speaker, or an unknown split (naming the row).
+    """
     with open(path, newline="") as f:
         if path.suffix == ".csv":
             rows = list(csv.DictReader(f))

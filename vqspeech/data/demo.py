@@ -19,7 +19,6 @@ import os
 import random
 import shutil
 import subprocess
-import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Sequence
 import soundfile as sf
 from tqdm import tqdm
 
+from vqspeech.data.audio import write_atomic
 from vqspeech.errors import UserError
 
 DEMO_VOICES: tuple[str, ...] = ("kal16", "awb", "rms", "slt")
@@ -130,18 +130,6 @@ class DemoCorpus:
     seconds: float  # total audio duration in the corpus
 
 
-def _write_atomic(path: Path, data: str | bytes) -> None:
-    """Write a file whole or not at all (temp file in the same folder, then rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _find_flite(voices: Sequence[str]) -> str:
     """Path of the flite binary, after checking that it knows every voice in ``voices``."""
     flite = shutil.which("flite")
@@ -164,7 +152,7 @@ def _synthesise(flite: str, voice: str, utt: str, text: str, wav: Path, psdur: P
         if proc.returncode != 0 or not proc.stdout.strip() or not tmp_wav.is_file():
             detail = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
             raise UserError(f"flite failed for voice {voice}, sentence {utt}: {detail}")
-        _write_atomic(psdur, proc.stdout)
+        write_atomic(psdur, proc.stdout)
         os.replace(tmp_wav, wav)
     except subprocess.TimeoutExpired:
         raise UserError(f"flite timed out for voice {voice}, sentence {utt}") from None
@@ -213,7 +201,7 @@ def prepare_demo(out_dir: str | os.PathLike, n_sentences: int = 240, n_valid: in
                         "choose another folder or delete it")
     for voice in voices:
         (root / voice).mkdir(parents=True, exist_ok=True)
-    _write_atomic(sentences_txt, listing)
+    write_atomic(sentences_txt, listing)
 
     rows, todo = [], []
     for voice in voices:
@@ -236,7 +224,7 @@ def prepare_demo(out_dir: str | os.PathLike, n_sentences: int = 240, n_valid: in
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
 
-    _write_atomic(root / "manifest.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+    write_atomic(root / "manifest.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
     seconds = sum(sf.info(str(root / row["path"])).duration for row in rows)
     return DemoCorpus(root=root, manifest=root / "manifest.jsonl", n_utterances=len(rows),
                       n_created=len(todo), n_skipped=len(rows) - len(todo), seconds=seconds)

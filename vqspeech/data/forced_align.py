@@ -35,9 +35,8 @@ import numpy as np
 from tqdm import tqdm
 
 from vqspeech.data.alignments import Segment, write_textgrid
-from vqspeech.data.audio import AudioError, load_audio
-from vqspeech.data.corpus import _read_manifest, load_corpus
-from vqspeech.data.demo import _write_atomic
+from vqspeech.data.audio import AudioError, load_audio, write_atomic
+from vqspeech.data.corpus import load_corpus, read_manifest
 from vqspeech.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -246,7 +245,7 @@ def align_corpus(root: str | Path, manifest: str = "manifest.jsonl", out: str | 
     start = time.perf_counter()
     root = Path(root)
     corpus = load_corpus(root, manifest)
-    rows = list(_read_manifest(root / manifest))
+    rows = list(read_manifest(root / manifest))
     dest = Path(out) if out is not None else root
     manifest_path = dest / manifest_out
     if manifest_path.resolve() == (root / manifest).resolve():
@@ -290,7 +289,7 @@ def align_corpus(root: str | Path, manifest: str = "manifest.jsonl", out: str | 
             row["alignment"] = _relative(u.alignment, dest)
         new_rows.append(row)
     dest.mkdir(parents=True, exist_ok=True)
-    _write_atomic(manifest_path, "".join(json.dumps(row) + "\n" for row in new_rows))
+    write_atomic(manifest_path, "".join(json.dumps(row) + "\n" for row in new_rows))
     return CorpusAlignment(manifest=manifest_path, aligned=sum(s == "aligned" for s, _ in results.values()),
                            existing=len(texts) - len(jobs), no_text=len(corpus.utterances) - len(texts),
                            missing_words=missing, failed=failed, seconds=time.perf_counter() - start)

@@ -31,9 +31,8 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from vqspeech.data.audio import AudioError, load_audio, save_audio
+from vqspeech.data.audio import AudioError, load_audio, save_audio, write_atomic
 from vqspeech.data.corpus import HELDOUT
-from vqspeech.data.demo import _write_atomic
 from vqspeech.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -153,7 +152,7 @@ def prepare_corpus(name: str, sources: Sequence[Source], out_dir: str | os.PathL
              "duration": round(durations[s.utterance], 3), "text": s.text, "gender": s.gender, "accent": s.accent,
              "split": splits[s.utterance]} for s in usable]
     manifest_path = root / manifest
-    _write_atomic(manifest_path, "".join(json.dumps(row) + "\n" for row in rows))
+    write_atomic(manifest_path, "".join(json.dumps(row) + "\n" for row in rows))
     counts = Counter(row["split"] for row in rows)
     return PreparedCorpus(
         name=name, root=root, manifest=manifest_path, speakers=len({row["speaker"] for row in rows}),
@@ -224,7 +223,7 @@ def _check_settings(root: Path, settings: dict) -> None:
             detail = ", ".join(f"{k} {before.get(k)!r} -> {settings.get(k)!r}" for k in changed)
             raise UserError(f"{root} was prepared with other settings ({detail}); choose another --out or delete it")
     else:
-        _write_atomic(path, json.dumps(settings, indent=1) + "\n")
+        write_atomic(path, json.dumps(settings, indent=1) + "\n")
 
 
 def _fill_cache(root: Path, sources: Sequence[Source], sample_rate: int, trim_db: float | None, workers: int,
