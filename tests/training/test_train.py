@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 
 import pytest
 import torch
@@ -141,6 +142,25 @@ def test_a_corpus_whose_files_are_all_unreadable_raises(tiny_config, tmp_path):
     (root / "manifest.jsonl").write_text(json.dumps({"path": str(junk), "speaker": "a", "split": "train"}) + "\n")
     with pytest.raises(UserError, match="no usable training audio"):
         train(tiny_config(root=root, run_dir=tmp_path / "run"), progress=False)
+    assert not (tmp_path / "run").exists()  # nothing written: the same command works once the data is fixed
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.batch_size=0", "train.batch_size must be at least 1, got 0"),
+    ("train.num_workers=-1", "train.num_workers must be 0 or more, got -1"),
+    ("train.crop_samples=-64", "train.crop_samples must be at least 1, got -64"),
+    ("train.valid_every=0", "train.valid_every must be at least 1, got 0"),
+    ("train.log_every=0", "train.log_every must be at least 1, got 0"),
+    ("train.lr=-1", "train.lr must be positive, got -1"),
+    ("train.max_steps=null", "train.max_steps must be at least 1, got None"),
+    ("train.max_minutes=0", "train.max_minutes must be positive, or null"),
+    ("quantizer.codebook_size=0", "codebook_size must be at least 1, got 0"),
+])
+def test_a_value_the_loop_cannot_run_with_is_a_one_line_error_and_writes_nothing(tiny_config, tmp_path, override,
+                                                                                 message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        train(tiny_config(override, run_dir=tmp_path / "run"), progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_corpus_without_audio_raises(tiny_config, tmp_path):

@@ -76,6 +76,8 @@ class VectorQuantizer(nn.Module):
                  ema_epsilon: float = 1e-5, init: str | None = None, kmeans_iters: int = 10,
                  dead_code_steps: int | None = None):
         super().__init__()
+        if codebook_size < 1:
+            raise ValueError(f"codebook_size must be at least 1, got {codebook_size}")
         if init is not None and init not in INIT_METHODS:
             raise ValueError(f"init must be None or one of {INIT_METHODS}, got {init!r}")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:

@@ -54,6 +54,29 @@ def weighted_loss(losses: Mapping[str, torch.Tensor], weights: Mapping[str, floa
     return sum(weights[name] * value for name, value in losses.items())
 
 
+def check_train_config(tcfg: DictConfig) -> None:
+    """A one-line UserError for a train.* value the loop cannot run with, before anything is loaded or written."""
+    def bad(key: str, need: str) -> UserError:
+        return UserError(f"train.{key} must be {need}, got {tcfg[key]!r}")
+
+    for key in ("max_steps", "batch_size", "crop_samples", "log_every", "valid_every", "checkpoint_every",
+                "max_bad_steps"):
+        if tcfg[key] is None or tcfg[key] < 1:
+            raise bad(key, "at least 1")
+    for key in ("lr", "grad_clip", "valid_max_seconds"):
+        if tcfg[key] is None or not tcfg[key] > 0:
+            raise bad(key, "positive")
+    for key in ("num_workers", "valid_utterances"):
+        if tcfg[key] is None or tcfg[key] < 0:
+            raise bad(key, "0 or more")
+    if tcfg.max_minutes is not None and not tcfg.max_minutes > 0:
+        raise bad("max_minutes", "positive, or null for no time limit")
+    if tcfg.keep_last is not None and tcfg.keep_last < 0:
+        raise bad("keep_last", "0 or more, or null to keep every checkpoint")
+    if tcfg.audio_every is not None and tcfg.audio_every < 0:
+        raise bad("audio_every", "0 or more, or null for never")
+
+
 def train(cfg: DictConfig, progress: bool = True) -> TrainResult:
     """Train (or resume) the run in ``cfg.run_dir``. Returns where it ended.
 
@@ -66,6 +89,7 @@ def train(cfg: DictConfig, progress: bool = True) -> TrainResult:
 
 def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, progress: bool) -> TrainResult:
     tcfg = cfg.train
+    check_train_config(tcfg)
     run_dir = Path(cfg.run_dir)
     main = env.is_main  # the one process that writes files and shows progress
     progress = progress and main
@@ -106,10 +130,6 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
     elif run_dir.exists() and any(run_dir.iterdir()):
         raise UserError(f"{run_dir} already holds files but no checkpoint to resume; choose another "
                         f"run_dir=... or remove that folder")
-    env.barrier()  # every rank has looked at run_dir before rank 0 writes to it
-    if state is None and main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     if main:
         log.info("%s", model.summary())
 
@@ -124,6 +144,10 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
     loader = crop_loader(RandomCrops(train_audio, crop, tcfg.seed), tcfg.batch_size, step,
                          tcfg.num_workers, pin_memory=device.type == "cuda", rank=env.rank,
                          world_size=env.world_size)
+    env.barrier()  # every rank has looked at run_dir (and found its data usable) before rank 0 writes to it
+    if state is None and main:  # written only now, so a run refused above can be started again as it is
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     if main:
         log.info("train: %d utterances, %.1f min of audio; %d speakers; device %s%s; precision %s",
                  len(train_audio.waves), train_audio.samples / sample_rate / 60, len(speakers), device,
