@@ -1,4 +1,5 @@
-"""`vqspeech convert`: any input format, batch with bad files, no silent overwrite, loudness matching."""
+"""`vqspeech convert`: any input format, batch with bad files, no silent overwrite, loudness matching; one-line
+errors for bad options of the commands that load a run."""
 
 import numpy as np
 import pytest
@@ -6,6 +7,7 @@ import soundfile as sf
 
 from vqspeech.cli import main
 from vqspeech.convert import match_loudness, output_paths
+from vqspeech.errors import UserError
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +93,35 @@ def test_loudness_matching_brings_output_to_the_input_loudness():
     assert abs(meter.integrated_loudness(matched) - meter.integrated_loudness(reference)) < 0.5
     short = match_loudness(quiet[:1000], reference[:1000], sr)  # below the meter's block: RMS match
     np.testing.assert_allclose(np.sqrt((short ** 2).mean()), np.sqrt((reference[:1000] ** 2).mean()), rtol=1e-4)
+
+
+def test_one_wav_output_for_several_inputs_is_refused(tmp_path):
+    from pathlib import Path
+
+    with pytest.raises(UserError, match="names one .wav file, but 2 inputs were given; name a folder"):
+        output_paths([Path("a.wav"), Path("b.wav")], "rms", tmp_path / "out.wav")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["convert", "IN", "--speaker", "spk_a", "--segment-seconds", "0"], "--segment-seconds must be positive"),
+    (["reconstruct", "IN", "--speaker", "spk_a", "--segment-seconds", "-1"], "--segment-seconds must be positive"),
+    (["convert", "IN", "IN", "--speaker", "spk_a", "-o", "OUT/x.wav"], "names one .wav file, but 2 inputs"),
+    (["reconstruct", "MISSING", "-o", "OUT"], "MISSING: cannot read audio"),
+    (["evaluate-conversion", "--sentences", "0"], "--sentences must be at least 1 and --seconds positive"),
+    (["evaluate-conversion", "--seconds", "-1"], "--sentences must be at least 1 and --seconds positive"),
+    (["probe-phonemes", "--max-utterances", "0"], "--max-utterances must be at least 1, got 0"),
+    (["report", "--seconds", "-1"], "--samples must be 0 or more and --seconds positive"),
+    (["report", "--samples", "-1"], "--samples must be 0 or more and --seconds positive"),
+    (["report", "--seconds", "0.001"], "--seconds 0.001 is shorter than one code"),
+])
+def test_bad_numbers_and_paths_are_one_line_errors(trained_run, tmp_path, capsys, args, message):
+    src = tmp_path / "a.wav"
+    sf.write(src, speech_like(0.2, 16000), 16000)
+    names = {"IN": str(src), "MISSING": str(tmp_path / "misc" / "gone.wav"), "OUT": str(tmp_path / "out")}
+    args = [names.get(a, a.replace("OUT", str(tmp_path / "out"))) for a in args]
+    assert main([*args, "--run", str(trained_run), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    error = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and message.replace("MISSING", names["MISSING"]) in error[0], err
+    assert not (tmp_path / "out").exists()

@@ -65,8 +65,11 @@ def _prepare_recorded(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
+    from vqspeech.errors import UserError
     from vqspeech.eval.report import report_run
 
+    if args.samples < 0 or not args.seconds > 0:
+        raise UserError("--samples must be 0 or more and --seconds positive")
     report = report_run(args.run, args.checkpoint, args.out, n_samples=args.samples, seconds=args.seconds,
                         progress=not args.quiet)
     print(report.markdown())
@@ -95,6 +98,8 @@ def _generation(args: argparse.Namespace, run):
     from vqspeech.errors import UserError
     from vqspeech.models.generation import GenerationConfig
 
+    if args.segment_seconds is not None and not args.segment_seconds > 0:
+        raise UserError(f"--segment-seconds must be positive, got {args.segment_seconds} (--no-fold: one piece)")
     sample_rate = run.config["data"]["sample_rate"]
     frames = None if args.segment_seconds is None else max(1, round(args.segment_seconds * sample_rate
                                                                     / run.model.hop_length))
@@ -133,8 +138,11 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _evaluate_conversion(args: argparse.Namespace) -> None:
+    from vqspeech.errors import UserError
     from vqspeech.eval.conversion import evaluate_conversion
 
+    if args.sentences < 1 or not args.seconds > 0:
+        raise UserError("--sentences must be at least 1 and --seconds positive")
     run = _load_run(args)
     corpus = _run_corpus(run, args)
     out = args.out or run.checkpoint.parent.parent / "conversion"
@@ -183,8 +191,11 @@ def _evaluate_reconstruction(args: argparse.Namespace) -> None:
 def _probe_phonemes(args: argparse.Namespace) -> None:
     import torch
 
+    from vqspeech.errors import UserError
     from vqspeech.eval.probing import probe_phonemes
 
+    if args.max_utterances is not None and args.max_utterances < 1:
+        raise UserError(f"--max-utterances must be at least 1, got {args.max_utterances}")
     torch.set_num_threads(1)  # the probes are many small fits; two threads thrash on them
     run = _load_run(args)
     corpus = _run_corpus(run, args)

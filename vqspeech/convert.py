@@ -44,9 +44,15 @@ def output_paths(sources: list[Path], speaker: str, out: Path) -> list[Path]:
 
 def suffixed_paths(sources: list[Path], suffix: str, out: Path) -> list[Path]:
     """``out`` itself when it names a .wav and there is one input; else out/<stem><suffix>.wav,
-    with the parent folder's name in front when two inputs share a stem."""
-    if out.suffix.lower() == ".wav" and len(sources) == 1:
-        return [out]
+    with the parent folder's name in front when two inputs share a stem.
+
+    Raises:
+        UserError: ``out`` names a .wav but there are several inputs.
+    """
+    if out.suffix.lower() == ".wav":
+        if len(sources) == 1:
+            return [out]
+        raise UserError(f"-o {out} names one .wav file, but {len(sources)} inputs were given; name a folder")
     stems = [s.stem for s in sources]
     names = [f"{s.parent.name}_{s.stem}" if stems.count(s.stem) > 1 else s.stem for s in sources]
     return [out / f"{name}{suffix}.wav" for name in names]
@@ -97,8 +103,8 @@ def synthesize_files(model: VQVAE, sources: Sequence[Path], destinations: Sequen
             result.error = f"{destination} already exists; pass --overwrite to replace it"
             continue
         try:
+            wav = load_audio(result.source, sample_rate)  # first: a missing file is named as such
             target = model.speakers.index(speaker_of(result.source))
-            wav = load_audio(result.source, sample_rate)
         except UserError as exc:  # AudioError included
             result.error = str(exc)
             continue

@@ -75,6 +75,9 @@ def report_run(run_dir: str | Path | None = None, checkpoint: str | Path | None 
     model, cfg = run.model, run.config
     data = cfg["data"]
     sample_rate = data["sample_rate"]
+    if n_samples > 0 and int(seconds * sample_rate) < model.hop_length:
+        raise UserError(f"--seconds {seconds} is shorter than one code ({model.hop_length} samples = "
+                        f"{1000 * model.hop_length / sample_rate:g} ms); reconstruct at least that much")
     corpus = load_corpus(data["root"], data["manifest"], data["valid_fraction"], data["test_fraction"])
     test = load_split(corpus.split("test"), model.speakers.names, sample_rate, progress, "load test audio")
     if not test.waves:
