@@ -180,3 +180,11 @@ def test_cli_one_line_error_on_a_corpus_without_text(tiny_corpus, capsys):
     assert main(["align", "--data-root", str(tiny_corpus), "-q"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "transcript" in err and "\n" not in err
+
+
+def test_cli_one_line_error_on_a_folder_without_a_manifest(tmp_path, capsys):
+    (tmp_path / "spk").mkdir()
+    assert main(["align", "--data-root", str(tmp_path), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: no manifest {tmp_path / 'manifest.jsonl'}") and "--manifest" in err
+    assert "data.manifest" not in err and "\n" not in err

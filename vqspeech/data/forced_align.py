@@ -239,11 +239,14 @@ def align_corpus(root: str | Path, manifest: str = "manifest.jsonl", out: str | 
     ``data.root=<that folder> data.manifest=<manifest_out>``. It never replaces the input manifest.
 
     Raises:
-        UserError: no utterance has a transcript; the output manifest would be the input one; a bad
-            extra dictionary.
+        UserError: no manifest; no utterance has a transcript; the output manifest would be the input one; a
+            bad extra dictionary.
     """
     start = time.perf_counter()
     root = Path(root)
+    if not (root / manifest).is_file():  # load_corpus's hint (data.manifest=null) is for training
+        raise UserError(f"no manifest {root / manifest}: align reads the transcripts from a manifest's 'text' "
+                        f"column; name the corpus folder with --data-root and its manifest with --manifest")
     corpus = load_corpus(root, manifest)
     rows = list(read_manifest(root / manifest))
     dest = Path(out) if out is not None else root
