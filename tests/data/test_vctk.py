@@ -220,6 +220,9 @@ def test_a_root_that_is_not_vctk_is_a_one_line_error(tmp_path, capsys):
     assert "ROOT/wav48_silence_trimmed/pXXX/" in err[0] and "ROOT/wav48/pXXX/" in err[0]
     assert main(["prepare", "vctk", "-q"]) == 2
     assert "--root PATH" in capsys.readouterr().err
+    assert main(["prepare", "vctk", "--root", str(tmp_path / "notvctk"), "--test", "-1", "-q"]) == 2
+    assert capsys.readouterr().err.strip() == \
+        "error: held-out counts must not be negative: --valid 3, --test -1, --n-heldout-speakers 0"
 
 
 def test_cli_prints_the_counts_and_runs_parallel_workers(tmp_path, capsys):

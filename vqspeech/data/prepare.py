@@ -71,7 +71,8 @@ class SplitPolicy:
 
     def __post_init__(self):
         if min(self.valid_per_speaker, self.test_per_speaker, self.n_heldout_speakers) < 0:
-            raise UserError(f"held-out counts must not be negative: {self}")
+            raise UserError(f"held-out counts must not be negative: --valid {self.valid_per_speaker}, --test "
+                            f"{self.test_per_speaker}, --n-heldout-speakers {self.n_heldout_speakers}")
 
 
 @dataclass
