@@ -155,3 +155,10 @@ def test_failing_flite_call_raises_and_leaves_no_partial_files(tmp_path, monkeyp
         prepare_demo(out, n_sentences=3, n_valid=1, n_test=1, voices=("slt",), workers=1, progress=False)
     assert [p.name for p in (out / "slt").iterdir()] == []
     assert not (out / "manifest.jsonl").exists()
+
+
+def test_an_out_that_is_a_file_is_a_one_line_error(tmp_path):
+    (tmp_path / "a-file").write_text("mine")
+    with pytest.raises(UserError, match="is a file, not a folder; choose another --out"):
+        prepare_demo(tmp_path / "a-file", n_sentences=4, n_valid=1, n_test=1, progress=False)
+    assert (tmp_path / "a-file").read_text() == "mine"

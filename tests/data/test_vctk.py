@@ -187,6 +187,22 @@ def test_a_rerun_reuses_every_cached_file(tmp_path):
         prepare(root, tmp_path / "elsewhere", sample_rate=0)
 
 
+def test_a_damaged_cache_file_is_made_again_and_a_damaged_out_folder_is_a_one_line_error(tmp_path):
+    root, out = make_vctk(tmp_path / "vctk"), tmp_path / "out"
+    first = prepare(root, out)
+    (out / "p225" / "p225_001.wav").write_bytes(b"junk")
+    again = prepare(root, out)
+    assert (again.made, again.reused, again.seconds) == (1, first.utterances - 1, pytest.approx(first.seconds))
+    assert sf.info(str(out / "p225" / "p225_001.wav")).frames > 0
+    (out / "prepare.json").write_text("{broken")
+    with pytest.raises(UserError, match="prepare.json is damaged .*; choose another --out, or delete"):
+        prepare(root, out)
+    (tmp_path / "a-file").write_text("mine")
+    with pytest.raises(UserError, match="is a file, not a folder; choose another --out"):
+        prepare(root, tmp_path / "a-file")
+    assert (tmp_path / "a-file").read_text() == "mine"
+
+
 def test_mic2_reads_the_other_files_and_counts_the_missing_ones(tmp_path, caplog):
     root = make_vctk(tmp_path / "vctk", mic2_missing=("p226_005", "p226_006", "p225_002"))
     with caplog.at_level(logging.WARNING):

@@ -193,6 +193,8 @@ def prepare_demo(out_dir: str | os.PathLike, n_sentences: int = 240, n_valid: in
     except ValueError as exc:
         raise UserError(str(exc)) from None
     root = Path(out_dir)
+    if root.exists() and not root.is_dir():
+        raise UserError(f"--out {root} is a file, not a folder; choose another --out")
     ids = [f"s{i + 1:04d}" for i in range(n_sentences)]
     listing = "".join(f"{utt}\t{text}\n" for utt, text in zip(ids, texts))
     sentences_txt = root / "sentences.txt"

@@ -136,6 +136,8 @@ def prepare_corpus(name: str, sources: Sequence[Source], out_dir: str | os.PathL
     if workers < 1 or sample_rate <= 0 or (trim_db is not None and trim_db <= 0):
         raise UserError(f"workers ({workers}), sample rate ({sample_rate}) and trim dB ({trim_db}) must be positive")
     root = Path(out_dir)
+    if root.exists() and not root.is_dir():
+        raise UserError(f"--out {root} is a file, not a folder; choose another --out")
     root.mkdir(parents=True, exist_ok=True)
     _check_settings(root, {**(settings or {}), "sample_rate": sample_rate, "trim_db": trim_db})
     _heldout_speakers(sorted({s.speaker for s in sources}), policy)  # a bad name fails before the long part
@@ -218,7 +220,11 @@ def _cached(source: Source) -> str:
 def _check_settings(root: Path, settings: dict) -> None:
     path = root / "prepare.json"
     if path.is_file():
-        before = json.loads(path.read_text())
+        try:
+            before = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise UserError(f"{path} is damaged ({exc}); choose another --out, or delete {root} to prepare "
+                            f"it again") from None
         changed = sorted(k for k in settings.keys() | before.keys() if before.get(k) != settings.get(k))
         if changed:
             detail = ", ".join(f"{k} {before.get(k)!r} -> {settings.get(k)!r}" for k in changed)
@@ -233,8 +239,11 @@ def _fill_cache(root: Path, sources: Sequence[Source], sample_rate: int, trim_db
     durations, errors, todo = {}, [], []
     for s in sources:
         cached = root / _cached(s)
-        if cached.is_file():
-            info = sf.info(str(cached))
+        try:
+            info = sf.info(str(cached)) if cached.is_file() else None
+        except Exception:  # a damaged cache file (soundfile raises several types) is made again
+            info = None
+        if info is not None and info.frames:
             durations[s.utterance] = info.frames / info.samplerate
         else:
             todo.append((s.utterance, str(s.path), str(cached), sample_rate, trim_db))
