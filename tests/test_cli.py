@@ -69,6 +69,18 @@ def test_missing_corpus_folder_is_a_one_line_error(demo_recipe, tmp_path, capsys
     assert_one_line_error(code, capsys.readouterr().err, "does not exist")
 
 
+def test_a_run_dir_that_is_a_file_or_a_bad_sample_rate_is_a_one_line_error(demo_recipe, tiny_corpus, tmp_path,
+                                                                          capsys):
+    mine = tmp_path / "notes.txt"
+    mine.write_text("mine")
+    code = main(["train", str(demo_recipe), "+debug=tiny", f"data.root={tiny_corpus}", f"run_dir={mine}", "-q"])
+    assert_one_line_error(code, capsys.readouterr().err, "Not a directory", str(mine), "run_dir=")
+    assert mine.read_text() == "mine"
+    code = main(["train", str(demo_recipe), "+debug=tiny", f"data.root={tiny_corpus}", "data.sample_rate=0",
+                 f"run_dir={tmp_path / 'run'}", "-q"])
+    assert_one_line_error(code, capsys.readouterr().err, "data.sample_rate must be a positive number of Hz, got 0")
+
+
 def test_report_without_a_trained_run_is_a_one_line_error(tmp_path, capsys):
     code = main(["report", "--run", str(tmp_path / "run"), "-q"])
     assert_one_line_error(code, capsys.readouterr().err, "holds no checkpoint")

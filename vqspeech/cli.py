@@ -369,6 +369,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        # a path the user named that cannot be used as such: an --out that is a file, a read-only folder
+        print(f"error: {exc.strerror}: {exc.filename}; check the paths given (--out, -o, run_dir=...)",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -90,6 +90,8 @@ def train(cfg: DictConfig, progress: bool = True) -> TrainResult:
 def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, progress: bool) -> TrainResult:
     tcfg = cfg.train
     check_train_config(tcfg)
+    if cfg.data.sample_rate is None or cfg.data.sample_rate < 1:
+        raise UserError(f"data.sample_rate must be a positive number of Hz, got {cfg.data.sample_rate!r}")
     run_dir = Path(cfg.run_dir)
     main = env.is_main  # the one process that writes files and shows progress
     progress = progress and main
