@@ -1,5 +1,7 @@
 """Write a manifest for the VCTK excerpt (shared/data/vctk-mini) that splits by sentence, so held-out
-sentences are spoken by every speaker (parallel test set). Until `vqspeech prepare vctk` exists.
+sentences are spoken by every speaker (parallel test set), pointing at the files in place. This is the split
+the README's VCTK-excerpt figures used; `vqspeech prepare vctk` makes a comparable split of its own (and a
+resampled, trimmed copy).
 
     python tools/vctk_mini_manifest.py ../shared/data/vctk-mini /tmp/vctk-mini-manifest/manifest.jsonl
 

@@ -64,6 +64,7 @@ _WORDS: dict[str, tuple[str, ...]] = {
           "around the corner", "past the church", "toward the harbor", "beyond the mountains",
           "within the cave", "outside the theater", "among the pines", "in the morning", "at noon"),
 }
+MAX_SENTENCES = 20_000  # per voice; far above the demo's 240, and a bound on the sentence search
 # Templates: one symbol per slot above; any other token is a literal word. 5 to 11 words each.
 _TEMPLATES: tuple[str, ...] = (
     "D N V D O",
@@ -99,8 +100,9 @@ def make_sentences(n: int, seed: int = 0) -> list[str]:
     Raises:
         ValueError: ``n`` is negative or more than the grammar can produce.
     """
-    if n < 0 or n > _capacity():
-        raise ValueError(f"cannot make {n} distinct sentences: the grammar produces at most {_capacity()}")
+    if n < 0 or n > min(_capacity(), MAX_SENTENCES):
+        raise ValueError(f"cannot make {n} distinct sentences: at most {min(_capacity(), MAX_SENTENCES)} (the "
+                         "grammar's reach, capped to keep the search bounded)")
     rng = random.Random(seed)
     sentences: list[str] = []
     seen: set[str] = set()

@@ -184,6 +184,9 @@ def assign_splits(sources: Sequence[Source], policy: SplitPolicy) -> tuple[dict[
     splits = {s.utterance: HELDOUT if s.speaker in heldout else split_of_sentence[sentence_key(s)] for s in sources}
     in_training = {s.speaker for s in sources if splits[s.utterance] == "train"}
     starved = [spk for spk in speakers if spk not in heldout and spk not in in_training]
+    if not in_training:
+        raise UserError(f"no utterance is left for training: all {len(sources)} are held out for validation, "
+                        "test or held-out speakers; lower --valid/--test or hold out fewer speakers")
     if starved:
         log.warning("%d speaker(s) have every utterance held out and so no training audio: %s (lower the held-out "
                     "counts)", len(starved), " ".join(starved))

@@ -54,7 +54,7 @@ class Distributed:
             model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
 
     def mean(self, t: torch.Tensor) -> torch.Tensor:
-        """The mean of t over ranks (t itself when alone)."""
+        """The mean of t (any shape, the same on every rank) over ranks; t itself when alone."""
         if not self.enabled:
             return t
         t = t.clone()
@@ -62,7 +62,7 @@ class Distributed:
         return t / self.world_size
 
     def sum(self, t: torch.Tensor) -> torch.Tensor:
-        """The sum of t over ranks (t itself when alone)."""
+        """The sum of t (any shape, the same on every rank) over ranks; t itself when alone."""
         if not self.enabled:
             return t
         t = t.clone()
