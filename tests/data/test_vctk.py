@@ -267,3 +267,9 @@ def test_the_real_excerpt(vctk_mini, tmp_path):
         held.setdefault(row["utterance"][-3:], set()).add(row["split"])
     assert all(len(s) == 1 for s in held.values())
     assert load_corpus(result.root, "manifest.jsonl").speakers == ["p225", "p226", "p227", "p228"]
+
+
+def test_holding_out_every_sentence_is_a_one_line_error(tmp_path):
+    root = make_vctk(tmp_path / "vctk")
+    with pytest.raises(UserError, match="no utterance is left for training"):
+        prepare(root, tmp_path / "out", policy=SplitPolicy(valid_per_speaker=50, test_per_speaker=50))
