@@ -133,3 +133,14 @@ def test_probe_phonemes_on_a_corpus_without_alignments_is_a_one_line_error(demo_
     assert main(["probe-phonemes", "--run", str(run_dir), "-q"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error:") and "alignment" in err[-1]
+
+
+def test_overrides_after_an_option_still_reach_hydra_and_stray_arguments_are_refused(demo_recipe, tmp_path,
+                                                                                      capsys):
+    # the override lands in the config: an unknown key placed after -q is named just as before it
+    assert main(["train", str(demo_recipe), "-q", "train.no_such_key=1", f"run_dir={tmp_path / 'r'}"]) == 2
+    assert "unknown config key 'train.no_such_key'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "--run", str(tmp_path), "stray=1"])  # only train takes overrides
+    assert exc.value.code == 2
+    assert "unrecognized arguments: stray=1" in capsys.readouterr().err
