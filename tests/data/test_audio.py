@@ -7,7 +7,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from vqspeech.data.audio import AudioError, load_audio, mu_law_decode, mu_law_encode, save_audio, write_atomic
+from vqspeech.data.audio import AudioError, load_audio, mu_law_decode, mu_law_encode, save_audio
+from vqspeech.files import write_atomic
 from vqspeech.errors import UserError
 
 SR = 16000

@@ -2,6 +2,8 @@
 
 import pickle
 
+import os
+
 import pytest
 import torch
 
@@ -43,6 +45,9 @@ def test_round_trip_and_atomic_write(tmp_path):
     assert loaded["step"] == 3 and torch.equal(loaded["model"]["w"], torch.ones(2))
     assert loaded["vqspeech_version"] and loaded["format"] == 1
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.pt"]  # no temp file left
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # the usual mode, not mkstemp's private 0600
 
 
 def test_not_a_checkpoint(tmp_path):

@@ -17,7 +17,6 @@ what makes a file unusable (intervals past the audio, overlapping or negative on
 
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
 from collections.abc import Container, Mapping, Sequence
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from vqspeech.errors import UserError
+from vqspeech.files import write_atomic
 
 END_TOLERANCE = 0.15  # seconds an alignment may run past its audio (flite's final pause does, by ~0.12 s)
 
@@ -177,14 +177,7 @@ def write_textgrid(path: str | Path, tiers: Mapping[str, Sequence[Segment]], dur
         for i, (a, b, label) in enumerate(intervals, 1):
             lines += [f"        intervals [{i}]:", f"            xmin = {a!r}", f"            xmax = {b!r}",
                       f'            text = "{_quote(label)}"']
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_atomic(path, "\n".join(lines) + "\n")
 
 
 def _quote(text: str) -> str:

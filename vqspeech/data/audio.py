@@ -1,6 +1,5 @@
 """Audio in and out, the one place for it: reading any file soundfile reads, downmixing, resampling to
-the model rate, μ-law companding, and writing wavs atomically (:func:`write_atomic` does the same for
-the text files that go with them: manifests, transcripts, alignments).
+the model rate, μ-law companding, and writing wavs whole (through :mod:`vqspeech.files`).
 
 Training, conversion, reconstruction and evaluation all read audio through :func:`load_audio`, so a
 waveform seen at training time and at conversion time went through exactly the same steps.
@@ -9,9 +8,6 @@ waveform seen at training time and at conversion time went through exactly the s
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +15,7 @@ import soundfile as sf
 import torch
 
 from vqspeech.errors import UserError
+from vqspeech.files import atomic_target
 
 MU_LAW_CHANNELS = 256
 
@@ -74,39 +71,9 @@ def save_audio(path: str | os.PathLike, wav: np.ndarray | torch.Tensor, sample_r
     if isinstance(wav, torch.Tensor):
         wav = wav.detach().cpu().float().numpy()
     wav = np.clip(np.asarray(wav, dtype=np.float32).reshape(-1), -1.0, 1.0)
-    with _atomic_target(path) as tmp:
+    with atomic_target(path) as tmp:
         sf.write(tmp, wav, sample_rate, subtype="PCM_16", format="WAV")
     return path
-
-
-def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
-    """Write a text (UTF-8) or binary file whole or not at all (temp file + rename), replacing ``path``."""
-    path = Path(path)
-    with _atomic_target(path) as tmp, open(tmp, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-    return path
-
-
-@contextmanager
-def _atomic_target(path: Path) -> Iterator[str]:
-    """A temp file beside ``path`` to write; on success it gets the usual file mode and replaces ``path``,
-    on failure it is removed (``path`` is never left half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; outputs get the usual mode
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def mu_law_compand(wav: torch.Tensor, channels: int = MU_LAW_CHANNELS) -> torch.Tensor:

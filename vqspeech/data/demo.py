@@ -27,8 +27,8 @@ from typing import Sequence
 import soundfile as sf
 from tqdm import tqdm
 
-from vqspeech.data.audio import write_atomic
 from vqspeech.errors import UserError
+from vqspeech.files import atomic_target, write_atomic
 
 DEMO_VOICES: tuple[str, ...] = ("kal16", "awb", "rms", "slt")
 
@@ -147,19 +147,16 @@ def _find_flite(voices: Sequence[str]) -> str:
 
 def _synthesise(flite: str, voice: str, utt: str, text: str, wav: Path, psdur: Path) -> None:
     """Run flite once; write ``psdur`` (its stdout, verbatim) and then ``wav``, each via a temp name."""
-    tmp_wav = wav.with_name(f".{wav.name}.part")
     try:
-        proc = subprocess.run([flite, "-voice", voice, "-psdur", "-t", text, "-o", str(tmp_wav)],
-                              capture_output=True, text=True, timeout=120)
-        if proc.returncode != 0 or not proc.stdout.strip() or not tmp_wav.is_file():
-            detail = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-            raise UserError(f"flite failed for voice {voice}, sentence {utt}: {detail}")
-        write_atomic(psdur, proc.stdout)
-        os.replace(tmp_wav, wav)
+        with atomic_target(wav) as tmp_wav:
+            proc = subprocess.run([flite, "-voice", voice, "-psdur", "-t", text, "-o", tmp_wav],
+                                  capture_output=True, text=True, timeout=120)
+            if proc.returncode != 0 or not proc.stdout.strip() or os.path.getsize(tmp_wav) == 0:
+                detail = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+                raise UserError(f"flite failed for voice {voice}, sentence {utt}: {detail}")
+            write_atomic(psdur, proc.stdout)
     except subprocess.TimeoutExpired:
         raise UserError(f"flite timed out for voice {voice}, sentence {utt}") from None
-    finally:
-        tmp_wav.unlink(missing_ok=True)
 
 
 def _split(index: int, n_sentences: int, n_valid: int, n_test: int) -> str:

@@ -35,7 +35,8 @@ import numpy as np
 from tqdm import tqdm
 
 from vqspeech.data.alignments import Segment, write_textgrid
-from vqspeech.data.audio import AudioError, load_audio, write_atomic
+from vqspeech.data.audio import AudioError, load_audio
+from vqspeech.files import write_atomic
 from vqspeech.data.corpus import load_corpus, read_manifest
 from vqspeech.errors import UserError
 

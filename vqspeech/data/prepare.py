@@ -31,7 +31,8 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from vqspeech.data.audio import AudioError, load_audio, save_audio, write_atomic
+from vqspeech.data.audio import AudioError, load_audio, save_audio
+from vqspeech.files import write_atomic
 from vqspeech.data.corpus import HELDOUT
 from vqspeech.errors import UserError
 

@@ -14,7 +14,6 @@ import pickle
 import re
 import shutil
 import zipfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import torch
 
 from vqspeech import __version__
 from vqspeech.errors import UserError
+from vqspeech.files import atomic_target
 from vqspeech.models import VQVAE, build_model
 
 FORMAT = 1
@@ -35,16 +35,8 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "vqspeech_version": __version__, **payload}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_target(path, fsync=True) as tmp:
+        torch.save(payload, tmp)
     return path
 
 

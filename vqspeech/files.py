@@ -1,0 +1,50 @@
+"""Writing files whole or not at all, the one place for it: a temp file beside the target, the usual file
+mode, then a rename. A kill at any moment leaves the previous file (or none), never half of a new one.
+
+Audio (:func:`vqspeech.data.audio.save_audio`), manifests, TextGrids and checkpoints are all written
+through :func:`atomic_target`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_target(path: str | os.PathLike, fsync: bool = False) -> Iterator[str]:
+    """A temp file beside ``path`` to write to. On success it gets the usual file mode (0666 less the umask)
+    and replaces ``path``; with ``fsync`` its data reaches the disk first. On failure it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield tmp
+        if fsync:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; outputs get the usual mode
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_atomic(path: str | os.PathLike, data: str | bytes, fsync: bool = False) -> Path:
+    """Write a text (UTF-8) or binary file whole or not at all, replacing ``path``."""
+    with atomic_target(path, fsync) as tmp, open(tmp, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+    return Path(path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
