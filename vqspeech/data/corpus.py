@@ -57,7 +57,7 @@ def load_corpus(root: str | Path, manifest: str | None = None, valid_fraction: f
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"corpus folder {root} does not exist (for the demo corpus run `vqspeech prepare demo`; "
-                        f"otherwise set data.root=...)")
+                        f"otherwise point data.root=... (training) or --data-root (the other commands) at it)")
     if manifest is not None:
         manifest_path = root / manifest
         if not manifest_path.is_file():
