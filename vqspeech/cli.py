@@ -191,6 +191,7 @@ def _evaluate_reconstruction(args: argparse.Namespace) -> None:
 def _probe_phonemes(args: argparse.Namespace) -> None:
     import torch
 
+    from vqspeech.data.alignments import PhoneSet
     from vqspeech.errors import UserError
     from vqspeech.eval.probing import probe_phonemes
 
@@ -200,9 +201,11 @@ def _probe_phonemes(args: argparse.Namespace) -> None:
     run = _load_run(args)
     corpus = _run_corpus(run, args)
     out = args.out or run.checkpoint.parent.parent / "probe"
-    report = probe_phonemes(run.model, corpus, run.config["data"]["sample_rate"], out, split=args.split,
-                            max_utterances=args.max_utterances, seed=args.seed, model_kwargs=run.model_kwargs,
-                            progress=not args.quiet)
+    phone_set = PhoneSet(strip_stress=not args.keep_stress, fold_timit=args.fold_timit,
+                         inventory=None if args.any_symbol else PhoneSet().inventory)
+    report = probe_phonemes(run.model, corpus, run.config["data"]["sample_rate"], out, phone_set, split=args.split,
+                            max_utterances=args.max_utterances, seed=args.seed, tier=args.tier,
+                            model_kwargs=run.model_kwargs, progress=not args.quiet)
     print(report.markdown())
     print(f"written to {out}")
 
@@ -340,6 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", nargs="+", default=["test", "valid"], help="corpus splits to probe (default test valid)")
     p.add_argument("--max-utterances", type=int)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tier", default="phones", help="TextGrid tier holding the phones (default phones)")
+    p.add_argument("--fold-timit", action="store_true", help="fold TIMIT's 61 symbols to 39 (Lee & Hon)")
+    p.add_argument("--keep-stress", action="store_true", help="keep ARPAbet stress digits (AH0 ≠ AH1)")
+    p.add_argument("--any-symbol", action="store_true",
+                   help="accept symbols outside the English ARPAbet/TIMIT set (other languages, other phone sets)")
     p.set_defaults(func=_probe_phonemes)
 
     p = sub.add_parser("align", parents=[common], help="forced phone alignment (pocketsphinx) of a corpus's "

@@ -181,3 +181,36 @@ def test_probe_phonemes_refuses_without_usable_alignments(tmp_path):
         path.write_text("pau:0.1 xx:0.2")
     with pytest.raises(UserError, match="none of the 8 aligned utterances .* is usable .*unknown phone symbol 'xx'"):
         probe_phonemes(model, corpus, SR, tmp_path / "probe", split="test", progress=False)
+
+
+def test_the_phone_set_decides_which_symbols_are_known(tmp_path):
+    tiny_aligned_corpus(tmp_path / "corpus", bad=False)
+    odd = tmp_path / "corpus" / "spk_a" / "u1.psdur"  # a symbol outside ARPAbet/TIMIT
+    odd.write_text(odd.read_text().replace("ah:", "ɐ:"))
+    corpus = load_corpus(tmp_path / "corpus", "manifest.jsonl")
+    model = build_model(copy.deepcopy(KWARGS)).eval()
+    strict = probe_phonemes(model, corpus, SR, tmp_path / "a", PhoneSet(), split="test", progress=False)
+    assert list(strict.skipped) == [str(odd)] and "unknown phone symbol 'ɐ'" in strict.skipped[str(odd)][0]
+    lenient = probe_phonemes(model, corpus, SR, tmp_path / "b", PhoneSet(inventory=None), split="test",
+                             progress=False)
+    assert not lenient.skipped and "ɐ" in lenient.phones and lenient.n_utterances == strict.n_utterances + 1
+
+
+def test_the_phones_are_read_from_the_named_textgrid_tier(tmp_path):
+    from vqspeech.data.alignments import read_alignment, write_textgrid
+
+    tiny_aligned_corpus(tmp_path / "corpus", bad=False)
+    manifest = tmp_path / "corpus" / "manifest.jsonl"
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    for row in rows:  # the same phones, in a TextGrid tier called "segments"
+        psdur = tmp_path / "corpus" / row["alignment"]
+        grid = psdur.with_suffix(".TextGrid")
+        write_textgrid(grid, {"segments": read_alignment(psdur)}, duration=0.48)
+        row["alignment"] = str(grid.relative_to(tmp_path / "corpus"))
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    corpus = load_corpus(tmp_path / "corpus", "manifest.jsonl")
+    model = build_model(copy.deepcopy(KWARGS)).eval()
+    report = probe_phonemes(model, corpus, SR, tmp_path / "a", split="test", tier="segments", progress=False)
+    assert report.n_utterances == 8 and not report.skipped and report.phones == ["ah", "iy", "m", "s", "sil"]
+    with pytest.raises(UserError, match="none of the 8 aligned utterances"):  # no tier called "phones"
+        probe_phonemes(model, corpus, SR, tmp_path / "b", split="test", progress=False)

@@ -246,7 +246,7 @@ class ProbeReport:
 
 def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str | Path,
                    phone_set: PhoneSet | None = None, split: str | Sequence[str] = "test",
-                   max_utterances: int | None = None, seed: int = 0,
+                   max_utterances: int | None = None, seed: int = 0, tier: str = "phones",
                    model_kwargs: Mapping[str, Any] | None = None, progress: bool = True) -> ProbeReport:
     """Probe the codes of ``model`` on ``split``'s aligned utterances; see the module docstring.
 
@@ -254,6 +254,8 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
         model_kwargs: the checkpoint's model_kwargs, to build the random-init baseline (seeded by ``seed``);
             None leaves that column out.
         max_utterances: probe at most this many (chosen by a hash of the utterance id, all speakers alike).
+        phone_set: how alignment symbols map to scored phones (default: ARPAbet/TIMIT, stress stripped).
+        tier: the TextGrid tier holding the phones.
     Raises:
         UserError: no usable aligned utterance in the split(s).
     """
@@ -262,7 +264,8 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
     phone_set = phone_set or PhoneSet()
     splits = [split] if isinstance(split, str) else list(split)
     hop, frame_rate = model.hop_length, sample_rate / model.hop_length
-    items, skipped = _load_items(corpus, splits, sample_rate, hop, frame_rate, phone_set, max_utterances, progress)
+    items, skipped = _load_items(corpus, splits, sample_rate, hop, frame_rate, phone_set, max_utterances, tier,
+                                 progress)
     phone_names = sorted({p for it in items for p in it.labels if p is not None})
     index = {p: i for i, p in enumerate(phone_names)}
     phones = np.array([index[p] if p is not None else -1 for it in items for p in it.labels], dtype=np.int64)
@@ -319,7 +322,7 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
 
 
 def _load_items(corpus: Corpus, splits: list[str], sample_rate: int, hop: int, frame_rate: float,
-                phone_set: PhoneSet, max_utterances: int | None, progress: bool
+                phone_set: PhoneSet, max_utterances: int | None, tier: str, progress: bool
                 ) -> tuple[list[_Item], dict[str, list[str]]]:
     utts = [u for s in splits for u in corpus.split(s) if u.alignment is not None]
     if not utts:
@@ -329,7 +332,7 @@ def _load_items(corpus: Corpus, splits: list[str], sample_rate: int, hop: int, f
     items, skipped = [], {}
     for u in tqdm(utts[:max_utterances], desc="load aligned audio", unit="file", disable=not progress, leave=False):
         try:  # .PHN sample offsets are read at TIMIT's 16 kHz, whatever the model rate
-            segments, wav = read_alignment(u.alignment), load_audio(u.path, sample_rate)
+            segments, wav = read_alignment(u.alignment, tier=tier), load_audio(u.path, sample_rate)
         except UserError as exc:  # the message names the file
             skipped[str(u.alignment)] = [str(exc)]
             log.warning("left out: %s", exc)
