@@ -162,3 +162,24 @@ def test_an_out_that_is_a_file_is_a_one_line_error(tmp_path):
     with pytest.raises(UserError, match="is a file, not a folder; choose another --out"):
         prepare_demo(tmp_path / "a-file", n_sentences=4, n_valid=1, n_test=1, progress=False)
     assert (tmp_path / "a-file").read_text() == "mine"
+
+
+def test_a_folder_vqspeech_did_not_make_is_never_written_over(tmp_path, capsys):
+    from vqspeech.cli import main
+
+    import numpy as np
+    import soundfile as sf
+
+    vctk = tmp_path / "VCTK" / "wav48" / "p225"
+    vctk.mkdir(parents=True)
+    for n in range(3):
+        sf.write(str(vctk / f"p225_00{n}.wav"), 0.3 * np.sin(np.arange(24000) * (0.05 + 0.01 * n)), 48000)
+    for command in (["prepare", "demo", "--sentences", "3", "--valid", "1", "--test", "1"],
+                    ["prepare", "vctk", "--root", str(tmp_path / "VCTK"), "--valid", "0", "--test", "0"]):
+        out = tmp_path / command[1]
+        out.mkdir()
+        (out / "manifest.jsonl").write_text("the user's own\n")
+        assert main([*command, "--out", str(out), "-q"]) == 2
+        assert (out / "manifest.jsonl").read_text() == "the user's own\n"
+        assert sorted(p.name for p in out.iterdir()) == ["manifest.jsonl"]
+    assert capsys.readouterr().err.count("holds files but no") == 2

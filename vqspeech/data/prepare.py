@@ -234,6 +234,9 @@ def _check_settings(root: Path, settings: dict) -> None:
             detail = ", ".join(f"{k} {before.get(k)!r} -> {settings.get(k)!r}" for k in changed)
             raise UserError(f"{root} was prepared with other settings ({detail}); choose another --out or delete it")
     else:
+        if root.is_dir() and any(root.iterdir()):  # never write over files vqspeech did not make
+            raise UserError(f"{root} already holds files but no prepare.json, so vqspeech did not make it; choose "
+                            f"another --out (an empty or new folder)")
         write_atomic(path, json.dumps(settings, indent=1) + "\n")
 
 
