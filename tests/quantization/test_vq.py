@@ -360,3 +360,14 @@ def test_nearest_code_search_runs_in_float32_under_autocast():
         bf16_codes = squared_distances(x, vq.codebook.detach()).argmin(1)
     assert result.codes.tolist() == [[0, 1, 0]]
     assert bf16_codes.tolist() != [0, 1, 0]  # the case is one that a bfloat16 matmul gets wrong
+
+
+def test_the_search_in_blocks_of_rows_finds_the_same_codes(monkeypatch):
+    import vqspeech.quantization.vq as vq_module
+
+    torch.manual_seed(0)
+    vq = VectorQuantizer(dim=4, codebook_size=16).eval()
+    z = torch.randn(2, 4, 25)
+    whole = vq(z).codes
+    monkeypatch.setattr(vq_module, "SEARCH_ROWS", 7)  # 50 frames in 8 blocks
+    assert torch.equal(vq(z).codes, whole)
