@@ -69,8 +69,8 @@ def main() -> None:
         model = build_model(model_kwargs(cfg.model, cfg.quantizer, corpus.speakers)).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
         batches = iter(crop_loader(RandomCrops(split, tcfg.crop_samples, 0), tcfg.batch_size, 0, 0, False))
-        per_step = sum(times := time_steps(model, optimizer, lambda: next(batches), tcfg, device, args.steps, 1)
-                       ) / len(times)
+        times = time_steps(model, optimizer, lambda: next(batches), tcfg, device, args.steps, 1)
+        per_step = sum(times) / len(times)
         consumption = tcfg.batch_size * tcfg.crop_samples / sr / per_step
         print(f"training on {device} ({torch.get_num_threads()} threads): {per_step:.2f} s per step, "
               f"consumes {consumption:.2f} audio-seconds per second")

@@ -91,17 +91,16 @@ def angular_dtw(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     total = np.full((len(pairs), n_max + 1, m_max + 1), np.inf)
     length = np.zeros_like(total)
     total[:, 0, 0] = 0.0
+    index = np.arange(len(pairs))
     for i in range(1, n_max + 1):
         for j in range(1, m_max + 1):
             options = np.stack([total[:, i - 1, j - 1], total[:, i - 1, j], total[:, i, j - 1]])
             lengths = np.stack([length[:, i - 1, j - 1], length[:, i - 1, j], length[:, i, j - 1]])
             best = options.argmin(0)
-            index = np.arange(len(pairs))
             total[:, i, j] = options[best, index] + cost[:, i - 1, j - 1]
             length[:, i, j] = lengths[best, index] + 1
     n = np.array([len(a) for a, _ in pairs])
     m = np.array([len(b) for _, b in pairs])
-    index = np.arange(len(pairs))
     return total[index, n, m] / length[index, n, m]
 
 
