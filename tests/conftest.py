@@ -6,6 +6,8 @@ tiny_corpus     3 speakers × 6 utterances of 0.5–1 s synthetic 16 kHz audio, 
                 manifest.jsonl (4 train, 1 valid, 1 test per speaker); session-scoped, treat as read-only.
 tiny_overrides  overrides that point recipes/demo at a corpus and a run folder, with +debug=tiny, on CPU.
 tiny_config     recipes/demo composed with those overrides (and any extra ones).
+trained_run     a run folder trained for 2 steps on tiny_corpus (+debug=tiny, CPU), one per test module;
+                commands that load a run (convert, reconstruct, probe-phonemes, ...) use it read-only.
 vctk_mini       the VCTK excerpt (wav16/pXXX/pXXX_NNN.wav), from --vctk-mini or VQSPEECH_VCTK_MINI;
                 the test is skipped when it is absent.
 Torch runs one intra-op thread for the whole session (see _one_torch_thread).
@@ -105,6 +107,16 @@ def tiny_config(tiny_corpus, tiny_overrides, tmp_path):
         return compose_recipe(DEMO_RECIPE, tiny_overrides(root, run_dir, *extra))
 
     return make
+
+
+@pytest.fixture(scope="module")
+def trained_run(demo_recipe, tiny_corpus, tmp_path_factory) -> Path:
+    from vqspeech.cli import main
+
+    run_dir = tmp_path_factory.mktemp("trained") / "run"
+    assert main(["train", str(demo_recipe), "+debug=tiny", f"data.root={tiny_corpus}", f"run_dir={run_dir}",
+                 "train.device=cpu", "train.audio_every=null", "-q"]) == 0
+    return run_dir
 
 
 @pytest.fixture(scope="session")

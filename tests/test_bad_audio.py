@@ -95,14 +95,6 @@ def kind_params():
     return [pytest.param(k, marks=pytest.mark.slow) if k == "long" else k for k in KINDS]
 
 
-@pytest.fixture(scope="module")
-def trained_run(demo_recipe, tiny_corpus, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("bad_audio") / "run"
-    assert main(["train", str(demo_recipe), "+debug=tiny", f"data.root={tiny_corpus}", f"run_dir={run_dir}",
-                 "train.device=cpu", "train.audio_every=null", "-q"]) == 0
-    return run_dir
-
-
 def _check_stderr(err: str, name: str, expect_error: bool) -> None:
     assert "Traceback" not in err, err
     lines = [line for line in err.splitlines() if line.strip() and not line.startswith("using ")]

@@ -10,14 +10,6 @@ from vqspeech.convert import match_loudness, output_paths
 from vqspeech.errors import UserError
 
 
-@pytest.fixture(scope="module")
-def trained_run(demo_recipe, tiny_corpus, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("convert") / "run"
-    assert main(["train", str(demo_recipe), "+debug=tiny", f"data.root={tiny_corpus}", f"run_dir={run_dir}",
-                 "train.device=cpu", "-q"]) == 0
-    return run_dir
-
-
 def speech_like(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * sample_rate)) / sample_rate

@@ -13,14 +13,6 @@ from vqspeech.cli import main
 needs_codec2 = pytest.mark.skipif(shutil.which("c2enc") is None, reason="codec2 (c2enc) is not installed")
 
 
-@pytest.fixture(scope="module")
-def trained_run(demo_recipe, tiny_corpus, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("reconstruct") / "run"
-    assert main(["train", str(demo_recipe), "+debug=tiny", f"data.root={tiny_corpus}", f"run_dir={run_dir}",
-                 "train.device=cpu", "-q"]) == 0
-    return run_dir
-
-
 def one_line_error(stderr: str) -> str:
     lines = [line for line in stderr.strip().splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "Traceback" not in stderr, stderr
