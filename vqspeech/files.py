@@ -2,7 +2,7 @@
 mode, then a rename. A kill at any moment leaves the previous file (or none), never half of a new one.
 
 Audio (:func:`vqspeech.data.audio.save_audio`), manifests, TextGrids and checkpoints are all written
-through :func:`atomic_target`.
+through :func:`atomic_target`; :func:`refuse_foreign_folder` keeps commands out of folders they did not make.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from vqspeech.errors import UserError
 
 
 @contextmanager
@@ -42,6 +44,15 @@ def write_atomic(path: str | os.PathLike, data: str | bytes, fsync: bool = False
     with atomic_target(path, fsync) as tmp, open(tmp, "wb") as f:
         f.write(data.encode() if isinstance(data, str) else data)
     return Path(path)
+
+
+def refuse_foreign_folder(root: str | os.PathLike, marker: str) -> None:
+    """UserError when ``root`` holds files but not ``marker``, the file vqspeech writes first into every folder
+    it makes: a folder vqspeech did not make is never written into."""
+    root = Path(root)
+    if root.is_dir() and any(root.iterdir()) and not (root / marker).is_file():
+        raise UserError(f"{root} already holds files but no {marker}, so vqspeech did not make it; choose "
+                        f"another --out (an empty or new folder)")
 
 
 def _umask() -> int:

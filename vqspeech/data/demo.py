@@ -28,7 +28,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from vqspeech.errors import UserError
-from vqspeech.files import atomic_target, write_atomic
+from vqspeech.files import atomic_target, refuse_foreign_folder, write_atomic
 
 DEMO_VOICES: tuple[str, ...] = ("kal16", "awb", "rms", "slt")
 
@@ -197,9 +197,7 @@ def prepare_demo(out_dir: str | os.PathLike, n_sentences: int = 240, n_valid: in
     ids = [f"s{i + 1:04d}" for i in range(n_sentences)]
     listing = "".join(f"{utt}\t{text}\n" for utt, text in zip(ids, texts))
     sentences_txt = root / "sentences.txt"
-    if root.is_dir() and any(root.iterdir()) and not sentences_txt.is_file():  # not a demo corpus: not ours
-        raise UserError(f"{root} already holds files but no sentences.txt, so it is not a demo corpus; choose "
-                        f"another --out (an empty or new folder)")
+    refuse_foreign_folder(root, sentences_txt.name)
     if sentences_txt.is_file() and sentences_txt.read_text() != listing:
         raise UserError(f"{root} holds a different demo corpus (other seed or number of sentences); "
                         "choose another folder or delete it")

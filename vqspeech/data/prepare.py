@@ -32,7 +32,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from vqspeech.data.audio import AudioError, load_audio, save_audio
-from vqspeech.files import write_atomic
+from vqspeech.files import refuse_foreign_folder, write_atomic
 from vqspeech.data.corpus import HELDOUT
 from vqspeech.errors import UserError
 
@@ -234,9 +234,7 @@ def _check_settings(root: Path, settings: dict) -> None:
             detail = ", ".join(f"{k} {before.get(k)!r} -> {settings.get(k)!r}" for k in changed)
             raise UserError(f"{root} was prepared with other settings ({detail}); choose another --out or delete it")
     else:
-        if root.is_dir() and any(root.iterdir()):  # never write over files vqspeech did not make
-            raise UserError(f"{root} already holds files but no prepare.json, so vqspeech did not make it; choose "
-                            f"another --out (an empty or new folder)")
+        refuse_foreign_folder(root, path.name)
         write_atomic(path, json.dumps(settings, indent=1) + "\n")
 
 
