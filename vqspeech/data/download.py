@@ -21,6 +21,7 @@ from urllib.request import Request, urlopen
 from tqdm import tqdm
 
 from vqspeech.errors import UserError
+from vqspeech.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ def extract_zip(archive: str | os.PathLike, into: str | os.PathLike, progress: b
                     bar.update(member.file_size)
     except zipfile.BadZipFile as exc:
         raise UserError(f"{archive}: not a usable zip file ({exc}); delete it to download again") from None
-    _marker(archive, into).write_text("done\n")
+    write_atomic(_marker(archive, into), "done\n")
 
 
 def _marker(archive: Path, into: Path) -> Path:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from vqspeech.data.alignments import PhoneSet, Segment
+from vqspeech.files import write_atomic
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def write_item_file(path: str | Path, items: Sequence[AbxItem]) -> None:
     lines = ["#file onset offset #phone prev-phone next-phone speaker"]
     lines += [f"{it.file} {it.onset:.4f} {it.offset:.4f} {it.phone} {it.previous} {it.next} {it.speaker}"
               for it in items]
-    Path(path).write_text("\n".join(lines) + "\n")
+    write_atomic(path, "\n".join(lines) + "\n")
 
 
 def angular_dtw(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:

@@ -38,6 +38,7 @@ from vqspeech.data.corpus import Corpus, Utterance
 from vqspeech.data.dataset import load_split
 from vqspeech.data.features import mel_cepstral_distortion
 from vqspeech.errors import UserError
+from vqspeech.files import write_atomic
 from vqspeech.eval.speaker_classifier import SpeakerClassifier
 from vqspeech.models import VQVAE
 from vqspeech.models.generation import GenerationConfig
@@ -230,8 +231,8 @@ def evaluate_conversion(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir:
         mcd_converted=mean([r.mcd for r in converted]), mcd_source=mean([r.mcd_source for r in converted]),
         mcd_reconstructed=mean([r.mcd for r in reconstructed]), confusion=confusion.tolist(), utterances=rows)
     plot_confusion(confusion, speakers, out_dir / "speaker_confusion.png")
-    (out_dir / "conversion.md").write_text(report.markdown())
-    (out_dir / "conversion.json").write_text(json.dumps(asdict(report), indent=2))
+    write_atomic(out_dir / "conversion.md", report.markdown())
+    write_atomic(out_dir / "conversion.json", json.dumps(asdict(report), indent=2))
     return report
 
 

@@ -44,6 +44,7 @@ from vqspeech.errors import UserError
 from vqspeech.eval.abx import AbxItem, abx_error, abx_items, write_item_file
 from vqspeech.eval.logistic import fit_softmax_regression
 from vqspeech.eval.plots import heatmap, plot_alignment
+from vqspeech.files import write_atomic
 from vqspeech.models import VQVAE, build_model
 from vqspeech.quantization.kmeans import kmeans, squared_distances
 
@@ -316,8 +317,8 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
     plot_alignment(items[shown].wav, items[shown].segments, reps[0].codes[shown], sample_rate, hop, phone_set,
                    f"{items[shown].utterance.speaker}/{items[shown].utterance.utterance}", out_dir / "utterance.png")
     report.seconds = time.monotonic() - started
-    (out_dir / "probe.md").write_text(report.markdown())
-    (out_dir / "probe.json").write_text(json.dumps(asdict(report), indent=2))
+    write_atomic(out_dir / "probe.md", report.markdown())
+    write_atomic(out_dir / "probe.json", json.dumps(asdict(report), indent=2))
     return report
 
 

@@ -20,6 +20,7 @@ two utterances.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import re
@@ -37,6 +38,7 @@ from vqspeech.errors import UserError
 from vqspeech.eval import baselines
 from vqspeech.eval.plots import save_spectrograms, spectrogram_image
 from vqspeech.eval.speech_metrics import METRICS, Dnsmos, Metrics, score
+from vqspeech.files import write_atomic
 from vqspeech.models import VQVAE
 from vqspeech.models.generation import GenerationConfig
 
@@ -288,13 +290,14 @@ def _save_examples(out_dir: Path, utt: Utterance, outputs: dict[str, tuple[np.nd
 def _write(report: ReconstructionReport, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     columns = [f.name for f in fields(UtteranceScore)]
-    with open(out_dir / "per_utterance.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        for row in report.rows:
-            writer.writerow({key: "" if value is None else value for key, value in asdict(row).items()})
-    (out_dir / "reconstruction.md").write_text(report.markdown())
-    (out_dir / "reconstruction.json").write_text(json.dumps(asdict(report), indent=2, ensure_ascii=False))
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=columns)
+    writer.writeheader()
+    for row in report.rows:
+        writer.writerow({key: "" if value is None else value for key, value in asdict(row).items()})
+    write_atomic(out_dir / "per_utterance.csv", table.getvalue())
+    write_atomic(out_dir / "reconstruction.md", report.markdown())
+    write_atomic(out_dir / "reconstruction.json", json.dumps(asdict(report), indent=2, ensure_ascii=False))
 
 
 @torch.no_grad()

@@ -21,6 +21,7 @@ from vqspeech.data.corpus import load_corpus
 from vqspeech.data.dataset import load_split
 from vqspeech.data.features import log_mel_l1
 from vqspeech.errors import UserError
+from vqspeech.files import write_atomic
 from vqspeech.training.checkpoint import load_run
 
 
@@ -123,8 +124,8 @@ def report_run(run_dir: str | Path | None = None, checkpoint: str | Path | None 
                        generation_rtf=gen_time / gen_audio if gen_audio else float("nan"),
                        reconstructions=recons)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "report.md").write_text(report.markdown())
+    write_atomic(out_dir / "report.md", report.markdown())
     import json
 
-    (out_dir / "report.json").write_text(json.dumps(asdict(report), indent=2))
+    write_atomic(out_dir / "report.json", json.dumps(asdict(report), indent=2))
     return report

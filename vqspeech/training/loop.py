@@ -25,6 +25,7 @@ from tqdm import tqdm
 from vqspeech.data.corpus import load_corpus
 from vqspeech.data.dataset import LoadedSplit, RandomCrops, crop_loader, load_split
 from vqspeech.errors import UserError
+from vqspeech.files import write_atomic
 from vqspeech.models import VQVAE, build_model
 from vqspeech.models.builders import model_kwargs
 from vqspeech.training import checkpoint as ckpt
@@ -149,7 +150,7 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
     env.barrier()  # every rank has looked at run_dir (and found its data usable) before rank 0 writes to it
     if state is None and main:  # written only now, so a run refused above can be started again as it is
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+        write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg))
     if main:
         log.info("train: %d utterances, %.1f min of audio; %d speakers; device %s%s; precision %s",
                  len(train_audio.waves), train_audio.samples / sample_rate / 60, len(speakers), device,
