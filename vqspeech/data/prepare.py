@@ -32,9 +32,9 @@ import soundfile as sf
 from tqdm import tqdm
 
 from vqspeech.data.audio import AudioError, load_audio, save_audio
-from vqspeech.files import refuse_foreign_folder, write_atomic
 from vqspeech.data.corpus import HELDOUT
 from vqspeech.errors import UserError
+from vqspeech.files import refuse_foreign_folder, write_atomic
 
 log = logging.getLogger(__name__)
 
