@@ -128,3 +128,12 @@ def test_loss_weights_name_exactly_the_model_loss_terms(demo_recipe, quantizer):
     weights = set(cfg.train.loss_weights)
     assert set(out.losses) <= weights
     assert weights - set(out.losses) == ({"codebook"} if quantizer == "ema" else set())
+
+
+@pytest.mark.parametrize("frontend", ["mfcc", "logmel"])
+def test_frontend_group_sets_the_encoder_and_takes_the_data_rate(demo_recipe, frontend):
+    cfg = compose_recipe(demo_recipe, [f"+frontend={frontend}", "data.sample_rate=8000"])
+    kwargs = model_kwargs(cfg.model, cfg.quantizer, ["a", "b"])
+    assert kwargs["model"]["encoder"]["frontend"] == frontend
+    assert kwargs["model"]["encoder"]["sample_rate"] == 8000  # resolved: the checkpoint stores the number
+    assert build_model(kwargs).encoder.features is not None

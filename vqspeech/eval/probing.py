@@ -376,15 +376,14 @@ def _vq_representation(name: str, model: VQVAE, waves: list[np.ndarray], fit: np
 
 
 def mfcc_frames(wav: np.ndarray, sample_rate: int, hop: int) -> np.ndarray:
-    """13 MFCCs + Δ + ΔΔ (25 ms windows) at the code frame rate, frame j centred on sample (j + ½) · hop.
-    wav: [T] -> [T // hop, 39]."""
-    import librosa
+    """13 MFCCs + Δ + ΔΔ (25 ms windows, 40 mel bands, librosa's dB floor 80 dB below the utterance's peak)
+    at the code frame rate, frame j centred on sample (j + ½) · hop, from the one MFCC implementation
+    (:class:`vqspeech.nn.spectral.FrameFeatures`). wav: [T] -> [T // hop, 39]."""
+    from vqspeech.nn.spectral import FrameFeatures
 
-    n_frames, win = len(wav) // hop, round(0.025 * sample_rate)
-    mfcc = librosa.feature.mfcc(y=wav[hop // 2:], sr=sample_rate, n_mfcc=13, n_mels=40, hop_length=hop,
-                                win_length=win, n_fft=2 ** math.ceil(math.log2(win)))[:, :n_frames]
-    deltas = [librosa.feature.delta(mfcc, order=o, mode="nearest") for o in (1, 2)]
-    return np.concatenate([mfcc, *deltas]).T.astype(np.float32)
+    features = FrameFeatures("mfcc", sample_rate, hop, deltas=True, top_db=80.0)
+    with torch.no_grad():
+        return features(torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))[None])[0].T.numpy()
 
 
 def _mfcc_kmeans(waves: list[np.ndarray], sample_rate: int, hop: int, k: int, fit: np.ndarray,
