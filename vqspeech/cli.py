@@ -22,6 +22,10 @@ def _train(args: argparse.Namespace) -> None:
     result = train(cfg, progress=not args.quiet)
     if not from_env().is_main:  # under torchrun every rank returns the same result; rank 0 reports it
         return
+    if result.already_done:
+        print(f"{result.run_dir} is already at its step bound (step {result.step}, train.max_steps="
+              f"{cfg.train.max_steps}): nothing to train; raise train.max_steps=... to train further")
+        return
     losses = ", ".join(f"{k} {v:.4f}" for k, v in result.train_losses.items())
     valid = f"{result.valid_loss:.4f}" if result.valid_loss is not None else "n/a"
     codes = ", ".join(f"{k} {v:.1f}" for k, v in result.metrics.items())

@@ -45,6 +45,7 @@ class TrainResult:
     metrics: dict[str, float]       # last logged perplexity / used_codes
     checkpoint: Path
     skipped_steps: int = 0          # steps whose loss or gradient was not finite (no update)
+    already_done: bool = False      # the checkpoint was already at train.max_steps: nothing trained
 
 
 def weighted_loss(losses: Mapping[str, torch.Tensor], weights: Mapping[str, float]) -> torch.Tensor:
@@ -130,6 +131,9 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
             if state.get("world_size", 1) != env.world_size:
                 log.warning("%s was trained by %d processes, resumed by %d: the crops of each step differ from "
                             "those of an uninterrupted run", run_dir, state.get("world_size", 1), env.world_size)
+        if step >= tcfg.max_steps:  # nothing to do: say so before loading any audio
+            return TrainResult(run_dir=run_dir, step=step, resumed_from=step, train_losses={}, valid_loss=None,
+                               metrics={}, checkpoint=last_path, already_done=True)
     elif run_dir.exists() and any(run_dir.iterdir()):
         raise UserError(f"{run_dir} already holds files but no checkpoint to resume; choose another "
                         f"run_dir=... or remove that folder")
@@ -177,8 +181,7 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
             ckpt.keep_history(path, step, tcfg.keep_last)
         return path
 
-    bar = tqdm(total=tcfg.max_steps, initial=step, desc="train", unit="step", disable=not progress,
-               dynamic_ncols=True)
+    bar = _ProgressBar(tcfg, step, enabled=progress)
     batches = iter(loader)
     model.train()
     try:
@@ -210,7 +213,7 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
                     where = f"{last_path} (step {good})" if good is not None else "none yet"
                     raise UserError(f"{bad_in_row} non-finite steps in a row up to step {step}; stopped. "
                                     f"Last good checkpoint: {where}")
-                bar.update(1)
+                bar.advance(step)
                 continue
             bad_in_row = 0
             scaler.step(optimizer)
@@ -229,7 +232,7 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
                         writer.add_scalar("train/loss_scale", scaler.get_scale(), step)
                     bar.set_postfix(loss=f"{logged['total']:.3f}", rec=f"{logged['reconstruction']:.3f}",
                                     codes=int(metrics["used_codes"]), ppl=f"{metrics['perplexity']:.1f}")
-            bar.update(1)
+            bar.advance(step)
 
             out_of_time = (tcfg.max_minutes is not None
                            and env.main_says(time.monotonic() - started > 60 * tcfg.max_minutes, device))
@@ -271,6 +274,40 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
         log.info("trained steps %d..%d in %.1f s", start_step, step, seconds)
     return TrainResult(run_dir=run_dir, step=step, resumed_from=start_step, train_losses=logged,
                        valid_loss=valid_loss, metrics=metrics, checkpoint=last_path, skipped_steps=skipped)
+
+
+class _ProgressBar:
+    """The training bar. Bounded by steps it counts steps; with train.max_minutes it counts this run's wall
+    seconds against that bound, so its total and ETA are the time limit's, and shows the step beside them."""
+
+    def __init__(self, tcfg: DictConfig, step: int, enabled: bool):
+        self.by_time = tcfg.max_minutes is not None
+        self.started = time.monotonic()
+        if self.by_time:
+            self.bar = tqdm(total=round(60 * tcfg.max_minutes), unit="s", desc=f"train step {step}",
+                            disable=not enabled, dynamic_ncols=True,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total} s "
+                                       "[{elapsed}<{remaining}{postfix}]")
+        else:
+            self.bar = tqdm(total=tcfg.max_steps, initial=step, desc="train", unit="step", disable=not enabled,
+                            dynamic_ncols=True)
+
+    def advance(self, step: int) -> None:
+        if self.by_time:
+            self.bar.set_description(f"train step {step}", refresh=False)
+            elapsed = min(time.monotonic() - self.started, self.bar.total)
+            self.bar.update(elapsed - self.bar.n)
+        else:
+            self.bar.update(1)
+
+    def set_postfix(self, **values) -> None:
+        self.bar.set_postfix(**values)
+
+    def write(self, message: str) -> None:
+        self.bar.write(message)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def _validation_set(corpus, speakers, cfg: DictConfig, progress: bool) -> LoadedSplit:
