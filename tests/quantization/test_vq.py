@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vqspeech.quantization import VectorQuantizer
-from vqspeech.quantization.kmeans import kmeans, squared_distances
+from vqspeech.quantization.kmeans import kmeans, nearest_codes, squared_distances
 
 
 @pytest.fixture(autouse=True)
@@ -362,12 +362,20 @@ def test_nearest_code_search_runs_in_float32_under_autocast():
     assert bf16_codes.tolist() != [0, 1, 0]  # the case is one that a bfloat16 matmul gets wrong
 
 
-def test_the_search_in_blocks_of_rows_finds_the_same_codes(monkeypatch):
-    import vqspeech.quantization.vq as vq_module
-
+def test_the_search_in_blocks_of_rows_finds_the_same_codes():
     torch.manual_seed(0)
-    vq = VectorQuantizer(dim=4, codebook_size=16).eval()
-    z = torch.randn(2, 4, 25)
-    whole = vq(z).codes
-    monkeypatch.setattr(vq_module, "SEARCH_ROWS", 7)  # 50 frames in 8 blocks
-    assert torch.equal(vq(z).codes, whole)
+    x, codebook = torch.randn(50, 4), torch.randn(16, 4)
+    whole = nearest_codes(x, codebook, block=50)
+    assert torch.equal(nearest_codes(x, codebook, block=7), whole)  # 50 frames in 8 blocks
+
+
+def test_nearest_codes_is_the_exact_nearest_neighbour():
+    """The float32 search picks a code whose float64 distance is the minimum (up to float32 rounding of
+    near-ties), on data far from the origin where dropping ‖x‖² matters most for rounding."""
+    torch.manual_seed(0)
+    x, codebook = 3 + torch.randn(5000, 64), 3 + torch.randn(512, 64)
+    codes = nearest_codes(x, codebook)
+    exact = squared_distances(x.double(), codebook.double())
+    chosen = exact.gather(1, codes[:, None])[:, 0]
+    assert torch.allclose(chosen, exact.min(1).values, rtol=1e-6, atol=0)
+    assert (codes == exact.argmin(1)).float().mean() > 0.999

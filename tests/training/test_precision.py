@@ -18,18 +18,18 @@ from vqspeech.training.checkpoint import load_checkpoint, model_from_checkpoint
 
 def test_a_bf16_run_keeps_the_quantizer_in_float32_and_stays_finite(tiny_config, tmp_path, monkeypatch):
     seen = {"z": set(), "distances": set()}
-    forward, distances = vq_module.VectorQuantizer.forward, vq_module.squared_distances
+    forward, distances = vq_module.VectorQuantizer.forward, vq_module.nearest_codes
 
     def recording_forward(self, z):
         seen["z"].add(z.dtype)
         return forward(self, z)
 
-    def recording_distances(x, codebook):
+    def recording_distances(x, codebook, *args):
         seen["distances"].add((x.dtype, codebook.dtype, torch.is_autocast_enabled("cpu")))
-        return distances(x, codebook)
+        return distances(x, codebook, *args)
 
     monkeypatch.setattr(vq_module.VectorQuantizer, "forward", recording_forward)
-    monkeypatch.setattr(vq_module, "squared_distances", recording_distances)
+    monkeypatch.setattr(vq_module, "nearest_codes", recording_distances)
     result = train(tiny_config("train.precision=bf16", "quantizer=ema", "quantizer.dead_code_steps=1",
                                "train.max_steps=3", run_dir=tmp_path / "run"), progress=False)
 

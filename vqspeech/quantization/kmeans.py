@@ -21,6 +21,26 @@ def squared_distances(x: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
             + codebook.pow(2).sum(1)[None, :])
 
 
+NEAREST_BLOCK = 4096  # rows per block of nearest_codes: a [4096, K] score block stays in cache for its argmin
+
+
+def nearest_codes(x: torch.Tensor, codebook: torch.Tensor, block: int = NEAREST_BLOCK) -> torch.Tensor:
+    """Index of the nearest codebook row for every row of x, exactly (float32 distances, no approximation).
+
+    argmin_k ‖x − e_k‖² = argmin_k (‖e_k‖² − 2 x·e_k): the ‖x‖² term is the same for every k, so it is left
+    out, and each block's scores are one fused ``addmm`` followed by its argmin while the block is in cache.
+    Memory is bounded by block × K whatever N is.
+
+    Args:
+        x: Tensor[N, D].
+        codebook: Tensor[K, D].
+    Returns:
+        LongTensor[N].
+    """
+    norms, transposed = codebook.pow(2).sum(1), codebook.t()
+    return torch.cat([torch.addmm(norms, rows, transposed, alpha=-2).min(1).indices for rows in x.split(block)])
+
+
 def sample_vectors(x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """k rows of x drawn at random; without replacement when x has at least k rows. x: [N, D] -> [k, D]."""
     n = x.shape[0]

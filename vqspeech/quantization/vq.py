@@ -27,11 +27,10 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from vqspeech.quantization.kmeans import kmeans, sample_vectors, squared_distances
+from vqspeech.quantization.kmeans import kmeans, nearest_codes, sample_vectors
 from vqspeech.quantization.result import QuantizedResult
 
 INIT_METHODS = ("random", "kmeans")
-SEARCH_ROWS = 65536  # frames per nearest-code search block (an hour at 250 frames/s is 900 000)
 
 
 def _distributed() -> bool:
@@ -120,8 +119,7 @@ class VectorQuantizer(nn.Module):
                 self._init_from_data(flat.detach())
             # a non-finite frame still gets a valid code (its loss is non-finite, and the step is skipped)
             search = flat.detach() if update else torch.nan_to_num(flat.detach(), nan=0.0, posinf=0.0, neginf=0.0)
-            codebook = self.codebook.float()  # distances [rows, K] a block of rows at a time: bounded memory
-            codes = torch.cat([squared_distances(rows, codebook).argmin(1) for rows in search.split(SEARCH_ROWS)])
+            codes = nearest_codes(search, self.codebook.detach().float())  # blocked: bounded memory
             counts = torch.bincount(codes, minlength=self.codebook_size)
             q = F.embedding(codes, self.codebook).float()  # [N, D]
 
