@@ -15,11 +15,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from vqspeech.data.audio import MU_LAW_CHANNELS, mu_law_encode
 from vqspeech.nn import GatedResidualBlock
 
 SILENCE = int(mu_law_encode(torch.zeros(())))
+CHECKPOINTING = (None, "block", "stack")
 
 
 class WaveNetDecoder(nn.Module):
@@ -30,6 +32,11 @@ class WaveNetDecoder(nn.Module):
         residual_channels: C.   skip_channels: S.   cond_channels: width of the upsampling net.
         kernel_size: of the dilated convolutions.
         layers_per_stack, stacks: dilations 1, 2, …, 2^(layers_per_stack−1), repeated ``stacks`` times.
+
+    ``activation_checkpointing`` (set by the training loop from ``train.checkpoint_activations``; not a
+    weight, so not a constructor argument): None keeps every block's activations for backward; "block"
+    keeps only each block's input and recomputes the block in backward; "stack" keeps only each stack's
+    input. Values and gradients are unchanged; memory falls and compute rises by about one forward pass.
     """
 
     def __init__(self, latent_dim: int, speaker_dim: int, hop_length: int, residual_channels: int = 64,
@@ -48,6 +55,8 @@ class WaveNetDecoder(nn.Module):
             GatedResidualBlock(residual_channels, skip_channels, kernel_size, d) for d in self.dilations)
         self.head = nn.Sequential(nn.ReLU(), nn.Conv1d(skip_channels, skip_channels, 1), nn.ReLU(),
                                   nn.Conv1d(skip_channels, MU_LAW_CHANNELS, 1))
+        self.layers_per_stack = layers_per_stack
+        self.activation_checkpointing: str | None = None
 
     @property
     def receptive_field(self) -> int:
@@ -83,8 +92,24 @@ class WaveNetDecoder(nn.Module):
         inputs = F.pad(samples[:, :-1], (1, 0), value=SILENCE)
         x = self.input_embedding(inputs).transpose(1, 2)  # [B, C, T]
         cond = self.conditioning(latents, speaker)
-        skips = 0
-        for i, block in enumerate(self.blocks):
-            x, skip = block(x, cond[:, i], self.hop_length)
-            skips = skips + skip
+        mode = self.activation_checkpointing if torch.is_grad_enabled() else None
+        if mode not in CHECKPOINTING:
+            raise ValueError(f"activation_checkpointing must be one of {CHECKPOINTING}, got {mode!r}")
+        group = {None: len(self.blocks), "block": 1, "stack": self.layers_per_stack}[mode]
+        skips = None
+        for first in range(0, len(self.blocks), group):
+            blocks = range(first, min(first + group, len(self.blocks)))
+            if mode is None:
+                x, skip = self._run_blocks(blocks, x, cond)
+            else:
+                x, skip = checkpoint(self._run_blocks, blocks, x, cond, use_reentrant=False)
+            skips = skip if skips is None else skips + skip
         return self.head(skips)
+
+    def _run_blocks(self, blocks: range, x: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
+        """Blocks ``blocks`` in order: x Tensor[B, C, T] -> (their output, the sum of their skips [B, S, T])."""
+        skips = None
+        for i in blocks:
+            x, skip = self.blocks[i](x, cond[:, i], self.hop_length)
+            skips = skip if skips is None else skips + skip
+        return x, skips
