@@ -162,3 +162,31 @@ def test_encoder_frames_do_not_see_far_samples():
         changed = enc(early)
     assert differs(changed[..., 0], base[..., 0], tol=1e-6)
     torch.testing.assert_close(changed[..., 2:], base[..., 2:], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["block", "stack"])
+def test_activation_checkpointing_changes_neither_logits_nor_gradients(mode):
+    decoder = tiny_decoder()
+    samples, latents, speaker = inputs()
+    latents.requires_grad_(True)
+
+    def run(checkpointing):
+        decoder.zero_grad()
+        latents.grad = None
+        decoder.activation_checkpointing = checkpointing
+        logits = decoder(samples, latents, speaker)
+        (logits.square().mean()).backward()
+        return logits.detach(), latents.grad.clone(), [p.grad.clone() for p in decoder.parameters()]
+
+    plain, checkpointed = run(None), run(mode)
+    torch.testing.assert_close(checkpointed[0], plain[0], rtol=1e-6, atol=1e-6)  # skips summed per group
+    torch.testing.assert_close(checkpointed[1], plain[1], rtol=1e-6, atol=1e-7)
+    for a, b in zip(checkpointed[2], plain[2]):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_unknown_checkpointing_mode_is_refused():
+    decoder = tiny_decoder()
+    decoder.activation_checkpointing = "layer"
+    with pytest.raises(ValueError, match="block"):
+        decoder(*inputs())
