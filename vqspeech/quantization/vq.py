@@ -140,9 +140,10 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _usage_metrics(self, counts: torch.Tensor) -> dict[str, torch.Tensor]:
-        probs = counts.float() / counts.sum().clamp(min=1)
-        entropy = -(probs * torch.log(probs.clamp(min=1e-10))).sum()
-        return {"perplexity": entropy.exp(), "used_codes": (counts > 0).sum().float()}
+        from vqspeech.quantization.usage import code_usage
+
+        usage = code_usage(counts)
+        return {"perplexity": usage.perplexity.float(), "used_codes": usage.used_codes.float()}
 
     @torch.no_grad()
     def _init_from_data(self, flat: torch.Tensor) -> None:
