@@ -6,7 +6,8 @@ import pytest
 import soundfile as sf
 
 from vqspeech.cli import main
-from vqspeech.convert import match_loudness, output_paths
+from vqspeech.convert import output_paths
+from vqspeech.data.audio import match_loudness
 from vqspeech.errors import UserError
 
 

@@ -82,7 +82,7 @@ def _report(args: argparse.Namespace) -> None:
 def _load_run(args: argparse.Namespace):
     """The run named by --run/--checkpoint (default the most recent), on --device; says which it used."""
     from vqspeech.device import pick_device
-    from vqspeech.training.checkpoint import load_run
+    from vqspeech.runs import load_run
 
     run = load_run(args.run, args.checkpoint, pick_device(getattr(args, "device", "cpu")))
     print(f"using {run.checkpoint} (step {run.step})", file=sys.stderr)
@@ -104,12 +104,10 @@ def _generation(args: argparse.Namespace, run):
 
     if args.segment_seconds is not None and not args.segment_seconds > 0:
         raise UserError(f"--segment-seconds must be positive, got {args.segment_seconds} (--no-fold: one piece)")
-    sample_rate = run.config["data"]["sample_rate"]
-    frames = None if args.segment_seconds is None else max(1, round(args.segment_seconds * sample_rate
-                                                                    / run.model.hop_length))
     try:
-        return GenerationConfig(greedy=args.greedy, temperature=args.temperature, segment_frames=frames,
-                                overlap_frames=args.overlap_frames)
+        return GenerationConfig.from_seconds(args.segment_seconds, run.config["data"]["sample_rate"],
+                                             run.model.hop_length, greedy=args.greedy,
+                                             temperature=args.temperature, overlap_frames=args.overlap_frames)
     except ValueError as exc:
         raise UserError(str(exc)) from None
 

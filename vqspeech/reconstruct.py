@@ -1,6 +1,6 @@
 """Reconstruction of files: encode each input to codes and decode them in the voice of its own speaker.
 
-The same path as conversion (:func:`vqspeech.convert.synthesize_files`: shared audio loading, one
+The same path as conversion (:func:`vqspeech.synthesis.synthesize_files`: shared audio loading, one
 folded batch, loudness matching, per-file errors, no silent overwrite); only the voice differs. A file's
 speaker is ``speaker`` when given, else the folder it lies in when that folder is named after a speaker
 the model knows (the corpus layout root/<speaker>/x.wav); otherwise that file is reported, with the
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
-from vqspeech.convert import Converted, suffixed_paths, synthesize_files
 from vqspeech.errors import UserError
 from vqspeech.models import VQVAE
 from vqspeech.models.generation import GenerationConfig
+from vqspeech.synthesis import Converted, suffixed_paths, synthesize_files
 
 SUFFIX = "_reconstructed"
 

@@ -1,5 +1,5 @@
 """Audio in and out, the one place for it: reading any file soundfile reads, downmixing, resampling to
-the model rate, μ-law companding, and writing wavs whole (through :mod:`vqspeech.files`).
+the model rate, μ-law companding, loudness matching, and writing wavs whole (through :mod:`vqspeech.files`).
 
 Training, conversion, reconstruction and evaluation all read audio through :func:`load_audio`, so a
 waveform seen at training time and at conversion time went through exactly the same steps.
@@ -18,6 +18,7 @@ from vqspeech.errors import UserError
 from vqspeech.files import atomic_target
 
 MU_LAW_CHANNELS = 256
+SILENCE_PEAK = 1e-4  # audio whose peak is below this holds nothing to encode (or to score against)
 
 
 class AudioError(UserError):
@@ -74,6 +75,25 @@ def save_audio(path: str | os.PathLike, wav: np.ndarray | torch.Tensor, sample_r
     with atomic_target(path) as tmp:
         sf.write(tmp, wav, sample_rate, subtype="PCM_16", format="WAV")
     return path
+
+
+def match_loudness(audio: np.ndarray, reference: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Scale audio [T] to the integrated loudness of reference [T] (ITU-R BS.1770 through pyloudnorm; RMS
+    when either is shorter than the meter's 0.4 s block or gated to silence), peak-limited to 0.99."""
+    import pyloudnorm
+
+    block = int(0.4 * sample_rate)
+    gain = None
+    if min(len(audio), len(reference)) >= block:
+        meter = pyloudnorm.Meter(sample_rate)
+        target, current = meter.integrated_loudness(reference), meter.integrated_loudness(audio)
+        if np.isfinite(target) and np.isfinite(current):
+            gain = 10 ** ((target - current) / 20)
+    if gain is None:  # too short for the meter, or gated to silence: match RMS
+        gain = np.sqrt((reference ** 2).mean() / max((audio ** 2).mean(), 1e-12))
+    out = audio * gain
+    peak = np.abs(out).max()
+    return out * (0.99 / peak) if peak > 0.99 else out
 
 
 def mu_law_compand(wav: torch.Tensor, channels: int = MU_LAW_CHANNELS) -> torch.Tensor:

@@ -41,11 +41,10 @@ from vqspeech.errors import UserError
 from vqspeech.files import write_atomic
 from vqspeech.eval.speaker_classifier import SpeakerClassifier
 from vqspeech.models import VQVAE
-from vqspeech.models.generation import GenerationConfig
+from vqspeech.models.generation import SEGMENT_SECONDS, GenerationConfig
 
 CLASSIFIER_UTTERANCES = 60  # real training utterances per speaker for the speaker classifier
 REFERENCE_UTTERANCES = 10   # real held-out utterances per speaker for references and classifier accuracy
-SEGMENT_SECONDS = 0.5       # fold length of the default generation config
 
 
 @dataclass
@@ -155,10 +154,9 @@ def evaluate_conversion(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir:
         seed: seed of the sampler.
     """
     out_dir = Path(out_dir)
-    device = next(model.parameters()).device
-    hop = model.hop_length
+    device, hop = model.device, model.hop_length
     if generation is None:
-        generation = GenerationConfig(segment_frames=max(1, round(SEGMENT_SECONDS * sample_rate / hop)))
+        generation = GenerationConfig.from_seconds(SEGMENT_SECONDS, sample_rate, hop)
     known = set(corpus.speakers)
     candidates = [name for name in model.speakers.names if name in known]
     held = _load_held_out(corpus, candidates, n_sentences, sample_rate, max_seconds, hop, progress)
@@ -166,7 +164,7 @@ def evaluate_conversion(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir:
     classifier, n_train = _train_classifier(corpus, speakers, sample_rate, max_seconds, progress)
 
     # generate the matrix: each source encoded once, all conversions in one batch
-    codes = [_encode(model, wav) for _, _, wav in held.sources]
+    codes = [model.encode_waveform(wav) for _, _, wav in held.sources]
     jobs = [(i, tgt) for i in range(len(held.sources)) for tgt in speakers]
     started = time.monotonic()
     outputs = model.decode([codes[i] for i, _ in jobs], model.speakers.ids([t for _, t in jobs], device),
@@ -185,7 +183,7 @@ def evaluate_conversion(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir:
                                      disable=not progress, leave=False):
         src, sentence, source_wav = held.sources[i]
         path = save_audio(out_dir / "wavs" / f"{sentence}_{src}_to_{tgt}.wav", wav, sample_rate, overwrite=True)
-        recoded = _encode(model, wav)
+        recoded = model.encode_waveform(wav)
         row = ConvertedUtterance(sentence=sentence, source=src, target=tgt, wav=str(path.relative_to(out_dir)),
                                  predicted=speakers[label],
                                  similarity=_cosine(embed(wav), _reference(references[tgt], sentence)),
@@ -234,13 +232,6 @@ def evaluate_conversion(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir:
     write_atomic(out_dir / "conversion.md", report.markdown())
     write_atomic(out_dir / "conversion.json", json.dumps(asdict(report), indent=2))
     return report
-
-
-@torch.inference_mode()
-def _encode(model: VQVAE, wav: np.ndarray) -> torch.Tensor:
-    """wav: [T], T a multiple of the hop -> codes LongTensor[T / hop]."""
-    device = next(model.parameters()).device
-    return model.encode(torch.from_numpy(np.ascontiguousarray(wav)).to(device)[None, None]).codes[0]
 
 
 def _cut(wav: np.ndarray, sample_rate: int, max_seconds: float | None, multiple: int = 1) -> np.ndarray:

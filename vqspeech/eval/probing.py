@@ -46,6 +46,7 @@ from vqspeech.eval.logistic import fit_softmax_regression
 from vqspeech.eval.plots import heatmap, plot_alignment
 from vqspeech.files import write_atomic
 from vqspeech.models import VQVAE, build_model
+from vqspeech.quantization import CodeUsage, code_usage
 from vqspeech.quantization.kmeans import kmeans, squared_distances
 
 log = logging.getLogger(__name__)
@@ -116,18 +117,20 @@ def cluster_scores(codes: np.ndarray, phones: np.ndarray, n_codes: int, n_phones
 
 
 def bitrates(code_seqs: Sequence[np.ndarray], frame_rate: float, codebook_size: int) -> dict[str, float | None]:
-    """Nominal rate frame_rate · log2 K and unigram-entropy rates (bit/s), with and without collapsing repeats."""
-    def entropy_rate(seqs: list[np.ndarray]) -> float | None:
-        symbols = np.concatenate(seqs) if seqs else np.zeros(0, dtype=np.int64)
-        if not len(symbols) or seconds == 0:
-            return None
-        p = np.unique(symbols, return_counts=True)[1] / len(symbols)
-        return float(-(p * np.log2(p)).sum() * len(symbols) / seconds)
+    """Nominal rate frame_rate · log2 K and unigram-entropy rates (bit/s), with and without collapsing repeats:
+    :func:`vqspeech.quantization.code_usage` of the codes at their symbol rate."""
+    def usage(seqs: list[np.ndarray], symbol_rate: float) -> CodeUsage:
+        symbols = np.concatenate(seqs).astype(np.int64) if seqs else np.zeros(0, dtype=np.int64)
+        return code_usage(torch.bincount(torch.from_numpy(symbols), minlength=codebook_size), symbol_rate)
 
     seconds = sum(len(c) for c in code_seqs) / frame_rate
+    codes = usage(list(code_seqs), frame_rate)
     collapsed = [c[np.r_[True, c[1:] != c[:-1]]] for c in code_seqs if len(c)]
-    return {"bitrate": frame_rate * math.log2(codebook_size), "entropy_rate": entropy_rate(list(code_seqs)),
-            "entropy_rate_collapsed": entropy_rate(collapsed)}
+    if not seconds:
+        return {"bitrate": codes.bitrate, "entropy_rate": None, "entropy_rate_collapsed": None}
+    runs = usage(collapsed, sum(len(c) for c in collapsed) / seconds)
+    return {"bitrate": codes.bitrate, "entropy_rate": float(codes.entropy_rate),
+            "entropy_rate_collapsed": float(runs.entropy_rate)}
 
 
 def linear_probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
@@ -286,7 +289,7 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
     if model_kwargs is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            untrained = build_model(model_kwargs).to(next(model.parameters()).device).eval()
+            untrained = build_model(model_kwargs).to(model.device).eval()
         reps.append(_vq_representation("random-init model", untrained, waves, fit, seed, progress))
     else:
         log.warning("no model_kwargs given: the random-init baseline is left out")
@@ -360,8 +363,7 @@ def _vq_representation(name: str, model: VQVAE, waves: list[np.ndarray], fit: np
                        progress: bool) -> Representation:
     """Encode every wave. With ``fit`` (bool [U]), a quantizer that initialises from data and has not yet done so
     is first initialised, as training's first step would be, from those utterances' encoder outputs."""
-    device = next(model.parameters()).device
-    z = [model.encoder(torch.from_numpy(w).to(device)[None, None])[0]
+    z = [model.encode_waveform(w, latents=True)
          for w in tqdm(waves, desc=f"encode ({name})", disable=not progress, leave=False)]  # [D, F_i]
     q = model.quantizer
     if fit is not None and not bool(q.initialized):

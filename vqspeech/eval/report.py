@@ -22,7 +22,7 @@ from vqspeech.data.dataset import load_split
 from vqspeech.data.features import log_mel_l1
 from vqspeech.errors import UserError
 from vqspeech.files import write_atomic
-from vqspeech.training.checkpoint import load_run
+from vqspeech.runs import load_run
 
 
 @dataclass

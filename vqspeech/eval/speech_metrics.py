@@ -22,8 +22,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from vqspeech.convert import SILENCE_PEAK
-from vqspeech.data.audio import resample
+from vqspeech.data.audio import SILENCE_PEAK, resample
 from vqspeech.data.features import log_mel_l1, mel_cepstral_distortion
 
 PESQ_RATE = 16000           # wide-band PESQ and DNSMOS both work at 16 kHz

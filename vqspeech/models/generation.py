@@ -27,6 +27,8 @@ from tqdm import tqdm
 from vqspeech.data.audio import mu_law_decode
 from vqspeech.models.wavenet import SILENCE, WaveNetDecoder
 
+SEGMENT_SECONDS = 0.5  # the fold length the evaluations and TensorBoard generate with
+
 
 @dataclass
 class GenerationConfig:
@@ -47,6 +49,14 @@ class GenerationConfig:
     segment_frames: int | None = None
     overlap_frames: int = 8
     max_batch: int = 256
+
+    @classmethod
+    def from_seconds(cls, segment_seconds: float | None, sample_rate: int, hop_length: int,
+                     **options) -> GenerationConfig:
+        """A config folding into segments of ``segment_seconds`` (at least one frame; None: one piece);
+        ``options`` are the other fields."""
+        frames = None if segment_seconds is None else max(1, round(segment_seconds * sample_rate / hop_length))
+        return cls(segment_frames=frames, **options)
 
     def __post_init__(self):
         if not self.greedy and self.temperature <= 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -48,9 +49,25 @@ class VQVAE(nn.Module):
     def hop_length(self) -> int:
         return self.encoder.hop_length
 
+    @property
+    def device(self) -> torch.device:
+        """Where the parameters are (inputs go there)."""
+        return next(self.parameters()).device
+
     def encode(self, wav: Tensor) -> QuantizedResult:
         """wav: Tensor[B, 1, T], T a multiple of hop_length -> QuantizedResult (codes [B, T / hop])."""
         return self.quantizer(self.encoder(wav))
+
+    @torch.no_grad()
+    def encode_waveform(self, wav: np.ndarray, latents: bool = False) -> Tensor:
+        """One waveform's codes: wav float32 [T], zero-padded to a multiple of hop_length, on self.device.
+
+        Returns:
+            codes LongTensor[F], F = ⌈T / hop⌉; with ``latents``, the encoder output z_e Tensor[D, F] instead
+            (before quantisation).
+        """
+        padded = torch.from_numpy(np.pad(wav, (0, -len(wav) % self.hop_length))).to(self.device)[None, None]
+        return self.encoder(padded)[0] if latents else self.encode(padded).codes[0]
 
     def forward(self, wav: Tensor, speaker_ids: Tensor) -> VQVAEOutput:
         """wav: Tensor[B, 1, T] in [-1, 1]; speaker_ids: LongTensor[B]."""

@@ -1,0 +1,55 @@
+"""A trained run, ready for inference: which checkpoint to use and the model rebuilt from it.
+
+Inference (convert, reconstruct, the evaluations, the report) loads runs from here, without the training
+loop; the checkpoint format itself is :mod:`vqspeech.training.checkpoint`'s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vqspeech.errors import UserError
+from vqspeech.models import VQVAE
+from vqspeech.training.checkpoint import LAST, load_checkpoint, model_from_checkpoint
+
+
+@dataclass
+class LoadedRun:
+    """A trained model ready for inference, with where it came from."""
+
+    model: VQVAE
+    config: dict[str, Any]
+    checkpoint: Path
+    step: int
+    model_kwargs: dict[str, Any]
+
+
+def resolve_checkpoint(run_dir: str | Path | None = None, checkpoint: str | Path | None = None,
+                       runs_root: str | Path = "runs") -> Path:
+    """The checkpoint to use: the one named, else run_dir's last.pt, else the most recent run's."""
+    if checkpoint is not None:
+        return Path(checkpoint)
+    if run_dir is not None:
+        path = Path(run_dir) / "checkpoints" / LAST
+        if not path.is_file():
+            raise UserError(f"{run_dir} holds no checkpoint ({path} not found); train it first")
+        return path
+    candidates = sorted(Path(runs_root).glob(f"*/checkpoints/{LAST}"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        raise UserError(f"no trained run under {runs_root}/; train one (vqspeech train recipes/demo) "
+                        f"or pass --run / --checkpoint")
+    return candidates[-1]
+
+
+def load_run(run_dir: str | Path | None = None, checkpoint: str | Path | None = None,
+             device: torch.device | str = "cpu") -> LoadedRun:
+    """Load a model for inference (eval mode, on device)."""
+    path = resolve_checkpoint(run_dir, checkpoint)
+    payload = load_checkpoint(path)
+    model = model_from_checkpoint(payload).to(device).eval()
+    return LoadedRun(model=model, config=payload["config"], checkpoint=path, step=int(payload["step"]),
+                     model_kwargs=payload["model_kwargs"])
