@@ -69,13 +69,14 @@ def _prepare_recorded(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
+    from vqspeech.device import pick_device
     from vqspeech.errors import UserError
     from vqspeech.eval.report import report_run
 
     if args.samples < 0 or not args.seconds > 0:
         raise UserError("--samples must be 0 or more and --seconds positive")
     report = report_run(args.run, args.checkpoint, args.out, n_samples=args.samples, seconds=args.seconds,
-                        progress=not args.quiet)
+                        progress=not args.quiet, device=pick_device(args.device))
     print(report.markdown())
 
 
@@ -279,19 +280,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", required=True, help="the LibriSpeech folder, or one subset of it")
     p.set_defaults(func=_prepare_recorded)
 
-    p = sub.add_parser("report", parents=[common], help="test-split scores and reconstructed samples of a trained run")
-    p.add_argument("--run", help="run folder (default: the most recent under runs/)")
-    p.add_argument("--checkpoint", help="a checkpoint file instead of --run")
-    p.add_argument("--out", help="output folder (default RUN/report)")
-    p.add_argument("--samples", type=int, default=2, help="test utterances to reconstruct")
-    p.add_argument("--seconds", type=float, default=1.5, help="seconds of each to reconstruct")
-    p.set_defaults(func=_report)
-
     run_opts = argparse.ArgumentParser(add_help=False)
     run_opts.add_argument("--run", help="run folder (default: the most recent under runs/)")
     run_opts.add_argument("--checkpoint", help="a checkpoint file instead of --run")
     device_opts = argparse.ArgumentParser(add_help=False)
     device_opts.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+
+    p = sub.add_parser("report", parents=[common, run_opts, device_opts],
+                       help="test-split scores and reconstructed samples of a trained run")
+    p.add_argument("--out", help="output folder (default RUN/report)")
+    p.add_argument("--samples", type=int, default=2, help="test utterances to reconstruct")
+    p.add_argument("--seconds", type=float, default=1.5, help="seconds of each to reconstruct")
+    p.set_defaults(func=_report)
     corpus_opts = argparse.ArgumentParser(add_help=False)
     corpus_opts.add_argument("--out", help="output folder (default: a folder in the run)")
     corpus_opts.add_argument("--data-root", help="the corpus, if it moved since training")

@@ -10,7 +10,7 @@ import torch
 
 from vqspeech.errors import UserError
 from vqspeech.eval import baselines
-from vqspeech.eval.reconstruction import log_reconstructions
+from vqspeech.training.tensorboard import log_reconstructions
 from vqspeech.eval.speech_metrics import Dnsmos, score
 
 SR = 16000

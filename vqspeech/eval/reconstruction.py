@@ -14,7 +14,7 @@ Written to ``out_dir``: ``per_utterance.csv`` (one row per utterance × system),
 ``reconstruction.json``, and spectrograms (original / model / Codec2 2400) with the wavs of the first
 two utterances.
 
-:func:`log_reconstructions` is the small version for TensorBoard during training.
+:func:`vqspeech.training.tensorboard.log_reconstructions` is the small version for TensorBoard during training.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import json
 import math
 import re
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -36,14 +37,14 @@ from vqspeech.data.audio import AudioError, load_audio, save_audio
 from vqspeech.data.corpus import Utterance
 from vqspeech.errors import UserError
 from vqspeech.eval import baselines
-from vqspeech.eval.plots import save_spectrograms, spectrogram_image
+from vqspeech.eval.plots import save_spectrograms
 from vqspeech.eval.speech_metrics import METRICS, Dnsmos, Metrics, score
 from vqspeech.files import write_atomic
 from vqspeech.models import VQVAE
-from vqspeech.models.generation import GenerationConfig
+from vqspeech.models.generation import SEGMENT_SECONDS, GenerationConfig
+from vqspeech.quantization import CodeUsage, code_usage
 
-SEGMENT_SECONDS = 0.5       # fold length of generation
-OVERLAP_FRAMES = 8
+MU_LAW_BITS = (8, 4)
 MODEL_SAMPLED, MODEL_GREEDY, ORIGINAL = "vqspeech (sampling)", "vqspeech (argmax)", "original"
 PLOTTED_UTTERANCES = 2
 
@@ -157,6 +158,111 @@ class ReconstructionReport:
         return "\n".join(lines)
 
 
+class Evaluation:
+    """What the evaluation has gathered so far, fed one batch of utterances at a time by :meth:`add`.
+
+    Each utterance is encoded, decoded once per entry of ``generations`` (system name -> config, all with
+    ``generator``), coded by each baseline, and every output scored against the original; the first
+    ``examples`` utterances are also handed to ``save_example`` (utterance, outputs), whose return value is
+    kept in :attr:`examples_saved`. :meth:`usage` summarises the codes of every utterance added.
+    """
+
+    def __init__(self, model: VQVAE, sample_rate: int, generations: dict[str, GenerationConfig],
+                 generator: torch.Generator | None = None, codec2_modes: tuple[int, ...] = (),
+                 mu_law_bits: tuple[int, ...] = (), mos: Dnsmos | None = None,
+                 save_example: Callable[[Utterance, dict[str, tuple[np.ndarray, float | None]]], object] | None
+                 = None, examples: int = 0, progress: bool = False):
+        self.model, self.sample_rate, self.generations, self.generator = model, sample_rate, generations, generator
+        self.codec2_modes, self.mu_law_bits, self.mos, self.progress = codec2_modes, mu_law_bits, mos, progress
+        self.save_example, self.examples = save_example, examples
+        self.frame_rate = sample_rate / model.hop_length
+        self.model_bitrate = self.frame_rate * model.quantizer.bits_per_frame()
+        self.counts = torch.zeros(model.quantizer.codebook_size, dtype=torch.long)
+        self.rows: list[UtteranceScore] = []
+        self.exclusions: list[dict[str, str]] = []
+        self.examples_saved: list = []
+        self.delays: dict[str, list[int]] = {}
+        self.generation_seconds = 0.0   # wall time of every decoding
+        self.audio_seconds = 0.0        # audio scored per system
+
+    def add(self, batch: list[tuple[Utterance, np.ndarray]]) -> None:
+        """Reconstruct and score a batch of (utterance, wav [T]), generated together."""
+        model = self.model
+        codes = [model.encode_waveform(wav) for _, wav in batch]
+        for c in codes:
+            self.counts.add_(torch.bincount(c.cpu(), minlength=len(self.counts)))
+        ids = model.speakers.ids([u.speaker for u, _ in batch], model.device)
+        started = time.monotonic()
+        generated = {system: model.decode(codes, ids, config, self.generator if not config.greedy else None,
+                                          self.progress)
+                     for system, config in self.generations.items()}
+        self.generation_seconds += time.monotonic() - started
+        for i, (utt, wav) in enumerate(batch):
+            outputs = {system: (waves[i][: len(wav)].float().cpu().numpy(), self.model_bitrate)
+                       for system, waves in generated.items()}
+            outputs.update(self._baselines(wav))
+            outputs[ORIGINAL] = (wav, None)
+            self.audio_seconds += len(wav) / self.sample_rate
+            for system, (audio, bitrate) in outputs.items():
+                self._score(utt, wav, system, audio, bitrate)
+            if self.save_example is not None and len(self.examples_saved) < self.examples:
+                self.examples_saved.append(self.save_example(utt, outputs))
+
+    def _baselines(self, wav: np.ndarray) -> dict[str, tuple[np.ndarray, float]]:
+        outputs = {}
+        for mode in self.codec2_modes:
+            coded = baselines.codec2(wav, self.sample_rate, mode)
+            outputs[f"Codec2 {mode}"] = (coded.audio, coded.bitrate)
+            self.delays.setdefault(str(mode), []).append(coded.delay)
+        for bits in self.mu_law_bits:
+            coded = baselines.mu_law(wav, self.sample_rate, bits)
+            outputs[f"μ-law {bits}-bit"] = (coded.audio, coded.bitrate)
+        return outputs
+
+    def _score(self, utt: Utterance, wav: np.ndarray, system: str, audio: np.ndarray, bitrate: float | None) -> None:
+        scores = score(wav, audio, self.sample_rate, self.mos, intrusive=system != ORIGINAL)
+        self.rows.append(UtteranceScore(speaker=utt.speaker, utterance=utt.utterance,
+                                        seconds=len(wav) / self.sample_rate, system=system, bitrate=bitrate,
+                                        **{m: getattr(scores, m) for m in METRICS},
+                                        excluded="; ".join(f"{m}: {r}" for m, r in scores.excluded.items())))
+        self.exclusions.extend({"speaker": utt.speaker, "utterance": utt.utterance, "system": system,
+                                "metric": m, "reason": r} for m, r in scores.excluded.items())
+
+    def usage(self) -> CodeUsage:
+        return code_usage(self.counts, self.frame_rate)
+
+    @property
+    def generation_rtf(self) -> float:
+        """Generation wall time ÷ the audio it generated (every decoding counted)."""
+        generated = len(self.generations) * self.audio_seconds
+        return self.generation_seconds / generated if generated else float("nan")
+
+
+def batches(utterances: list[Utterance], sample_rate: int, hop: int, segment_frames: int, batch_segments: int,
+            max_seconds: float | None, skipped: list[str], bar) -> Iterator[list[tuple[Utterance, np.ndarray]]]:
+    """The utterances' audio (each cut to ``max_seconds``) in batches of about ``batch_segments`` generation
+    segments; an unreadable file goes to ``skipped``. ``bar`` counts every utterance."""
+    batch, used = [], 0
+    for utt in utterances:
+        try:
+            wav = load_audio(utt.path, sample_rate)
+        except AudioError as exc:
+            skipped.append(str(exc))
+            bar.update(1)
+            continue
+        if max_seconds is not None:
+            wav = wav[: int(max_seconds * sample_rate)]
+        batch.append((utt, wav))
+        used += math.ceil(math.ceil(len(wav) / hop) / segment_frames)
+        if used >= batch_segments:
+            yield batch
+            bar.update(len(batch))
+            batch, used = [], 0
+    if batch:
+        yield batch
+        bar.update(len(batch))
+
+
 def evaluate_reconstruction(model: VQVAE, utterances: list[Utterance], sample_rate: int, out_dir: str | Path,
                             max_seconds: float | None = None, dnsmos: bool = True, seed: int = 0,
                             codec2_modes: tuple[int, ...] = baselines.CODEC2_MODES, batch_segments: int = 64,
@@ -170,93 +276,36 @@ def evaluate_reconstruction(model: VQVAE, utterances: list[Utterance], sample_ra
     if not utterances:
         raise UserError(f"no test utterances of the model's speakers ({', '.join(model.speakers.names)})")
     mos = Dnsmos() if dnsmos else None
-    device = next(model.parameters()).device
-    hop, k = model.hop_length, model.quantizer.codebook_size
-    frame_rate = sample_rate / hop
-    segment = max(1, round(SEGMENT_SECONDS * sample_rate / hop))
-    sampling = GenerationConfig(greedy=False, segment_frames=segment, overlap_frames=OVERLAP_FRAMES)
-    argmax = GenerationConfig(greedy=True, segment_frames=segment, overlap_frames=OVERLAP_FRAMES)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    counts = torch.zeros(k, dtype=torch.long)
-    rows: list[UtteranceScore] = []
-    exclusions, skipped, plots = [], [], []
-    delays: dict[str, list[int]] = {}
-    generation_time, total_seconds = 0.0, 0.0
-
-    def process(batch: list[tuple[Utterance, np.ndarray]]) -> None:
-        nonlocal generation_time, total_seconds
-        codes = []
-        for _, wav in batch:
-            padded = torch.from_numpy(np.pad(wav, (0, -len(wav) % hop))).to(device)
-            with torch.inference_mode():
-                codes.append(model.encode(padded[None, None]).codes[0])
-            counts.add_(torch.bincount(codes[-1].cpu(), minlength=k))
-        ids = model.speakers.ids([u.speaker for u, _ in batch], device)
-        t0 = time.monotonic()
-        sampled = model.decode(codes, ids, sampling, generator, progress)
-        greedy = model.decode(codes, ids, argmax, None, progress)
-        generation_time += time.monotonic() - t0
-        model_bitrate = frame_rate * math.log2(k)
-        for (utt, wav), s, g in zip(batch, sampled, greedy):
-            outputs = {MODEL_SAMPLED: (s[: len(wav)].float().cpu().numpy(), model_bitrate),
-                       MODEL_GREEDY: (g[: len(wav)].float().cpu().numpy(), model_bitrate)}
-            for mode in codec2_modes:
-                coded = baselines.codec2(wav, sample_rate, mode)
-                outputs[f"Codec2 {mode}"] = (coded.audio, coded.bitrate)
-                delays.setdefault(str(mode), []).append(coded.delay)
-            for bits in (8, 4):
-                coded = baselines.mu_law(wav, sample_rate, bits)
-                outputs[f"μ-law {bits}-bit"] = (coded.audio, coded.bitrate)
-            outputs[ORIGINAL] = (wav, None)
-            total_seconds += len(wav) / sample_rate
-            for system, (audio, bitrate) in outputs.items():
-                scores = score(wav, audio, sample_rate, mos, intrusive=system != ORIGINAL)
-                rows.append(UtteranceScore(speaker=utt.speaker, utterance=utt.utterance,
-                                           seconds=len(wav) / sample_rate, system=system, bitrate=bitrate,
-                                           **{m: getattr(scores, m) for m in METRICS},
-                                           excluded="; ".join(f"{m}: {r}" for m, r in scores.excluded.items())))
-                exclusions.extend({"speaker": utt.speaker, "utterance": utt.utterance, "system": system,
-                                   "metric": m, "reason": r} for m, r in scores.excluded.items())
-            if len(plots) < PLOTTED_UTTERANCES:
-                plots.append(_save_examples(out_dir, utt, outputs, sample_rate))
-            bar.update(1)
-
+    hop = model.hop_length
+    sampling = GenerationConfig.from_seconds(SEGMENT_SECONDS, sample_rate, hop, greedy=False)
+    argmax = GenerationConfig.from_seconds(SEGMENT_SECONDS, sample_rate, hop, greedy=True)
+    evaluation = Evaluation(model, sample_rate, {MODEL_SAMPLED: sampling, MODEL_GREEDY: argmax},
+                            torch.Generator(device=model.device).manual_seed(seed), codec2_modes, MU_LAW_BITS, mos,
+                            lambda utt, outputs: _save_examples(out_dir, utt, outputs, sample_rate),
+                            PLOTTED_UTTERANCES, progress)
+    skipped: list[str] = []
     bar = tqdm(total=len(utterances), desc="evaluate reconstruction", unit="utt", disable=not progress)
-    batch, batch_segments_used = [], 0
-    for utt in utterances:
-        try:
-            wav = load_audio(utt.path, sample_rate)
-        except AudioError as exc:
-            skipped.append(str(exc))
-            bar.update(1)
-            continue
-        if max_seconds is not None:
-            wav = wav[: int(max_seconds * sample_rate)]
-        batch.append((utt, wav))
-        batch_segments_used += math.ceil(math.ceil(len(wav) / hop) / segment)
-        if batch_segments_used >= batch_segments:
-            process(batch)
-            batch, batch_segments_used = [], 0
-    if batch:
-        process(batch)
+    for batch in batches(utterances, sample_rate, hop, sampling.segment_frames, batch_segments, max_seconds,
+                         skipped, bar):
+        evaluation.add(batch)
     bar.close()
+    rows = evaluation.rows
     if not rows:
         raise UserError(f"none of the {len(utterances)} test utterances could be read")
 
-    probs = counts.double() / counts.sum()
-    entropy_bits = float(-(probs[probs > 0] * probs[probs > 0].log2()).sum())
+    usage = evaluation.usage()
     order = list(dict.fromkeys(r.system for r in rows))
     report = ReconstructionReport(
         source=source, sample_rate=sample_rate, utterances=len({(r.speaker, r.utterance) for r in rows}),
-        seconds=total_seconds, max_seconds=max_seconds, frame_rate=frame_rate, codebook_size=k,
-        bitrate=frame_rate * math.log2(k), entropy_bitrate=frame_rate * entropy_bits,
-        used_codes=int((counts > 0).sum()), perplexity=2 ** entropy_bits,
-        generation_rtf=generation_time / (2 * total_seconds), wall_seconds=0.0,
+        seconds=evaluation.audio_seconds, max_seconds=max_seconds, frame_rate=evaluation.frame_rate,
+        codebook_size=usage.codebook_size, bitrate=usage.bitrate, entropy_bitrate=float(usage.entropy_rate),
+        used_codes=int(usage.used_codes), perplexity=float(usage.perplexity),
+        generation_rtf=evaluation.generation_rtf, wall_seconds=0.0,
         dnsmos_unavailable="not computed (--no-dnsmos)" if mos is None else mos.unavailable and
         f"unavailable: {mos.unavailable}",
-        codec2_delay_ms={mode: 1000 * float(np.median(d)) / sample_rate for mode, d in delays.items()},
+        codec2_delay_ms={mode: 1000 * float(np.median(d)) / sample_rate for mode, d in evaluation.delays.items()},
         systems=[_summary(system, [r for r in rows if r.system == system]) for system in order],
-        rows=rows, exclusions=exclusions, skipped=skipped, plots=plots)
+        rows=rows, exclusions=evaluation.exclusions, skipped=skipped, plots=evaluation.examples_saved)
     report.wall_seconds = time.monotonic() - started
     _write(report, out_dir)
     return report
@@ -298,31 +347,3 @@ def _write(report: ReconstructionReport, out_dir: Path) -> None:
     write_atomic(out_dir / "per_utterance.csv", table.getvalue())
     write_atomic(out_dir / "reconstruction.md", report.markdown())
     write_atomic(out_dir / "reconstruction.json", json.dumps(asdict(report), indent=2, ensure_ascii=False))
-
-
-@torch.no_grad()
-def log_reconstructions(writer, model: VQVAE, waves: list[np.ndarray], speaker_ids: list[int], tags: list[str],
-                        step: int, sample_rate: int, seconds: float = 1.0) -> None:
-    """Write to TensorBoard each utterance's original and its reconstruction (sampled, folded, the first
-    ``seconds``), with their spectrograms, under ``reconstruction/<tag>/``. waves: [T_i] each."""
-    hop = model.hop_length
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    cut = [w[: int(seconds * sample_rate) // hop * hop] for w in waves]
-    keep = [i for i, w in enumerate(cut) if len(w)]
-    if not keep:
-        return
-    codes = [model.encode(torch.from_numpy(cut[i]).to(device)[None, None]).codes[0] for i in keep]
-    config = GenerationConfig(greedy=False, segment_frames=max(1, round(SEGMENT_SECONDS * sample_rate / hop)),
-                              overlap_frames=OVERLAP_FRAMES)
-    ids = torch.tensor([speaker_ids[i] for i in keep], dtype=torch.long, device=device)
-    # a generator of its own: logging must not move the training RNG
-    generated = model.decode(codes, ids, config, torch.Generator(device=device).manual_seed(step))
-    model.train(was_training)
-    for i, audio in zip(keep, generated):
-        original, audio = cut[i], audio.float().cpu().numpy()
-        for name, wav in (("original", original), ("reconstructed", audio)):
-            tag = f"reconstruction/{tags[i]}/{name}"
-            writer.add_audio(tag, torch.from_numpy(wav)[None], step, sample_rate=sample_rate)
-            writer.add_image(f"{tag}_spectrogram", spectrogram_image(wav, sample_rate, f"{tags[i]} {name}"), step)

@@ -3,25 +3,28 @@
 On the test split it reports the teacher-forced reconstruction loss, codebook usage (distinct codes,
 perplexity), the bitrate (frame rate × log2 K, and the entropy rate of the codes), then reconstructs a
 few test utterances by autoregressive generation with their own speaker and writes them beside the
-originals with the log-mel L1 distance between the two.
+originals with the log-mel L1 distance between the two: a light preset of the reconstruction evaluation
+(:class:`vqspeech.eval.reconstruction.Evaluation`), which ``vqspeech evaluate-reconstruction`` runs in full.
 """
 
 from __future__ import annotations
 
-import math
-import time
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from vqspeech.data.audio import save_audio
-from vqspeech.data.corpus import load_corpus
+from vqspeech.data.corpus import Utterance, load_corpus
 from vqspeech.data.dataset import load_split
-from vqspeech.data.features import log_mel_l1
 from vqspeech.errors import UserError
+from vqspeech.eval.reconstruction import MODEL_SAMPLED, ORIGINAL, Evaluation
 from vqspeech.files import write_atomic
+from vqspeech.models.generation import GenerationConfig
+from vqspeech.quantization import code_usage
 from vqspeech.runs import load_run
 
 
@@ -70,9 +73,11 @@ class RunReport:
 @torch.no_grad()
 def report_run(run_dir: str | Path | None = None, checkpoint: str | Path | None = None,
                out_dir: str | Path | None = None, n_samples: int = 2, seconds: float = 1.5,
-               progress: bool = True) -> RunReport:
-    """Score the test split and reconstruct ``n_samples`` test utterances (first ``seconds`` of each)."""
-    run = load_run(run_dir, checkpoint)
+               progress: bool = True, device: torch.device | str = "cpu") -> RunReport:
+    """Score the test split and reconstruct ``n_samples`` test utterances (first ``seconds`` of each), on
+    ``device``. The reconstructions are the reconstruction evaluation's loop in a light preset: one sampled,
+    unfolded decoding per utterance, no Codec2, no μ-law, no DNSMOS."""
+    run = load_run(run_dir, checkpoint, device)
     model, cfg = run.model, run.config
     data = cfg["data"]
     sample_rate = data["sample_rate"]
@@ -85,47 +90,44 @@ def report_run(run_dir: str | Path | None = None, checkpoint: str | Path | None 
         raise UserError(f"corpus {corpus.root} has no usable test utterances of the model's speakers")
     out_dir = Path(out_dir) if out_dir is not None else run.checkpoint.parent.parent / "report"
 
-    hop, k = model.hop_length, model.quantizer.codebook_size
-    counts = torch.zeros(k)
+    hop = model.hop_length
+    counts = torch.zeros(model.quantizer.codebook_size, dtype=torch.long, device=model.device)
     loss_sum, n_samples_total = 0.0, 0
     for wav, speaker in tqdm(list(zip(test.waves, test.speaker_ids)), desc="score test", disable=not progress,
                              leave=False):
         usable = len(wav) // hop * hop
         if usable == 0:
             continue
-        out = model(torch.from_numpy(wav[:usable])[None, None], torch.tensor([speaker]))
+        out = model(torch.from_numpy(wav[:usable]).to(model.device)[None, None],
+                    torch.tensor([speaker], device=model.device))
         loss_sum += out.losses["reconstruction"].item() * usable
         n_samples_total += usable
-        counts += torch.bincount(out.vq.codes.flatten(), minlength=k).float()
-    probs = counts / counts.sum()
-    entropy_bits = float(-(probs[probs > 0] * probs[probs > 0].log2()).sum())
-    frame_rate = sample_rate / hop
+        counts += torch.bincount(out.vq.codes.flatten(), minlength=len(counts))
+    usage = code_usage(counts, sample_rate / hop)
 
-    recons, gen_time, gen_audio = [], 0.0, 0.0
-    for i in range(min(n_samples, len(test.waves))):
-        utt, wav = test.utterances[i], test.waves[i]
-        wav = wav[: int(seconds * sample_rate) // hop * hop]
-        started = time.monotonic()
-        codes = model.encode(torch.from_numpy(wav)[None, None]).codes
-        audio = model.decode([codes[0]], torch.tensor([test.speaker_ids[i]]), progress=progress)[0].numpy()
-        gen_time += time.monotonic() - started
-        gen_audio += len(wav) / sample_rate
+    def save_example(utt: Utterance, outputs: dict[str, tuple[np.ndarray, float | None]]) -> tuple[str, str]:
         stem = f"{utt.speaker}_{utt.utterance}"
-        original = save_audio(out_dir / f"{stem}_original.wav", wav, sample_rate, overwrite=True)
-        recon = save_audio(out_dir / f"{stem}_reconstructed.wav", audio, sample_rate, overwrite=True)
-        recons.append(Reconstruction(utterance=utt.utterance, speaker=utt.speaker, seconds=len(wav) / sample_rate,
-                                     log_mel_l1=log_mel_l1(wav, audio, sample_rate), original=original.name,
-                                     reconstructed=recon.name))
+        original = save_audio(out_dir / f"{stem}_original.wav", outputs[ORIGINAL][0], sample_rate, overwrite=True)
+        recon = save_audio(out_dir / f"{stem}_reconstructed.wav", outputs[MODEL_SAMPLED][0], sample_rate,
+                           overwrite=True)
+        return original.name, recon.name
+
+    shown = min(n_samples, len(test.waves))
+    evaluation = Evaluation(model, sample_rate, {MODEL_SAMPLED: GenerationConfig()}, save_example=save_example,
+                            examples=shown, progress=progress)
+    for utt, wav in zip(test.utterances[:shown], test.waves[:shown]):
+        evaluation.add([(utt, wav[: int(seconds * sample_rate) // hop * hop])])  # one at a time, as generated
+    sampled = [r for r in evaluation.rows if r.system == MODEL_SAMPLED]
+    recons = [Reconstruction(utterance=r.utterance, speaker=r.speaker, seconds=r.seconds, log_mel_l1=r.log_mel_l1,
+                             original=original, reconstructed=recon)
+              for r, (original, recon) in zip(sampled, evaluation.examples_saved)]
 
     report = RunReport(checkpoint=str(run.checkpoint), step=run.step, test_utterances=len(test.waves),
-                       test_loss=loss_sum / max(n_samples_total, 1), used_codes=int((counts > 0).sum()),
-                       codebook_size=k, perplexity=float(2 ** entropy_bits), frame_rate=frame_rate,
-                       bitrate=frame_rate * math.log2(k), entropy_bitrate=frame_rate * entropy_bits,
-                       generation_rtf=gen_time / gen_audio if gen_audio else float("nan"),
-                       reconstructions=recons)
+                       test_loss=loss_sum / max(n_samples_total, 1), used_codes=int(usage.used_codes),
+                       codebook_size=usage.codebook_size, perplexity=float(usage.perplexity),
+                       frame_rate=sample_rate / hop, bitrate=usage.bitrate, entropy_bitrate=float(usage.entropy_rate),
+                       generation_rtf=evaluation.generation_rtf, reconstructions=recons)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(out_dir / "report.md", report.markdown())
-    import json
-
     write_atomic(out_dir / "report.json", json.dumps(asdict(report), indent=2))
     return report

@@ -248,7 +248,7 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
                             save(ckpt.BEST)
                 model.train()
             if main and tcfg.audio_every and step % tcfg.audio_every == 0 and valid_audio.waves:
-                from vqspeech.eval.reconstruction import log_reconstructions
+                from vqspeech.training.tensorboard import log_reconstructions
 
                 log_reconstructions(writer, model, valid_audio.waves[:2], valid_audio.speaker_ids[:2],
                                     [f"{u.speaker}_{u.utterance}" for u in valid_audio.utterances[:2]], step,
