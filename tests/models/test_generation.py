@@ -143,3 +143,24 @@ def test_generation_from_lazy_conditioning_equals_generation_from_the_whole():
     config = GenerationConfig(greedy=True, segment_frames=3, overlap_frames=1, max_batch=2)
     expected = generate(dec, [whole], config)[0]
     assert torch.equal(generate(dec, [Conditioning(dec, latents, speaker)], config)[0], expected)
+
+
+def test_top_p_draws_only_from_the_nucleus_and_one_keeps_the_distribution():
+    from vqspeech.models.generation import draw
+
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05] + [0.0] * 252])
+    logits = torch.log(probs.clamp(min=1e-12)).expand(4000, -1)
+    g = torch.Generator().manual_seed(0)
+    nucleus = draw(logits, GenerationConfig(top_p=0.8), g)
+    assert set(nucleus.tolist()) == {0, 1}  # 0.5 + 0.3 reaches 0.8: levels 2 and 3 are cut
+    assert abs((nucleus == 0).float().mean().item() - 0.5 / 0.8) < 0.03  # renormalised within the nucleus
+    tiny = draw(logits, GenerationConfig(top_p=1e-3), g)
+    assert set(tiny.tolist()) == {0}  # the most likely level is always kept
+    full = draw(logits, GenerationConfig(), g)
+    assert abs((full == 3).float().mean().item() - 0.05) < 0.015
+
+
+@pytest.mark.parametrize("options", [{"top_p": 0.0}, {"top_p": 1.5}, {"temperature": 0.0}])
+def test_bad_sampling_settings_are_refused(options):
+    with pytest.raises(ValueError, match="top_p|temperature"):
+        GenerationConfig(**options)

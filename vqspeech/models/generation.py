@@ -36,7 +36,9 @@ class GenerationConfig:
 
     Attributes:
         greedy: take the most likely sample instead of sampling.
-        temperature: softmax temperature when sampling.
+        temperature: softmax temperature when sampling (below 1 sharpens every distribution).
+        top_p: nucleus sampling: draw from the smallest set of μ-law levels whose probability reaches
+            top_p (1.0: from all 256). Cuts the tail that makes isolated clicks without the silence of argmax.
         segment_frames: fold utterances longer than this many latent frames into segments generated as
             one batch; None generates every utterance in one piece.
         overlap_frames: cross-fade length between segments, in frames (as much again is warm-up).
@@ -46,6 +48,7 @@ class GenerationConfig:
 
     greedy: bool = False
     temperature: float = 1.0
+    top_p: float = 1.0
     segment_frames: int | None = None
     overlap_frames: int = 8
     max_batch: int = 256
@@ -61,6 +64,8 @@ class GenerationConfig:
     def __post_init__(self):
         if not self.greedy and self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must lie in (0, 1], got {self.top_p}")
         if self.segment_frames is not None and self.segment_frames < 1:
             raise ValueError(f"segment_frames must be at least 1, got {self.segment_frames}")
         if self.max_batch < 1:
@@ -184,11 +189,22 @@ def _generate_rows(decoder: WaveNetDecoder, conds: list[Tensor | Conditioning], 
         if config.greedy:
             sample = logits.argmax(-1)
         else:
-            probs = torch.softmax(logits / config.temperature, dim=-1)
-            sample = torch.multinomial(probs, 1, generator=generator)[:, 0]
+            sample = draw(logits, config, generator)
         samples[:, t] = sample
     waves = mu_law_decode(samples)
     return [waves[row, : (end - start) * hop] for row, (_, start, _, end) in enumerate(pieces)]
+
+
+def draw(logits: Tensor, config: GenerationConfig, generator: torch.Generator | None = None) -> Tensor:
+    """One sample per row from logits Tensor[B, 256] at config.temperature, within the top_p nucleus.
+    Returns LongTensor[B]."""
+    probs = torch.softmax(logits.float() / config.temperature, dim=-1)
+    if config.top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        outside = sorted_probs.cumsum(-1) - sorted_probs >= config.top_p  # mass before a level already ≥ p
+        sorted_probs = sorted_probs.masked_fill(outside, 0.0)
+        probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
 
 def generate(decoder: WaveNetDecoder, conds: list[Tensor | Conditioning], config: GenerationConfig,
