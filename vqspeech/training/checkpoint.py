@@ -1,10 +1,8 @@
 """Checkpoints: written whole (temp file, fsync, rename), read without pickle.
 
 A checkpoint is a dict of tensors and plain Python values, loadable with ``torch.load(weights_only=True)``:
-  format, vqspeech_version, step, model_kwargs (see models.builders; includes the speaker names),
-  model (state dict of the unwrapped module), optimizer, config (the composed recipe config),
-  rng (torch CPU/CUDA generator states; rank 0's under torchrun), best_valid_loss, world_size (the number
-  of training processes), and scaler (the fp16 GradScaler's state, only with train.precision=fp16).
+``format`` and ``vqspeech_version`` (added by :func:`save_checkpoint`), then the fields of
+:class:`TrainingState`, the one definition of what training stores.
 """
 
 from __future__ import annotations
@@ -14,6 +12,7 @@ import pickle
 import re
 import shutil
 import zipfile
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,45 @@ from vqspeech.models import VQVAE, build_model
 FORMAT = 1
 LAST = "last.pt"
 BEST = "best.pt"
+
+
+@dataclass
+class TrainingState:
+    """What a training checkpoint holds.
+
+    Attributes:
+        step: optimizer steps taken (skipped steps included).
+        model_kwargs: the model's constructor arguments (see models.builders; includes the speaker names).
+        model: state dict of the unwrapped module.
+        optimizer: the optimizer's state dict.
+        config: the composed recipe config, resolved.
+        rng: torch CPU/CUDA generator states (:func:`rng_state`; rank 0's under torchrun).
+        best_valid_loss: the lowest validation loss so far (inf before the first validation).
+        world_size: the number of training processes (1 in checkpoints from before it was stored).
+        scaler: the fp16 GradScaler's state, only with train.precision=fp16.
+    """
+
+    step: int
+    model_kwargs: dict[str, Any]
+    model: dict[str, Any]
+    optimizer: dict[str, Any]
+    config: dict[str, Any]
+    rng: dict[str, Any]
+    best_valid_loss: float
+    world_size: int = 1
+    scaler: dict[str, Any] | None = None
+
+    def payload(self) -> dict[str, Any]:
+        """The dict save_checkpoint writes (no scaler entry without one)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        if values["scaler"] is None:
+            del values["scaler"]
+        return values
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> TrainingState:
+        """The state in a dict :func:`load_checkpoint` read."""
+        return cls(**{f.name: payload[f.name] for f in fields(cls) if f.name in payload})
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:

@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -56,27 +56,56 @@ def weighted_loss(losses: Mapping[str, torch.Tensor], weights: Mapping[str, floa
     return sum(weights[name] * value for name, value in losses.items())
 
 
+# The checks of train.* values, by what a value must be: (wording of the error, test it passes).
+_AT_LEAST_1 = ("at least 1", lambda v: v is not None and v >= 1)
+_POSITIVE = ("positive", lambda v: v is not None and v > 0)
+_NON_NEGATIVE = ("0 or more", lambda v: v is not None and v >= 0)
+
+
+def _or_null(rule: tuple, meaning: str) -> tuple:
+    need, ok = rule
+    return f"{need}, or null {meaning}", lambda v: v is None or ok(v)
+
+
+def _key(rule: tuple | None = None):
+    return field(metadata={"rule": rule})
+
+
+@dataclass
+class TrainKeys:
+    """Every train.* key and the values the loop can run with (None: any value), declared once;
+    :func:`check_train_config` checks them in this order. configs/train/default.yaml gives the defaults."""
+
+    max_steps: int = _key(_AT_LEAST_1)
+    batch_size: int = _key(_AT_LEAST_1)
+    crop_samples: int = _key(_AT_LEAST_1)
+    log_every: int = _key(_AT_LEAST_1)
+    valid_every: int = _key(_AT_LEAST_1)
+    checkpoint_every: int = _key(_AT_LEAST_1)
+    max_bad_steps: int = _key(_AT_LEAST_1)
+    lr: float = _key(_POSITIVE)
+    grad_clip: float = _key(_POSITIVE)
+    valid_max_seconds: float = _key(_POSITIVE)
+    num_workers: int = _key(_NON_NEGATIVE)
+    valid_utterances: int = _key(_NON_NEGATIVE)
+    max_minutes: float | None = _key(_or_null(_POSITIVE, "for no time limit"))
+    keep_last: int | None = _key(_or_null(_NON_NEGATIVE, "to keep every checkpoint"))
+    audio_every: int | None = _key(_or_null(_NON_NEGATIVE, "for never"))
+    loss_weights: dict[str, float] = _key()
+    seed: int = _key()
+    device: str = _key()
+    checkpoint_activations: str | None = _key()
+    compile: bool = _key()
+    precision: str = _key()   # checked by training.precision.Precision
+
+
 def check_train_config(tcfg: DictConfig) -> None:
     """A one-line UserError for a train.* value the loop cannot run with, before anything is loaded or written."""
-    def bad(key: str, need: str) -> UserError:
-        return UserError(f"train.{key} must be {need}, got {tcfg[key]!r}")
-
-    for key in ("max_steps", "batch_size", "crop_samples", "log_every", "valid_every", "checkpoint_every",
-                "max_bad_steps"):
-        if tcfg[key] is None or tcfg[key] < 1:
-            raise bad(key, "at least 1")
-    for key in ("lr", "grad_clip", "valid_max_seconds"):
-        if tcfg[key] is None or not tcfg[key] > 0:
-            raise bad(key, "positive")
-    for key in ("num_workers", "valid_utterances"):
-        if tcfg[key] is None or tcfg[key] < 0:
-            raise bad(key, "0 or more")
-    if tcfg.max_minutes is not None and not tcfg.max_minutes > 0:
-        raise bad("max_minutes", "positive, or null for no time limit")
-    if tcfg.keep_last is not None and tcfg.keep_last < 0:
-        raise bad("keep_last", "0 or more, or null to keep every checkpoint")
-    if tcfg.audio_every is not None and tcfg.audio_every < 0:
-        raise bad("audio_every", "0 or more, or null for never")
+    for key in fields(TrainKeys):
+        if key.metadata["rule"] is not None:
+            need, ok = key.metadata["rule"]
+            if not ok(tcfg[key.name]):
+                raise UserError(f"train.{key.name} must be {need}, got {tcfg[key.name]!r}")
 
 
 def train(cfg: DictConfig, progress: bool = True) -> TrainResult:
@@ -89,191 +118,259 @@ def train(cfg: DictConfig, progress: bool = True) -> TrainResult:
         return _train(cfg, env, device, progress)
 
 
+@dataclass
+class StepOutcome:
+    """One optimizer step: the loss terms averaged over ranks ("total" first; 0-dim tensors), the VQ
+    metrics of the global batch, the gradient norm, and whether the update was skipped (non-finite)."""
+
+    losses: dict[str, torch.Tensor]
+    metrics: dict[str, torch.Tensor]
+    grad_norm: torch.Tensor
+    skipped: bool
+
+
 def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, progress: bool) -> TrainResult:
     tcfg = cfg.train
     check_train_config(tcfg)
     if cfg.data.sample_rate is None or cfg.data.sample_rate < 1:
         raise UserError(f"data.sample_rate must be a positive number of Hz, got {cfg.data.sample_rate!r}")
-    run_dir = Path(cfg.run_dir)
-    main = env.is_main  # the one process that writes files and shows progress
-    progress = progress and main
     precision = Precision(tcfg.precision, device)
     torch.manual_seed(tcfg.seed)
-
     corpus = load_corpus(cfg.data.root, cfg.data.manifest, cfg.data.valid_fraction, cfg.data.test_fraction)
-    speakers = corpus.speakers
-    kwargs = model_kwargs(cfg.model, cfg.quantizer, speakers)
-    last_path = run_dir / "checkpoints" / ckpt.LAST
-    state = ckpt.load_checkpoint(last_path, map_location=device) if last_path.exists() else None
-    if state is not None:
-        differs = ckpt.find_kwargs_difference(state["model_kwargs"], kwargs)
-        if differs is not None:
-            raise UserError(f"{run_dir} holds a run whose model differs at '{differs}' from this config; "
-                            f"resume with the same model config, or choose a new run_dir=...")
-    try:
-        model = build_model(kwargs).to(device)
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"bad model or quantizer config: {exc}") from None
-    optimizer = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
-    scaler = precision.scaler
-    step, best = 0, math.inf
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        for group in optimizer.param_groups:  # the config's learning rate wins over the saved one
-            group["lr"] = tcfg.lr
-        if scaler.is_enabled() and "scaler" in state:
-            scaler.load_state_dict(state["scaler"])
-        ckpt.set_rng_state(state["rng"])
-        step, best = int(state["step"]), float(state["best_valid_loss"])
-        if main:
-            log.info("resuming %s from step %d", run_dir, step)
-            if state.get("world_size", 1) != env.world_size:
-                log.warning("%s was trained by %d processes, resumed by %d: the crops of each step differ from "
-                            "those of an uninterrupted run", run_dir, state.get("world_size", 1), env.world_size)
-        if step >= tcfg.max_steps:  # nothing to do: say so before loading any audio
-            return TrainResult(run_dir=run_dir, step=step, resumed_from=step, train_losses={}, valid_loss=None,
-                               metrics={}, checkpoint=last_path, already_done=True)
-    elif run_dir.exists() and any(run_dir.iterdir()):
-        raise UserError(f"{run_dir} already holds files but no checkpoint to resume; choose another "
-                        f"run_dir=... or remove that folder")
-    if main:
-        log.info("%s", model.summary())
-
-    crop = tcfg.crop_samples
-    if crop % model.hop_length:
-        raise UserError(f"train.crop_samples={crop} must be a multiple of the encoder hop ({model.hop_length})")
-    sample_rate = cfg.data.sample_rate
-    train_audio = load_split(corpus.split("train"), speakers, sample_rate, progress, "load train audio", pcm16=True)
-    if not train_audio.waves:
-        raise UserError(f"no usable training audio in {corpus.root} ({len(train_audio.skipped)} files skipped)")
-    valid_audio = _validation_set(corpus, speakers, cfg, progress)
-    loader = crop_loader(RandomCrops(train_audio, crop, tcfg.seed), tcfg.batch_size, step,
+    run = _Run(cfg, env, device, precision, corpus.speakers, progress and env.is_main)
+    if run.step >= tcfg.max_steps:  # nothing to do: say so before loading any audio
+        return TrainResult(run_dir=run.run_dir, step=run.step, resumed_from=run.step, train_losses={},
+                           valid_loss=None, metrics={}, checkpoint=run.last_path, already_done=True)
+    train_audio, valid_audio = run.load_audio(corpus)
+    loader = crop_loader(RandomCrops(train_audio, tcfg.crop_samples, tcfg.seed), tcfg.batch_size, run.step,
                          tcfg.num_workers, pin_memory=device.type == "cuda", rank=env.rank,
                          world_size=env.world_size)
-    env.barrier()  # every rank has looked at run_dir (and found its data usable) before rank 0 writes to it
-    if state is None and main:  # written only now, so a run refused above can be started again as it is
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg))
-    if main:
-        log.info("train: %d utterances, %.1f min of audio; %d speakers; device %s%s; precision %s",
-                 len(train_audio.waves), train_audio.samples / sample_rate / 60, len(speakers), device,
-                 f" × {env.world_size} processes" if env.enabled else "", precision.name)
-    net = env.wrap(model, device)  # what the steps run; `model` (unwrapped) is what is saved and validated
-
-    from torch.utils.tensorboard import SummaryWriter
-
-    writer = SummaryWriter(str(run_dir / "tensorboard")) if main else None
-    start_step, started = step, time.monotonic()
+    run.start()
+    start_step, started = run.step, time.monotonic()
     logged: dict[str, float] = {}
     metrics: dict[str, float] = {}
     valid_loss = None
-    skipped = bad_in_row = 0
-
-    def save(name: str = ckpt.LAST) -> Path:
-        payload = {"step": step, "model_kwargs": kwargs, "model": model.state_dict(),
-                   "optimizer": optimizer.state_dict(), "config": OmegaConf.to_container(cfg, resolve=True),
-                   "rng": ckpt.rng_state(), "best_valid_loss": best, "world_size": env.world_size}
-        if scaler.is_enabled():
-            payload["scaler"] = scaler.state_dict()
-        path = ckpt.save_checkpoint(run_dir / "checkpoints" / name, payload)
-        if name == ckpt.LAST:
-            ckpt.keep_history(path, step, tcfg.keep_last)
-        return path
-
-    bar = _ProgressBar(tcfg, step, enabled=progress)
     batches = iter(loader)
-    model.train()
     try:
-        while step < tcfg.max_steps:
-            wav, speaker_ids = next(batches)
-            wav, speaker_ids = wav.to(device, non_blocking=True), speaker_ids.to(device, non_blocking=True)
-            with precision.autocast():
-                out = net(wav, speaker_ids)
-                loss = weighted_loss(out.losses, tcfg.loss_weights)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)  # equal on every rank
-            # the total and each term, averaged over ranks: every rank takes the same skip decision
-            terms = env.mean(torch.stack([loss.detach().float(), *(v.detach().float() for v in out.losses.values())]))
-            step += 1  # a skipped step still consumes its batch, so resumed runs stay aligned
-            finite_loss, finite_grad = bool(torch.isfinite(terms[0])), bool(torch.isfinite(grad_norm))
-            # fp16: a finite loss with a non-finite gradient is an overflow; scaler.step skips that update and
-            # scaler.update lowers the scale
-            overflow = scaler.is_enabled() and finite_loss and not finite_grad
-            if not (finite_loss and finite_grad) and not overflow:
-                scaler.update()
-                skipped, bad_in_row = skipped + 1, bad_in_row + 1
-                if main:
-                    writer.add_scalar("train/skipped_steps", skipped, step)
-                    bar.write(f"step {step}: non-finite loss or gradient, update skipped ({skipped} so far)")
-                if bad_in_row >= tcfg.max_bad_steps:
-                    good = ckpt.load_checkpoint(last_path)["step"] if last_path.exists() else None
-                    where = f"{last_path} (step {good})" if good is not None else "none yet"
-                    raise UserError(f"{bad_in_row} non-finite steps in a row up to step {step}; stopped. "
-                                    f"Last good checkpoint: {where}")
-                bar.advance(step)
+        while run.step < tcfg.max_steps:
+            outcome = run.train_step(*next(batches))
+            if outcome.skipped:
+                run.bar.advance(run.step)
                 continue
-            bad_in_row = 0
-            scaler.step(optimizer)
-            scaler.update()
-
-            if step % tcfg.log_every == 0 or step == tcfg.max_steps:
-                logged = dict(zip(["total", *out.losses], terms.tolist()))
-                metrics = {k: v.item() for k, v in out.vq.metrics.items()}  # of the global batch
-                if main:
-                    for name, value in logged.items():
-                        writer.add_scalar(f"train/loss_{name}", value, step)
-                    for name, value in metrics.items():
-                        writer.add_scalar(f"train/{name}", value, step)
-                    writer.add_scalar("train/grad_norm", grad_norm.item(), step)
-                    if scaler.is_enabled():
-                        writer.add_scalar("train/loss_scale", scaler.get_scale(), step)
-                    bar.set_postfix(loss=f"{logged['total']:.3f}", rec=f"{logged['reconstruction']:.3f}",
-                                    codes=int(metrics["used_codes"]), ppl=f"{metrics['perplexity']:.1f}")
-            bar.advance(step)
-
+            if run.step % tcfg.log_every == 0 or run.step == tcfg.max_steps:
+                logged, metrics = run.log(outcome)
+            run.bar.advance(run.step)
             out_of_time = (tcfg.max_minutes is not None
                            and env.main_says(time.monotonic() - started > 60 * tcfg.max_minutes, device))
-            if step % tcfg.valid_every == 0 or step == tcfg.max_steps or out_of_time:
-                valid_loss = validate(model, valid_audio, device, precision, env)
-                if valid_loss is not None:
-                    if main:
-                        writer.add_scalar("valid/loss_reconstruction", valid_loss, step)
-                        bar.write(f"step {step}: valid reconstruction loss {valid_loss:.4f} nats/sample")
-                    if valid_loss < best:
-                        best = valid_loss
-                        if main:
-                            save(ckpt.BEST)
-                model.train()
-            if main and tcfg.audio_every and step % tcfg.audio_every == 0 and valid_audio.waves:
-                from vqspeech.training.tensorboard import log_reconstructions
-
-                log_reconstructions(writer, model, valid_audio.waves[:2], valid_audio.speaker_ids[:2],
-                                    [f"{u.speaker}_{u.utterance}" for u in valid_audio.utterances[:2]], step,
-                                    sample_rate)
-            if main and (step % tcfg.checkpoint_every == 0 or step == tcfg.max_steps or out_of_time):
-                save()
+            if run.step % tcfg.valid_every == 0 or run.step == tcfg.max_steps or out_of_time:
+                valid_loss = run.validate(valid_audio)
+            if run.main and tcfg.audio_every and run.step % tcfg.audio_every == 0 and valid_audio.waves:
+                run.log_audio(valid_audio)
+            if run.main and (run.step % tcfg.checkpoint_every == 0 or run.step == tcfg.max_steps or out_of_time):
+                run.save()
             if out_of_time:
-                if main:
-                    bar.write(f"stopping at step {step}: train.max_minutes={tcfg.max_minutes} reached")
+                if run.main:
+                    run.bar.write(f"stopping at step {run.step}: train.max_minutes={tcfg.max_minutes} reached")
                 break
     except KeyboardInterrupt:
-        if main:
-            bar.write(f"interrupted at step {step}; saving a checkpoint to resume from")
-            save()
+        if run.main:
+            run.bar.write(f"interrupted at step {run.step}; saving a checkpoint to resume from")
+            run.save()
         raise
     finally:
-        bar.close()
-        if writer is not None:
-            writer.close()
+        run.close()
     env.barrier()  # rank 0 has written its last checkpoint when any rank returns
-    seconds = time.monotonic() - started
-    if main:
-        log.info("trained steps %d..%d in %.1f s", start_step, step, seconds)
-    return TrainResult(run_dir=run_dir, step=step, resumed_from=start_step, train_losses=logged,
-                       valid_loss=valid_loss, metrics=metrics, checkpoint=last_path, skipped_steps=skipped)
+    if run.main:
+        log.info("trained steps %d..%d in %.1f s", start_step, run.step, time.monotonic() - started)
+    return TrainResult(run_dir=run.run_dir, step=run.step, resumed_from=start_step, train_losses=logged,
+                       valid_loss=valid_loss, metrics=metrics, checkpoint=run.last_path, skipped_steps=run.skipped)
+
+
+class _Run:
+    """One training run's state and its steps: built (and resumed from run_dir's last checkpoint, if any)
+    on construction; :meth:`start` opens its outputs, :meth:`train_step` takes one optimizer step.
+    ``model`` (unwrapped) is what is saved and validated, ``net`` (DDP-wrapped under torchrun) what trains."""
+
+    def __init__(self, cfg: DictConfig, env: distributed.Distributed, device: torch.device, precision: Precision,
+                 speakers: list[str], progress: bool):
+        self.cfg, self.tcfg, self.env, self.device, self.speakers = cfg, cfg.train, env, device, speakers
+        self.run_dir = Path(cfg.run_dir)
+        self.last_path = self.run_dir / "checkpoints" / ckpt.LAST
+        self.main = env.is_main  # the one process that writes files and shows progress
+        self.progress = progress
+        self.precision, self.scaler = precision, precision.scaler
+        self.kwargs = model_kwargs(cfg.model, cfg.quantizer, speakers)
+        state = self._saved_state()
+        try:
+            self.model = build_model(self.kwargs).to(device)
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"bad model or quantizer config: {exc}") from None
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.tcfg.lr)
+        self.step, self.best = 0, math.inf
+        self.resumed = state is not None
+        if state is not None:
+            self._resume(state)
+        elif self.run_dir.exists() and any(self.run_dir.iterdir()):
+            raise UserError(f"{self.run_dir} already holds files but no checkpoint to resume; choose another "
+                            f"run_dir=... or remove that folder")
+        self.skipped = self.bad_in_row = 0
+        self.writer = self.bar = None
+
+    def _saved_state(self) -> ckpt.TrainingState | None:
+        """run_dir's last checkpoint, refused if its model differs from this config's."""
+        if not self.last_path.exists():
+            return None
+        state = ckpt.TrainingState.from_payload(ckpt.load_checkpoint(self.last_path, map_location=self.device))
+        differs = ckpt.find_kwargs_difference(state.model_kwargs, self.kwargs)
+        if differs is not None:
+            raise UserError(f"{self.run_dir} holds a run whose model differs at '{differs}' from this config; "
+                            f"resume with the same model config, or choose a new run_dir=...")
+        return state
+
+    def _resume(self, state: ckpt.TrainingState) -> None:
+        self.model.load_state_dict(state.model)
+        self.optimizer.load_state_dict(state.optimizer)
+        for group in self.optimizer.param_groups:  # the config's learning rate wins over the saved one
+            group["lr"] = self.tcfg.lr
+        if self.scaler.is_enabled() and state.scaler is not None:
+            self.scaler.load_state_dict(state.scaler)
+        ckpt.set_rng_state(state.rng)
+        self.step, self.best = int(state.step), float(state.best_valid_loss)
+        if self.main:
+            log.info("resuming %s from step %d", self.run_dir, self.step)
+            if state.world_size != self.env.world_size:
+                log.warning("%s was trained by %d processes, resumed by %d: the crops of each step differ from "
+                            "those of an uninterrupted run", self.run_dir, state.world_size, self.env.world_size)
+
+    def load_audio(self, corpus) -> tuple[LoadedSplit, LoadedSplit]:
+        """The training and validation audio, after checking that the crops fit the hop."""
+        if self.main:
+            log.info("%s", self.model.summary())
+        crop, hop = self.tcfg.crop_samples, self.model.hop_length
+        if crop % hop:
+            raise UserError(f"train.crop_samples={crop} must be a multiple of the encoder hop ({hop})")
+        sample_rate = self.cfg.data.sample_rate
+        train_audio = load_split(corpus.split("train"), self.speakers, sample_rate, self.progress,
+                                 "load train audio", pcm16=True)
+        if not train_audio.waves:
+            raise UserError(f"no usable training audio in {corpus.root} ({len(train_audio.skipped)} files skipped)")
+        valid_audio = _validation_set(corpus, self.speakers, self.cfg, self.progress)
+        self.audio_summary = (len(train_audio.waves), train_audio.samples / sample_rate / 60)  # minutes
+        return train_audio, valid_audio
+
+    def start(self) -> None:
+        """Write config.yaml (a new run), open TensorBoard and the bar, wrap the model, set it training."""
+        self.env.barrier()  # every rank has looked at run_dir (and found its data usable) before rank 0 writes
+        if not self.resumed and self.main:  # written only now, so a run refused above can be started again
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.run_dir / "config.yaml", OmegaConf.to_yaml(self.cfg))
+        if self.main:
+            utterances, minutes = self.audio_summary
+            log.info("train: %d utterances, %.1f min of audio; %d speakers; device %s%s; precision %s",
+                     utterances, minutes, len(self.speakers), self.device,
+                     f" × {self.env.world_size} processes" if self.env.enabled else "", self.precision.name)
+        self.net = self.env.wrap(self.model, self.device)
+
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(self.run_dir / "tensorboard")) if self.main else None
+        self.bar = _ProgressBar(self.tcfg, self.step, enabled=self.progress)
+        self.model.train()
+
+    def train_step(self, wav: torch.Tensor, speaker_ids: torch.Tensor) -> StepOutcome:
+        """One step on a batch (wav [B, 1, T], speaker_ids [B]); a non-finite loss or gradient skips the update
+        (on every rank alike) and, train.max_bad_steps times in a row, stops the run."""
+        wav, speaker_ids = wav.to(self.device, non_blocking=True), speaker_ids.to(self.device, non_blocking=True)
+        with self.precision.autocast():
+            out = self.net(wav, speaker_ids)
+            loss = weighted_loss(out.losses, self.tcfg.loss_weights)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tcfg.grad_clip)  # same on all ranks
+        # the total and each term, averaged over ranks: every rank takes the same skip decision
+        terms = self.env.mean(torch.stack([loss.detach().float(), *(v.detach().float() for v in out.losses.values())]))
+        self.step += 1  # a skipped step still consumes its batch, so resumed runs stay aligned
+        outcome = StepOutcome(losses=dict(zip(["total", *out.losses], terms)), metrics=out.vq.metrics,
+                              grad_norm=grad_norm, skipped=False)
+        finite_loss, finite_grad = bool(torch.isfinite(terms[0])), bool(torch.isfinite(grad_norm))
+        # fp16: a finite loss with a non-finite gradient is an overflow; scaler.step skips that update and
+        # scaler.update lowers the scale
+        overflow = self.scaler.is_enabled() and finite_loss and not finite_grad
+        if not (finite_loss and finite_grad) and not overflow:
+            self.scaler.update()
+            self._skip()
+            outcome.skipped = True
+            return outcome
+        self.bad_in_row = 0
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return outcome
+
+    def _skip(self) -> None:
+        self.skipped, self.bad_in_row = self.skipped + 1, self.bad_in_row + 1
+        if self.main:
+            self.writer.add_scalar("train/skipped_steps", self.skipped, self.step)
+            self.bar.write(f"step {self.step}: non-finite loss or gradient, update skipped ({self.skipped} so far)")
+        if self.bad_in_row >= self.tcfg.max_bad_steps:
+            good = ckpt.load_checkpoint(self.last_path)["step"] if self.last_path.exists() else None
+            where = f"{self.last_path} (step {good})" if good is not None else "none yet"
+            raise UserError(f"{self.bad_in_row} non-finite steps in a row up to step {self.step}; stopped. "
+                            f"Last good checkpoint: {where}")
+
+    def log(self, outcome: StepOutcome) -> tuple[dict[str, float], dict[str, float]]:
+        """The step's losses and VQ metrics as numbers, written to TensorBoard and the bar (rank 0)."""
+        logged = dict(zip(outcome.losses, torch.stack(list(outcome.losses.values())).tolist()))
+        metrics = {k: v.item() for k, v in outcome.metrics.items()}  # of the global batch
+        if self.main:
+            for name, value in logged.items():
+                self.writer.add_scalar(f"train/loss_{name}", value, self.step)
+            for name, value in metrics.items():
+                self.writer.add_scalar(f"train/{name}", value, self.step)
+            self.writer.add_scalar("train/grad_norm", outcome.grad_norm.item(), self.step)
+            if self.scaler.is_enabled():
+                self.writer.add_scalar("train/loss_scale", self.scaler.get_scale(), self.step)
+            self.bar.set_postfix(loss=f"{logged['total']:.3f}", rec=f"{logged['reconstruction']:.3f}",
+                                 codes=int(metrics["used_codes"]), ppl=f"{metrics['perplexity']:.1f}")
+        return logged, metrics
+
+    def validate(self, valid_audio: LoadedSplit) -> float | None:
+        """The validation loss (None without validation audio); a new best is saved as best.pt."""
+        valid_loss = validate(self.model, valid_audio, self.device, self.precision, self.env)
+        if valid_loss is not None:
+            if self.main:
+                self.writer.add_scalar("valid/loss_reconstruction", valid_loss, self.step)
+                self.bar.write(f"step {self.step}: valid reconstruction loss {valid_loss:.4f} nats/sample")
+            if valid_loss < self.best:
+                self.best = valid_loss
+                if self.main:
+                    self.save(ckpt.BEST)
+        self.model.train()
+        return valid_loss
+
+    def log_audio(self, valid_audio: LoadedSplit) -> None:
+        from vqspeech.training.tensorboard import log_reconstructions
+
+        log_reconstructions(self.writer, self.model, valid_audio.waves[:2], valid_audio.speaker_ids[:2],
+                            [f"{u.speaker}_{u.utterance}" for u in valid_audio.utterances[:2]], self.step,
+                            self.cfg.data.sample_rate)
+
+    def save(self, name: str = ckpt.LAST) -> Path:
+        state = ckpt.TrainingState(
+            step=self.step, model_kwargs=self.kwargs, model=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(), config=OmegaConf.to_container(self.cfg, resolve=True),
+            rng=ckpt.rng_state(), best_valid_loss=self.best, world_size=self.env.world_size,
+            scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None)
+        path = ckpt.save_checkpoint(self.run_dir / "checkpoints" / name, state.payload())
+        if name == ckpt.LAST:
+            ckpt.keep_history(path, self.step, self.tcfg.keep_last)
+        return path
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 class _ProgressBar:
