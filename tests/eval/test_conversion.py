@@ -110,7 +110,10 @@ def test_evaluate_conversion_writes_the_matrix_and_scores_in_range(tmp_path, tin
 
     assert report.classifier_train_utterances == 12 and report.classifier_test_utterances == 6
     assert report.classifier_accuracy == 1.0  # the real voices are easy to tell apart
-    for share in (report.target_share, report.source_share, report.reconstructed_share,
+    assert {r.identified for r in report.utterances} <= set(SPEAKERS)
+    assert report.embedding_target_share + report.embedding_source_share <= 1.0
+    for share in (report.embedding_accuracy, report.embedding_target_share, report.embedding_reconstructed_share,
+                  report.target_share, report.source_share, report.reconstructed_share,
                   report.code_agreement_converted, report.code_agreement_reconstructed):
         assert 0.0 <= share <= 1.0
     assert report.target_share + report.source_share <= 1.0
@@ -155,3 +158,20 @@ def test_fewer_than_two_usable_speakers_is_a_user_error(tmp_path, tiny_model):
     with pytest.raises(UserError, match="at least 2"):
         evaluate_conversion(tiny_model(["spk_a", "someone_else"]), corpus, SR, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_identification_takes_the_nearest_centroid_without_the_sentence_itself():
+    from vqspeech.eval.conversion import _identify
+
+    def unit(*v):
+        v = np.array(v, dtype=float)
+        return v / np.linalg.norm(v)
+
+    references = {"a": [("s0", unit(1, 0, 0)), ("s1", unit(1, 0.2, 0))],
+                  "b": [("s0", unit(0, 1, 0)), ("s1", unit(0.9, 0.1, 0.9))]}
+    assert _identify(unit(1, 0.1, 0), references, "s9") == "a"
+    assert _identify(unit(0, 1, 0.1), references, "s9") == "b"
+    # b's centroid without s1 is (0, 1, 0): an output of sentence s1 near b's s1 rendering is not matched
+    # against that rendering itself, so it goes to a, whose centroid without s1 is (1, 0, 0)
+    assert _identify(unit(0.9, 0.1, 0.8), references, "s1") == "a"
+    assert _identify(unit(0.9, 0.1, 0.8), references, "s0") == "b"

@@ -8,7 +8,12 @@ Every source is encoded once and all conversions generate in one batch (folded);
 written to ``out_dir/wavs/<sentence>_<source>_to_<target>.wav`` as generated (no loudness matching).
 
 Three questions, each beside the value it would have without conversion:
-  * **whose voice?** a speaker classifier (:mod:`vqspeech.eval.speaker_classifier`) trained on real
+  * **whose voice?** the nearest voice by speaker embedding: each output's Resemblyzer d-vector is
+    identified as the speaker whose centroid (the unit-norm mean d-vector of its real held-out utterances,
+    leaving out the sentence itself) is closest in cosine; the share identified as the target (and, for
+    reconstructions, as their own voice), beside the same identification of the real held-out utterances.
+    Codec-like artefacts move a d-vector far less than they move the log-mel statistics of
+    a speaker classifier (:mod:`vqspeech.eval.speaker_classifier`), which is kept beside it: trained on real
     training audio, first scored on real held-out audio, then on the converted utterances: the share
     assigned to the target and to the source (confusion matrix in ``speaker_confusion.png``); and the
     cosine between Resemblyzer d-vectors of the output and of the target's real held-out utterances,
@@ -56,6 +61,7 @@ class ConvertedUtterance:
     target: str
     wav: str                   # path relative to the report folder
     predicted: str             # the speaker classifier's verdict on the output
+    identified: str            # the nearest speaker-embedding centroid to the output
     similarity: float          # Resemblyzer cosine between the output and the target's real voice
     code_agreement: float      # share of frames whose code, re-encoded from the output, is the source's
     mcd: float | None = None          # dB, output vs the target's real utterance (parallel corpora)
@@ -75,6 +81,10 @@ class ConversionReport:
     classifier_train_utterances: int
     classifier_test_utterances: int
     classifier_accuracy: float           # on real held-out audio
+    embedding_accuracy: float            # real held-out utterances identified as their speaker by embedding
+    embedding_target_share: float        # outputs whose nearest embedding centroid is the target's
+    embedding_source_share: float        # … the source's
+    embedding_reconstructed_share: float  # source = target outputs identified as that speaker
     target_share: float                  # outputs the classifier assigns to the target
     source_share: float                  # … to the source
     reconstructed_share: float           # source = target outputs assigned to that speaker
@@ -101,6 +111,10 @@ class ConversionReport:
                  f"({kind}), {self.seconds:.2f} s per source on average; generation real-time factor "
                  f"{self.generation_rtf:.1f}.", "",
                  "| measure | converted | before conversion | reference |", "|---|---|---|---|",
+                 f"| speaker embedding (nearest Resemblyzer centroid): share identified as the target | "
+                 f"{self.embedding_target_share:.3f} | source share {self.embedding_source_share:.3f} | "
+                 f"reconstructions {self.embedding_reconstructed_share:.3f}, real held-out "
+                 f"{self.embedding_accuracy:.3f} |",
                  f"| speaker classifier: share assigned to the target | {self.target_share:.3f} | "
                  f"source share {self.source_share:.3f} | reconstructions {self.reconstructed_share:.3f}, "
                  f"real held-out {self.classifier_accuracy:.3f} |",
@@ -115,7 +129,9 @@ class ConversionReport:
                  f"{self.classifier_train_utterances} real training utterances, scored on "
                  f"{self.classifier_test_utterances} real held-out ones. Confusion matrix of the converted "
                  f"outputs: `speaker_confusion.png`.", ""]
-        lines += self._matrix("Share of outputs assigned to the target (rows: source, columns: target)",
+        lines += self._matrix("Share of outputs identified as the target by speaker embedding (rows: source, "
+                              "columns: target)", lambda rows: float(np.mean([r.identified == r.target for r in rows])))
+        lines += self._matrix("Share of outputs the classifier assigns to the target (rows: source, columns: target)",
                               lambda rows: float(np.mean([r.predicted == r.target for r in rows])))
         lines += self._matrix("Resemblyzer cosine to the target's real voice (rows: source, columns: target)",
                               lambda rows: float(np.mean([r.similarity for r in rows])))
@@ -184,9 +200,10 @@ def evaluate_conversion(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir:
         src, sentence, source_wav = held.sources[i]
         path = save_audio(out_dir / "wavs" / f"{sentence}_{src}_to_{tgt}.wav", wav, sample_rate, overwrite=True)
         recoded = model.encode_waveform(wav)
+        vector = embed(wav)
         row = ConvertedUtterance(sentence=sentence, source=src, target=tgt, wav=str(path.relative_to(out_dir)),
-                                 predicted=speakers[label],
-                                 similarity=_cosine(embed(wav), _reference(references[tgt], sentence)),
+                                 predicted=speakers[label], identified=_identify(vector, references, sentence),
+                                 similarity=_cosine(vector, _reference(references[tgt], sentence)),
                                  code_agreement=float((recoded == codes[i]).float().mean()))
         if held.parallel:
             row.mcd = mel_cepstral_distortion(real[tgt, sentence], wav, sample_rate)
@@ -219,6 +236,11 @@ def evaluate_conversion(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir:
         generation_rtf=generation_time / generated_seconds,
         classifier_train_utterances=n_train, classifier_test_utterances=len(pool),
         classifier_accuracy=classifier.accuracy([w for _, _, w in pool], [index[s] for s, _, _ in pool]),
+        embedding_accuracy=mean([_identify(vector, references, key) == spk
+                                 for spk in speakers for key, vector in references[spk]]),
+        embedding_target_share=mean([r.identified == r.target for r in converted]),
+        embedding_source_share=mean([r.identified == r.source for r in converted]),
+        embedding_reconstructed_share=mean([r.identified == r.target for r in reconstructed]),
         target_share=mean([r.predicted == r.target for r in converted]),
         source_share=mean([r.predicted == r.source for r in converted]),
         reconstructed_share=mean([r.predicted == r.target for r in reconstructed]),
@@ -333,6 +355,11 @@ def _reference(embeddings: list[tuple[str, np.ndarray]], sentence: str) -> np.nd
     vectors = np.stack(others or [v for _, v in embeddings])
     mean = vectors.mean(axis=0)
     return mean / max(float(np.linalg.norm(mean)), 1e-12)
+
+
+def _identify(vector: np.ndarray, references: dict[str, list[tuple[str, np.ndarray]]], sentence: str) -> str:
+    """The speaker whose reference (centroid without ``sentence``) is nearest in cosine to ``vector`` [256]."""
+    return max(references, key=lambda spk: _cosine(vector, _reference(references[spk], sentence)))
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
