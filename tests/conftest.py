@@ -38,6 +38,24 @@ def pytest_addoption(parser):
                           f"else {DEFAULT_VCTK_MINI}")
 
 
+_OUTCOME_TABLES = pytest.StashKey[dict]()
+
+
+@pytest.fixture(scope="session")
+def outcome_tables(request) -> dict[str, list[str]]:
+    """Title -> lines of a table a test module collects; shown at the end of the run with -s or -v."""
+    return request.config.stash.setdefault(_OUTCOME_TABLES, {})
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if config.getoption("capture") != "no" and config.getoption("verbose") <= 0:
+        return
+    for title, lines in config.stash.get(_OUTCOME_TABLES, {}).items():
+        terminalreporter.write_sep("-", title)
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 def synth_utterance(speaker_index: int, utterance_index: int, sample_rate: int = TINY_SAMPLE_RATE) -> np.ndarray:
     """0.5–1 s of float32 audio in [-1, 1]: a speaker-specific sine pair under an amplitude envelope, plus noise."""
     rng = np.random.default_rng([speaker_index, utterance_index])

@@ -8,8 +8,8 @@ naming it, and the rest is probed) and ``vqspeech prepare vctk`` (as one utteran
 unusable or silent audio is named in a warning, counted and left out of the manifest).
 Usable audio gives exit 0 and a 16 kHz mono output of the input's duration; unusable audio gives exit 2,
 one ``error:`` line naming the file, no traceback, and nothing (not even a temp file) in the output folder.
-Training skips unusable files with a warning naming them and trains on the rest. ``pytest -s`` prints the
-outcome table at the end.
+Training skips unusable files with a warning naming them and trains on the rest. With ``-s`` or ``-v`` the
+terminal summary shows the outcome table of the cases that ran.
 """
 
 from __future__ import annotations
@@ -256,15 +256,17 @@ def test_prepare_vctk_with_one_bad_file(kind, tmp_path, capsys, caplog):
         assert len(warned) == 1 and "\n" not in warned[0], warned
 
 
-def test_zz_outcome_table():
-    """Print kind × command -> outcome (run with -s to see it); runs after the cases above."""
+@pytest.fixture(scope="module", autouse=True)
+def _outcome_table(outcome_tables):
+    """The kind × command -> outcome table of the cases that ran, shown in the terminal summary (conftest)."""
+    yield
     if not OUTCOMES:
-        pytest.skip("no cases ran")
+        return
     width = max(len(k) for k in KINDS)
     cols = [max(len(c), *(len(OUTCOMES.get((k, c), "-")) for k in KINDS)) for c in COMMANDS]
-    lines = ["", f"{'kind':<{width}} | " + " | ".join(f"{c:<{w}}" for c, w in zip(COMMANDS, cols))]
-    lines.append("-" * len(lines[1]))
+    lines = [f"{'kind':<{width}} | " + " | ".join(f"{c:<{w}}" for c, w in zip(COMMANDS, cols))]
+    lines.append("-" * len(lines[0]))
     for kind in KINDS:
         lines.append(f"{kind:<{width}} | " + " | ".join(f"{OUTCOMES.get((kind, c), '-'):<{w}}"
                                                          for c, w in zip(COMMANDS, cols)))
-    print("\n".join(lines))
+    outcome_tables["bad audio: kind × command"] = lines
