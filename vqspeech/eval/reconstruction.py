@@ -8,8 +8,10 @@ scored against the original over their common length by :func:`vqspeech.eval.spe
 (PESQ-WB, STOI and ESTOI, log-mel L1, MCD; DNSMOS of the output alone), where the metrics and their
 exclusions are defined.
 
-Metrics run on one utterance at a time, so memory is bounded by the longest utterance (the MCD's DTW
-matrix grows with the square of its frames) and by one generation batch (``batch_segments`` segments).
+The loop is :class:`Evaluation`, fed batch after batch by :func:`batches`; ``vqspeech report`` runs it in a
+light preset (:mod:`vqspeech.eval.report`). Metrics run on one utterance at a time, so memory is bounded by
+the longest utterance (the MCD's DTW matrix grows with the square of its frames) and by one generation batch
+(``batch_segments`` segments).
 Written to ``out_dir``: ``per_utterance.csv`` (one row per utterance × system), ``reconstruction.md``,
 ``reconstruction.json``, and spectrograms (original / model / Codec2 2400) with the wavs of the first
 two utterances.

@@ -1,5 +1,5 @@
-"""The training loop (loop.py), checkpoints (checkpoint.py), torchrun/DDP (distributed.py) and mixed
-precision (precision.py)."""
+"""The training loop (loop.py), checkpoints (checkpoint.py), torchrun/DDP (distributed.py), mixed
+precision (precision.py) and reconstructions in TensorBoard (tensorboard.py)."""
 
 from vqspeech.training.loop import TrainResult, train
 
