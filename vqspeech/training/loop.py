@@ -94,9 +94,36 @@ class TrainKeys:
     loss_weights: dict[str, float] = _key()
     seed: int = _key()
     device: str = _key()
-    checkpoint_activations: str | None = _key()
+    checkpoint_activations: str | None = _key(("null, block or stack", lambda v: v in (None, "block", "stack")))
     compile: bool = _key()
+    lr_schedule: str = _key(("constant, cosine or exponential", lambda v: v in SCHEDULES))
+    warmup_steps: int = _key(_NON_NEGATIVE)
+    final_lr_fraction: float = _key(("in (0, 1]", lambda v: v is not None and 0 < v <= 1))
+    snapshot_minutes: float | None = _key(_or_null(_POSITIVE, "for none"))
     precision: str = _key()   # checked by training.precision.Precision
+
+
+SCHEDULES = ("constant", "cosine", "exponential")
+
+
+def learning_rate(tcfg: DictConfig, step: int, elapsed_seconds: float) -> float:
+    """train.lr at ``step`` under train.lr_schedule: linear warm-up over warmup_steps, then (cosine or
+    exponential) decay to lr · final_lr_fraction at the budget: the fraction done is the larger of
+    step / max_steps and elapsed / max_minutes (when set), so a time-bounded run decays over its minutes.
+    The time is this invocation's: a resumed time-bounded run decays again over its new budget."""
+    warm = min(1.0, step / tcfg.warmup_steps) if tcfg.warmup_steps else 1.0
+    if tcfg.lr_schedule == "constant":
+        return tcfg.lr * warm
+    done = step / tcfg.max_steps
+    if tcfg.max_minutes is not None:
+        done = max(done, elapsed_seconds / (60 * tcfg.max_minutes))
+    done = min(1.0, done)
+    floor = tcfg.final_lr_fraction
+    if tcfg.lr_schedule == "cosine":
+        decay = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * done))
+    else:
+        decay = floor ** done
+    return tcfg.lr * warm * decay
 
 
 def check_train_config(tcfg: DictConfig) -> None:
@@ -147,12 +174,14 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
                          world_size=env.world_size)
     run.start()
     start_step, started = run.step, time.monotonic()
+    next_snapshot = 1
     logged: dict[str, float] = {}
     metrics: dict[str, float] = {}
     valid_loss = None
     batches = iter(loader)
     try:
         while run.step < tcfg.max_steps:
+            run.set_learning_rate(learning_rate(tcfg, run.step, time.monotonic() - started))
             outcome = run.train_step(*next(batches))
             if outcome.skipped:
                 run.bar.advance(run.step)
@@ -168,6 +197,11 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
                 run.log_audio(valid_audio)
             if run.main and (run.step % tcfg.checkpoint_every == 0 or run.step == tcfg.max_steps or out_of_time):
                 run.save()
+            if (tcfg.snapshot_minutes is not None
+                    and env.main_says(time.monotonic() - started >= 60 * tcfg.snapshot_minutes * next_snapshot, device)):
+                if run.main:  # a learning curve against CPU time: checkpoints/minutes-005.pt, minutes-010.pt, …
+                    run.save(f"minutes-{round(tcfg.snapshot_minutes * next_snapshot):03d}.pt")
+                next_snapshot += 1
             if out_of_time:
                 if run.main:
                     run.bar.write(f"stopping at step {run.step}: train.max_minutes={tcfg.max_minutes} reached")
@@ -269,13 +303,21 @@ class _Run:
             log.info("train: %d utterances, %.1f min of audio; %d speakers; device %s%s; precision %s",
                      utterances, minutes, len(self.speakers), self.device,
                      f" × {self.env.world_size} processes" if self.env.enabled else "", self.precision.name)
+        self.model.decoder.activation_checkpointing = self.tcfg.checkpoint_activations
         self.net = self.env.wrap(self.model, self.device)
+        if self.tcfg.compile:  # compiled on the first step (about 90 s at r9y9's size on 2 CPU cores)
+            self.net = torch.compile(self.net)
 
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(str(self.run_dir / "tensorboard")) if self.main else None
         self.bar = _ProgressBar(self.tcfg, self.step, enabled=self.progress)
         self.model.train()
+
+    def set_learning_rate(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.lr = lr
 
     def train_step(self, wav: torch.Tensor, speaker_ids: torch.Tensor) -> StepOutcome:
         """One step on a batch (wav [B, 1, T], speaker_ids [B]); a non-finite loss or gradient skips the update
@@ -328,6 +370,7 @@ class _Run:
             for name, value in metrics.items():
                 self.writer.add_scalar(f"train/{name}", value, self.step)
             self.writer.add_scalar("train/grad_norm", outcome.grad_norm.item(), self.step)
+            self.writer.add_scalar("train/lr", self.lr, self.step)
             if self.scaler.is_enabled():
                 self.writer.add_scalar("train/loss_scale", self.scaler.get_scale(), self.step)
             self.bar.set_postfix(loss=f"{logged['total']:.3f}", rec=f"{logged['reconstruction']:.3f}",
