@@ -199,8 +199,8 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
                 run.save()
             if (tcfg.snapshot_minutes is not None
                     and env.main_says(time.monotonic() - started >= 60 * tcfg.snapshot_minutes * next_snapshot, device)):
-                if run.main:  # a learning curve against CPU time: checkpoints/minutes-005.pt, minutes-010.pt, …
-                    run.save(f"minutes-{round(tcfg.snapshot_minutes * next_snapshot):03d}.pt")
+                if run.main:  # a learning curve against CPU time: checkpoints/minutes-005.0.pt, minutes-010.0.pt, …
+                    run.save(f"minutes-{tcfg.snapshot_minutes * next_snapshot:05.1f}.pt")
                 next_snapshot += 1
             if out_of_time:
                 if run.main:

@@ -1,0 +1,257 @@
+"""The quality harness: train a fresh run for N CPU minutes, score it at several points, append to a CSV.
+
+    python tools/bench_quality.py --name baseline --minutes 15 [--every 5] [override ...]
+    python tools/bench_quality.py --name cosine --minutes 15 train.lr_schedule=cosine train.warmup_steps=200
+    python tools/bench_quality.py --name top-p --minutes 15 --top-p 0.9      # a generation-time lever
+    python tools/bench_quality.py --plot                                     # only redraw the learning curves
+
+Every lever is judged here at equal CPU minutes, never at equal steps. The run trains once for --minutes
+(``train.max_minutes``) keeping a checkpoint every --every minutes (``train.snapshot_minutes``); scoring
+happens after training, so it costs no training time. Each checkpoint is scored on one fixed small set:
+
+* reconstruction: 12 test utterances (3 per voice, the first by id), cut to --seconds, generated with the
+  sampling settings (--temperature, --top-p) in folded batches: STOI, PESQ-WB, DNSMOS OVRL, MCD;
+* conversion: every voice to every voice on 2 held-out sentences (4 × 4 × 2 on the demo corpus): the share
+  identified as the target by speaker embedding (nearest Resemblyzer centroid) and by the log-mel
+  classifier, and reconstructions identified as their own voice;
+* the phoneme probe on the test + valid split: mapping accuracy, PNMI, held-out-voice mapping accuracy,
+  speaker accuracy from code histograms, ABX across speakers.
+
+One CSV row per (run, checkpoint): name, config hash, overrides, minutes, steps, valid loss and every figure.
+The CSV is rewritten whole through an atomic rename, so an interrupted harness never leaves it half-written.
+The learning-curve PNG plots each figure against CPU minutes, one line per name.
+Runs live in runs/quality/<name>; a name that exists is refused (choose another, or remove the folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+FIELDS = ["name", "config_hash", "overrides", "sampling", "minutes", "steps", "train_wall_s", "valid_loss",
+          "stoi", "pesq", "dnsmos_ovrl", "mcd", "conv_target_embedding", "recon_own_embedding",
+          "real_embedding_accuracy", "conv_target_classifier", "recon_own_classifier", "similarity_target",
+          "mapping_accuracy", "pnmi", "mapping_accuracy_heldout_voice", "speaker_accuracy_codes", "abx_across",
+          "mfcc_mapping_accuracy", "mfcc_pnmi", "score_wall_s", "machine_load"]
+CURVES = [("stoi", "STOI"), ("pesq", "PESQ-WB"), ("dnsmos_ovrl", "DNSMOS OVRL"), ("mcd", "MCD (dB)"),
+          ("conv_target_embedding", "conversions identified as target"), ("mapping_accuracy", "mapping accuracy"),
+          ("pnmi", "PNMI"), ("valid_loss", "valid loss (nats/sample)")]
+RECON_UTTERANCES_PER_VOICE = 3
+PROBE_UTTERANCES = 48  # of the test + valid split, chosen by utterance id (the same for every run)
+
+
+def config_hash(cfg) -> str:
+    from omegaconf import OmegaConf
+
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain.pop("run_dir", None)
+    return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def read_rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def append_row(path: Path, row: dict) -> None:
+    """Rewrite the CSV with ``row`` added, atomically (temp file + rename)."""
+    from vqspeech.files import write_atomic
+
+    rows = read_rows(path) + [row]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, out.getvalue())
+
+
+def snapshots(run_dir: Path) -> list[tuple[float, Path]]:
+    """(minutes, checkpoint) for every minutes-NNN snapshot, in order."""
+    found = [(float(re.match(r"minutes-([\d.]+)$", p.stem).group(1)), p)
+             for p in (run_dir / "checkpoints").glob("minutes-*.pt")]
+    return sorted(found)
+
+
+def recon_set(corpus):
+    """The fixed reconstruction set: the first RECON_UTTERANCES_PER_VOICE test utterances of each voice by id."""
+    by_speaker: dict[str, list] = {}
+    for utt in sorted(corpus.split("test"), key=lambda u: (u.speaker, u.utterance)):
+        by_speaker.setdefault(utt.speaker, []).append(utt)
+    return [u for spk in sorted(by_speaker) for u in by_speaker[spk][:RECON_UTTERANCES_PER_VOICE]]
+
+
+def score_checkpoint(checkpoint: Path, corpus, sample_rate: int, generation, seconds: float, out_dir: Path,
+                     mos) -> dict:
+    from vqspeech.eval.conversion import evaluate_conversion
+    from vqspeech.eval.probing import probe_phonemes
+    from vqspeech.eval.reconstruction import MODEL_SAMPLED, Evaluation, batches
+    from vqspeech.runs import load_run
+
+    started = time.monotonic()
+    run = load_run(checkpoint=checkpoint, device="cpu")
+    model = run.model
+    evaluation = Evaluation(model, sample_rate, {MODEL_SAMPLED: generation},
+                            torch.Generator().manual_seed(0), mos=mos)
+    for batch in batches(recon_set(corpus), sample_rate, model.hop_length, generation.segment_frames, 64, seconds,
+                         [], _NoBar()):
+        evaluation.add(batch)
+    rows = [r for r in evaluation.rows if r.system == MODEL_SAMPLED]
+    timings = {"reconstruction": time.monotonic() - started}
+
+    def mean(metric: str) -> float | None:
+        values = [getattr(r, metric) for r in rows if getattr(r, metric) is not None]
+        return float(np.mean(values)) if values else None
+
+    conversion = evaluate_conversion(model, corpus, sample_rate, out_dir / "conversion", n_sentences=2,
+                                     generation=generation, max_seconds=seconds, progress=False)
+    timings["conversion"] = time.monotonic() - started - sum(timings.values())
+    probe = probe_phonemes(model, corpus, sample_rate, out_dir / "probe", split=["test", "valid"],
+                           max_utterances=PROBE_UTTERANCES, progress=False)
+    timings["probe"] = time.monotonic() - started - sum(timings.values())
+    print("scoring seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()), file=sys.stderr)
+    figures = dict(zip(probe.columns, zip(*[probe.metrics[k] for k in
+                                            ("mapping_accuracy", "pnmi", "mapping_accuracy_speaker_split",
+                                             "speaker_accuracy", "abx_across")])))
+    model_column = probe.columns[0]
+    mfcc_column = next(c for c in probe.columns if "MFCC" in c)
+    acc, pnmi, heldout, speaker_acc, abx = figures[model_column]
+    return {"steps": run.step, "stoi": mean("stoi"), "pesq": mean("pesq"), "dnsmos_ovrl": mean("dnsmos_ovrl"),
+            "mcd": mean("mcd"), "conv_target_embedding": conversion.embedding_target_share,
+            "recon_own_embedding": conversion.embedding_reconstructed_share,
+            "real_embedding_accuracy": conversion.embedding_accuracy,
+            "conv_target_classifier": conversion.target_share, "recon_own_classifier": conversion.reconstructed_share,
+            "similarity_target": conversion.similarity_converted, "mapping_accuracy": acc, "pnmi": pnmi,
+            "mapping_accuracy_heldout_voice": heldout, "speaker_accuracy_codes": speaker_acc, "abx_across": abx,
+            "mfcc_mapping_accuracy": figures[mfcc_column][0], "mfcc_pnmi": figures[mfcc_column][1]}
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+
+def valid_loss_at(run_dir: Path, step: int) -> float | None:
+    """The validation loss logged nearest before ``step`` (TensorBoard), None if none was."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    if "valid/loss_reconstruction" not in acc.Tags()["scalars"]:
+        return None
+    events = [e for e in acc.Scalars("valid/loss_reconstruction") if e.step <= step]
+    return events[-1].value if events else None
+
+
+def plot(csv_path: Path, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_rows(csv_path)
+    names = list(dict.fromkeys(r["name"] for r in rows))
+    fig, axes = plt.subplots(2, 4, figsize=(18, 8))
+    for ax, (key, label) in zip(axes.flat, CURVES):
+        for name in names:
+            points = sorted((float(r["minutes"]), float(r[key])) for r in rows if r["name"] == name and r[key])
+            if points:
+                ax.plot(*zip(*points), marker="o", label=name)
+        ax.set_title(label)
+        ax.set_xlabel("CPU minutes of training")
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle("vqspeech quality harness (tools/bench_quality.py): figures against training time")
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=80)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", help="the configuration's name (a row label; runs/quality/NAME)")
+    parser.add_argument("--minutes", type=float, default=15.0)
+    parser.add_argument("--every", type=float, default=5.0, help="score a checkpoint every this many minutes")
+    parser.add_argument("--recipe", default=str(REPO / "recipes" / "demo"))
+    parser.add_argument("--csv", default=str(REPO / "benchmarks" / "quality.csv"))
+    parser.add_argument("--png", default=str(REPO / "benchmarks" / "quality.png"))
+    parser.add_argument("--runs", default="runs/quality")
+    parser.add_argument("--seconds", type=float, default=2.0, help="cut scored utterances to this length")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--score-only", action="store_true", help="score an existing run again (no training)")
+    parser.add_argument("--plot", action="store_true", help="only redraw the PNG from the CSV")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    csv_path, png = Path(args.csv), Path(args.png)
+    if args.plot:
+        plot(csv_path, png)
+        print(f"wrote {png}")
+        return
+    if not args.name:
+        sys.exit("error: --name is required (a label for this configuration)")
+
+    from vqspeech.config import compose_recipe
+    from vqspeech.data.corpus import load_corpus
+    from vqspeech.errors import UserError
+    from vqspeech.eval.speech_metrics import Dnsmos
+    from vqspeech.models.generation import SEGMENT_SECONDS, GenerationConfig
+    from vqspeech.training import train
+
+    run_dir = Path(args.runs) / args.name
+    try:
+        generation = GenerationConfig.from_seconds(SEGMENT_SECONDS, 16000, 64, temperature=args.temperature,
+                                                   top_p=args.top_p)
+    except ValueError as exc:
+        sys.exit(f"error: {exc}")
+    overrides = [*args.overrides, f"run_dir={run_dir}", f"train.max_minutes={args.minutes}",
+                 f"train.snapshot_minutes={args.every}", "train.audio_every=null"]
+    try:
+        cfg = compose_recipe(args.recipe, overrides)
+        if not args.score_only:
+            if run_dir.exists():
+                sys.exit(f"error: {run_dir} exists; choose another --name, remove it, or pass --score-only")
+            started = time.monotonic()
+            train(cfg, progress=False)
+            train_wall = time.monotonic() - started
+        else:
+            train_wall = float("nan")
+        corpus = load_corpus(cfg.data.root, cfg.data.manifest, cfg.data.valid_fraction, cfg.data.test_fraction)
+    except UserError as exc:
+        sys.exit(f"error: {exc}")
+    sample_rate = cfg.data.sample_rate
+    generation = GenerationConfig.from_seconds(SEGMENT_SECONDS, sample_rate, 2 ** cfg.model.encoder.n_layers,
+                                               temperature=args.temperature, top_p=args.top_p)
+    mos = Dnsmos()
+    for minutes, checkpoint in snapshots(run_dir):
+        started = time.monotonic()
+        figures = score_checkpoint(checkpoint, corpus, sample_rate, generation, args.seconds,
+                                   run_dir / "scores" / f"minutes-{minutes:05.1f}", mos)
+        load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else ""
+        row = {"name": args.name, "config_hash": config_hash(cfg), "overrides": " ".join(args.overrides),
+               "sampling": f"temperature {args.temperature}, top_p {args.top_p}", "minutes": minutes,
+               "train_wall_s": f"{train_wall:.0f}", "valid_loss": valid_loss_at(run_dir, figures["steps"]),
+               **{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in figures.items()},
+               "score_wall_s": f"{time.monotonic() - started:.0f}", "machine_load": load}
+        append_row(csv_path, row)
+        print(json.dumps(row), flush=True)
+    plot(csv_path, png)
+    print(f"rows appended to {csv_path}; learning curves {png}")
+
+
+if __name__ == "__main__":
+    main()
