@@ -104,3 +104,30 @@ def test_unknown_speaker_is_a_user_error_listing_the_known_names():
 def test_duplicate_speaker_names_are_rejected():
     with pytest.raises(ValueError):
         SpeakerTable(["a", "b", "a"], dim=2)
+
+
+def test_time_jitter_replaces_frames_by_a_neighbour_at_rate_p():
+    from vqspeech.models.vqvae import time_jitter
+
+    frames = torch.arange(2000, dtype=torch.float)[None, None].expand(3, 2, -1)  # value = frame index
+    g = torch.Generator().manual_seed(0)
+    out = time_jitter(frames, 0.3, g)
+    moved = out[:, 0] - frames[:, 0]
+    assert set(moved.unique().tolist()) <= {-1.0, 0.0, 1.0}  # a neighbour or itself, never further
+    assert torch.equal(out[:, 0], out[:, 1])                  # all D channels of a frame move together
+    assert abs((moved != 0).float().mean().item() - 0.3) < 0.02
+    assert abs((moved == -1).float().mean().item() - 0.15) < 0.02
+    assert torch.equal(time_jitter(frames, 0.0, g), frames)
+    edge = time_jitter(torch.arange(2.0)[None, None], 0.5, g)
+    assert edge.shape == (1, 1, 2) and set(edge.flatten().tolist()) <= {0.0, 1.0}
+
+
+def test_jitter_applies_in_training_only_and_is_range_checked(tiny_model_kwargs):
+    base = tiny_model_kwargs(SPEAKERS)
+    kwargs = {**base, "model": {**base["model"], "jitter": 0.5}}
+    model = build_model(kwargs)
+    wav = (0.3 * torch.randn(1, 1, 8 * 64)).clamp(-1, 1)
+    model.eval()
+    torch.testing.assert_close(model(wav, torch.tensor([0])).logits, model(wav, torch.tensor([0])).logits)
+    with pytest.raises(ValueError, match=r"model.jitter must lie in \[0, 0.5\]"):
+        build_model({**kwargs, "model": {**kwargs["model"], "jitter": 0.7}})

@@ -27,7 +27,7 @@ def build_model(kwargs: Mapping[str, Any]) -> VQVAE:
     speakers = SpeakerTable(kwargs["speakers"], model["speaker_dim"])
     decoder = WaveNetDecoder(latent_dim=encoder.latent_dim, speaker_dim=speakers.dim,
                              hop_length=encoder.hop_length, **model["decoder"])
-    return VQVAE(encoder, quantizer, decoder, speakers)
+    return VQVAE(encoder, quantizer, decoder, speakers, jitter=model.get("jitter", 0.0))
 
 
 def _plain(cfg: Mapping[str, Any]) -> dict[str, Any]:

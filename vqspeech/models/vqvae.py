@@ -34,16 +34,34 @@ class VQVAEOutput:
     losses: dict[str, Tensor]
 
 
+def time_jitter(latents: Tensor, p: float, generator: torch.Generator | None = None) -> Tensor:
+    """Chorowski et al. (2019)'s time-jitter: each frame of latents Tensor[B, D, F] is replaced, with
+    probability p, by its left or right neighbour (equally likely; at the ends, by the one it has).
+    The decoder then cannot rely on the exact position of a code, which pushes the codes toward slowly
+    varying, phone-like content. Gradients flow to the frames that were used."""
+    batch, _, frames = latents.shape
+    if frames < 2:
+        return latents
+    u = torch.rand(batch, frames, device=latents.device, generator=generator)
+    shift = torch.where(u < p / 2, -1, torch.where(u < p, 1, 0))
+    index = torch.arange(frames, device=latents.device) + shift
+    index = torch.where((index < 0) | (index >= frames), torch.arange(frames, device=latents.device) - shift, index)
+    return latents.gather(2, index[:, None, :].expand_as(latents))
+
+
 class VQVAE(nn.Module):
     """Holds the built parts; see :func:`vqspeech.models.build_model` for the construction from config."""
 
     def __init__(self, encoder: ConvEncoder, quantizer: VectorQuantizer, decoder: WaveNetDecoder,
-                 speakers: SpeakerTable):
+                 speakers: SpeakerTable, jitter: float = 0.0):
         super().__init__()
+        if not 0.0 <= jitter <= 0.5:
+            raise ValueError(f"model.jitter must lie in [0, 0.5], got {jitter}")
         self.encoder = encoder
         self.quantizer = quantizer
         self.decoder = decoder
         self.speakers = speakers
+        self.jitter = jitter
 
     @property
     def hop_length(self) -> int:
@@ -73,7 +91,8 @@ class VQVAE(nn.Module):
         """wav: Tensor[B, 1, T] in [-1, 1]; speaker_ids: LongTensor[B]."""
         targets = mu_law_encode(wav[:, 0])
         vq = self.encode(wav)
-        logits = self.decoder(targets, vq.quantized, self.speakers(speaker_ids))
+        latents = time_jitter(vq.quantized, self.jitter) if self.training and self.jitter else vq.quantized
+        logits = self.decoder(targets, latents, self.speakers(speaker_ids))
         losses = {"reconstruction": F.cross_entropy(logits, targets), **vq.losses}
         return VQVAEOutput(logits=logits, targets=targets, vq=vq, losses=losses)
 
