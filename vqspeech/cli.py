@@ -105,10 +105,13 @@ def _generation(args: argparse.Namespace, run):
 
     if args.segment_seconds is not None and not args.segment_seconds > 0:
         raise UserError(f"--segment-seconds must be positive, got {args.segment_seconds} (--no-fold: one piece)")
+    defaults = run.config.get("generation") or {}  # the recipe's sampling settings, as measured for it
+    temperature = args.temperature if args.temperature is not None else defaults.get("temperature", 1.0)
+    top_p = args.top_p if args.top_p is not None else defaults.get("top_p", 1.0)
     try:
         return GenerationConfig.from_seconds(args.segment_seconds, run.config["data"]["sample_rate"],
-                                             run.model.hop_length, greedy=args.greedy,
-                                             temperature=args.temperature, overlap_frames=args.overlap_frames)
+                                             run.model.hop_length, greedy=args.greedy, temperature=temperature,
+                                             top_p=top_p, overlap_frames=args.overlap_frames)
     except ValueError as exc:
         raise UserError(str(exc)) from None
 
@@ -299,7 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     files_opts.add_argument("inputs", nargs="*", help="audio files (any format and rate soundfile reads)")
     files_opts.add_argument("--overwrite", action="store_true", help="replace existing output files")
     files_opts.add_argument("--greedy", action="store_true", help="argmax decoding instead of sampling")
-    files_opts.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
+    files_opts.add_argument("--temperature", type=float,
+                            help="sampling temperature (default: the recipe's generation.temperature, else 1.0)")
+    files_opts.add_argument("--top-p", type=float, help="nucleus sampling: draw from the most likely levels "
+                            "holding this much probability, in (0, 1] (default: the recipe's generation.top_p, else 1.0)")
     files_opts.add_argument("--segment-seconds", type=float, default=0.5,
                             help="fold long inputs into segments of this length, generated as one batch "
                                  "(default 0.5)")

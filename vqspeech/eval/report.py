@@ -51,6 +51,7 @@ class RunReport:
     bitrate: float              # frame_rate × log2 K, bit/s
     entropy_bitrate: float      # frame_rate × entropy (bits) of the code histogram, bit/s
     generation_rtf: float       # generation wall time ÷ audio duration
+    sampling: str = ""          # the sampling settings the reconstructions were generated with
     reconstructions: list[Reconstruction] = field(default_factory=list)
 
     def markdown(self) -> str:
@@ -62,7 +63,8 @@ class RunReport:
                  f"| code perplexity on test | {self.perplexity:.1f} |",
                  f"| bitrate (frame rate × log2 K) | {self.bitrate:.0f} bit/s |",
                  f"| entropy rate of the codes | {self.entropy_bitrate:.0f} bit/s |",
-                 f"| generation real-time factor (this machine) | {self.generation_rtf:.1f} |", "",
+                 f"| generation real-time factor (this machine) | {self.generation_rtf:.1f} |",
+                 f"| sampling (the recipe's generation settings) | {self.sampling} |", "",
                  "| utterance | speaker | seconds | log-mel L1 | original | reconstruction |",
                  "|---|---|---|---|---|---|"]
         lines += [f"| {r.utterance} | {r.speaker} | {r.seconds:.2f} | {r.log_mel_l1:.3f} | {r.original} | "
@@ -113,7 +115,9 @@ def report_run(run_dir: str | Path | None = None, checkpoint: str | Path | None 
         return original.name, recon.name
 
     shown = min(n_samples, len(test.waves))
-    evaluation = Evaluation(model, sample_rate, {MODEL_SAMPLED: GenerationConfig()}, save_example=save_example,
+    defaults = cfg.get("generation") or {}
+    generation = GenerationConfig(temperature=defaults.get("temperature", 1.0), top_p=defaults.get("top_p", 1.0))
+    evaluation = Evaluation(model, sample_rate, {MODEL_SAMPLED: generation}, save_example=save_example,
                             examples=shown, progress=progress)
     for utt, wav in zip(test.utterances[:shown], test.waves[:shown]):
         evaluation.add([(utt, wav[: int(seconds * sample_rate) // hop * hop])])  # one at a time, as generated
@@ -126,7 +130,9 @@ def report_run(run_dir: str | Path | None = None, checkpoint: str | Path | None 
                        test_loss=loss_sum / max(n_samples_total, 1), used_codes=int(usage.used_codes),
                        codebook_size=usage.codebook_size, perplexity=float(usage.perplexity),
                        frame_rate=sample_rate / hop, bitrate=usage.bitrate, entropy_bitrate=float(usage.entropy_rate),
-                       generation_rtf=evaluation.generation_rtf, reconstructions=recons)
+                       generation_rtf=evaluation.generation_rtf,
+                       sampling=f"temperature {generation.temperature:g}, top-p {generation.top_p:g}",
+                       reconstructions=recons)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(out_dir / "report.md", report.markdown())
     write_atomic(out_dir / "report.json", json.dumps(asdict(report), indent=2))
