@@ -29,7 +29,7 @@ from vqspeech.models import build_model
 from vqspeech.models.builders import model_kwargs
 from vqspeech.models.generation import GenerationConfig, IncrementalWaveNet, generate
 from vqspeech.models.wavenet import SILENCE
-from vqspeech.training.checkpoint import load_run
+from vqspeech.runs import load_run
 
 
 def naive_seconds_per_sample(decoder, cond_latents, speaker, n_samples: int) -> float:

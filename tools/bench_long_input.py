@@ -24,7 +24,7 @@ import soundfile as sf
 ENCODE = """
 import resource, sys, time, torch
 from vqspeech.data.audio import load_audio
-from vqspeech.training.checkpoint import load_run
+from vqspeech.runs import load_run
 run = load_run(sys.argv[1], None, torch.device("cpu"))
 wav = load_audio(sys.argv[2], run.config["data"]["sample_rate"])
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

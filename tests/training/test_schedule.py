@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from vqspeech.errors import UserError
 from vqspeech.training import train
-from vqspeech.training.loop import learning_rate
+from vqspeech.training.keys import learning_rate
 
 
 def schedule(**keys):

@@ -160,13 +160,3 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
-
-
-def __getattr__(name: str):
-    """The run loaders moved to :mod:`vqspeech.runs`; this keeps ``from vqspeech.training.checkpoint import
-    load_run`` (tools/) working."""
-    if name in ("LoadedRun", "load_run", "resolve_checkpoint"):
-        from vqspeech import runs
-
-        return getattr(runs, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
