@@ -145,10 +145,32 @@ def test_invalid_json_raises(tmp_path):
         load_corpus(tmp_path, "m.jsonl")
 
 
-def test_corpus_without_training_utterances_raises(tmp_path):
+def test_a_corpus_without_training_utterances_is_read_and_only_its_speaker_table_is_refused(tmp_path):
     write_jsonl(tmp_path / "m.jsonl", [{"path": "a/1.wav", "speaker": "a", "split": "test"}])
-    with pytest.raises(UserError, match="no training utterances"):
-        load_corpus(tmp_path, "m.jsonl")
+    corpus = load_corpus(tmp_path, "m.jsonl")  # probing or scoring a held-out corpus reads it
+    assert [u.split for u in corpus.utterances] == ["test"] and corpus.manifest == tmp_path / "m.jsonl"
+    with pytest.raises(UserError, match="m.jsonl has no training utterances"):
+        corpus.speakers  # what training builds its speaker table from
+
+
+def test_folder_scan_pairs_each_file_with_the_alignment_beside_it(tmp_path):
+    touch_wavs(tmp_path, ["a/1.wav", "a/1.TextGrid", "a/2.flac", "a/2.lab", "b/sub/3.wav", "b/sub/3.phn",
+                          "b/4.wav", "b/4.txt", "b/5.wav", "b/5.TEXTGRID"])
+    corpus = load_corpus(tmp_path)
+    found = {u.path.relative_to(tmp_path).as_posix(): u.alignment and u.alignment.relative_to(tmp_path).as_posix()
+             for u in corpus.utterances}
+    assert found == {"a/1.wav": "a/1.TextGrid", "a/2.flac": "a/2.lab", "b/sub/3.wav": "b/sub/3.phn",
+                     "b/4.wav": None, "b/5.wav": "b/5.TEXTGRID"}
+    assert corpus.manifest is None and corpus.description == f"{tmp_path} (folder scan)"
+
+
+def test_folder_scan_reads_timit_layout_speakers_and_splits(tmp_path):
+    touch_wavs(tmp_path, ["TRAIN/DR1/FCJF0/SA1.WAV", "TRAIN/DR1/FCJF0/SA1.PHN", "TRAIN/DR1/FCJF0/SA1.WAV.wav",
+                          "TRAIN/DR2/MKLW0/SX131.WAV", "TEST/DR1/FAKS0/SA1.WAV", "TEST/DR1/FAKS0/SA1.PHN"])
+    corpus = load_corpus(tmp_path)  # SA1.WAV.wav, a RIFF copy of SA1.WAV, is the same utterance: kept once
+    assert sorted((u.speaker, u.utterance, u.split, u.alignment is not None) for u in corpus.utterances) == [
+        ("FAKS0", "SA1", "test", True), ("FCJF0", "SA1", "train", True), ("MKLW0", "SX131", "train", False)]
+    assert corpus.speakers == ["FCJF0", "MKLW0"]
 
 
 def test_speakers_are_the_sorted_training_speakers(tmp_path):

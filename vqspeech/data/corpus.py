@@ -4,16 +4,22 @@ Two ways to describe one:
   * a manifest (JSONL, or CSV with a header) with ``path`` and ``speaker`` columns, and optionally
     ``split``, ``utterance``, ``text`` and ``alignment``; paths are relative to the corpus root; other
     columns (``duration``, ``gender``, ``accent`` from ``vqspeech prepare``) are allowed and not read;
-  * a folder, ``root/<speaker>/**/*.wav|flac``.
+  * a folder, ``root/<speaker>/**/*.wav|flac``, or TIMIT's ``root/{TRAIN,TEST}/DRx/<speaker>/*.WAV`` (its
+    split taken from the top folder). Each audio file ``x.wav`` is paired with the phone alignment beside
+    it, ``x.TextGrid``, ``x.PHN`` or ``x.lab`` (any letter case), if there is one.
 Without a split column, utterances are split by a stable hash of their file name, so a file keeps its
 split when the corpus grows. A manifest may also put utterances in split ``heldout``: speakers kept out of
 training altogether (no split the training loop reads holds them), for tests on unseen voices.
+
+Only training needs training utterances: :attr:`Corpus.speakers` (the model's speaker table) refuses a
+corpus without them, :func:`load_corpus` does not, so a held-out corpus can be probed or scored.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,6 +31,8 @@ AUDIO_EXTENSIONS = (".wav", ".flac")
 SPLITS = ("train", "valid", "test")
 HELDOUT = "heldout"  # held-out speakers: in a manifest only, never made by the hash split
 MANIFEST_SPLITS = (*SPLITS, HELDOUT)
+ALIGNMENT_EXTENSIONS = (".TextGrid", ".PHN", ".lab")  # looked for beside scanned audio, in this order
+_TIMIT_DIALECT = re.compile(r"dr\d", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -41,39 +49,79 @@ class Utterance:
 class Corpus:
     root: Path
     utterances: list[Utterance]
+    manifest: Path | None = None   # None: read by scanning root's folders
 
     def split(self, name: str) -> list[Utterance]:
         return [u for u in self.utterances if u.split == name]
 
     @property
     def speakers(self) -> list[str]:
-        """Speakers with training audio, sorted: the model's speaker table."""
-        return sorted({u.speaker for u in self.split("train")})
+        """Speakers with training audio, sorted: the model's speaker table.
+
+        Raises:
+            UserError: the corpus has no training utterance (training needs them; nothing else reads this).
+        """
+        speakers = sorted({u.speaker for u in self.split("train")})
+        if not speakers:
+            raise UserError(f"corpus {self.description} has no training utterances; check its split column")
+        return speakers
+
+    @property
+    def description(self) -> str:
+        """Where the corpus was read from: its manifest, or ``root (folder scan)``."""
+        return str(self.manifest) if self.manifest is not None else f"{self.root} (folder scan)"
 
 
 def load_corpus(root: str | Path, manifest: str | None = None, valid_fraction: float = 0.05,
                 test_fraction: float = 0.05) -> Corpus:
-    """Read a corpus from a manifest (relative to root, or absolute) or by scanning root's folders."""
+    """Read a corpus from a manifest (relative to root, or absolute) or by scanning root's folders (see the
+    module docstring). A corpus without training utterances is read: only training refuses it."""
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"corpus folder {root} does not exist (for the demo corpus run `vqspeech prepare demo`; "
                         f"otherwise point data.root=... (training) or --data-root (the other commands) at it)")
+    manifest_path = None
     if manifest is not None:
         manifest_path = root / manifest
         if not manifest_path.is_file():
-            raise UserError(f"manifest {manifest_path} not found (set data.manifest=null to scan "
-                            f"{root}/<speaker>/*.wav instead)")
+            raise UserError(f"manifest {manifest_path} not found (to scan {root}/<speaker>/*.wav instead: "
+                            f"data.manifest=null when training, --no-manifest for probe-phonemes)")
         rows = list(read_manifest(manifest_path))
     else:
-        rows = [{"path": str(p.relative_to(root)), "speaker": p.relative_to(root).parts[0]}
-                for p in sorted(root.rglob("*")) if p.suffix.lower() in AUDIO_EXTENSIONS
-                and len(p.relative_to(root).parts) >= 2]
+        rows = scan_folder(root)
     utterances = [_utterance(root, row, valid_fraction, test_fraction) for row in rows]
     if not utterances:
         raise UserError(f"no audio found in {root}: expected {root}/<speaker>/*.wav|flac or a manifest")
-    if not any(u.split == "train" for u in utterances):
-        raise UserError(f"corpus {root} has no training utterances; check its split column")
-    return Corpus(root=root, utterances=utterances)
+    return Corpus(root=root, utterances=utterances, manifest=manifest_path)
+
+
+def scan_folder(root: Path) -> list[dict]:
+    """Manifest rows of the audio under root: ``root/<speaker>/**/x.wav|flac``, or TIMIT's
+    ``root/{TRAIN,TEST}/DRx/<speaker>/x.WAV`` (split ``train``/``test``), each with ``alignment`` set when an
+    ``x`` + one of ALIGNMENT_EXTENSIONS (any case) lies beside it. Files directly in root are not audio of a
+    speaker and are skipped."""
+    rows, beside = [], {}
+    for path in sorted(root.rglob("*")):
+        parts = path.relative_to(root).parts
+        if path.suffix.lower() not in AUDIO_EXTENSIONS or len(parts) < 2 or not path.is_file():
+            continue
+        stem = path.stem  # TIMIT copies converted to RIFF are often named x.WAV.wav, beside x.WAV
+        while Path(stem).suffix.lower() in AUDIO_EXTENSIONS:
+            stem = Path(stem).stem
+        if stem != path.stem and (path.parent / path.stem).is_file():
+            continue  # the same recording twice: keep x.WAV
+        row = {"path": str(path.relative_to(root)), "speaker": parts[0], "utterance": stem}
+        if len(parts) >= 4 and parts[0].lower() in ("train", "test") and _TIMIT_DIALECT.fullmatch(parts[1]):
+            row.update(speaker=parts[2], split=parts[0].lower())
+        if path.parent not in beside:
+            beside[path.parent] = {p.name.lower(): p.name for p in path.parent.iterdir()}
+        for ext in ALIGNMENT_EXTENSIONS:
+            name = beside[path.parent].get((stem + ext).lower())
+            if name is not None:
+                row["alignment"] = str((path.parent / name).relative_to(root))
+                break
+        rows.append(row)
+    return rows
 
 
 def read_manifest(path: Path) -> Iterable[dict]:
