@@ -199,19 +199,20 @@ def _probe_phonemes(args: argparse.Namespace) -> None:
 
     from vqspeech.data.alignments import PhoneSet
     from vqspeech.errors import UserError
+    from vqspeech.eval.probe_data import probe_corpus
     from vqspeech.eval.probing import probe_phonemes
 
     if args.max_utterances is not None and args.max_utterances < 1:
         raise UserError(f"--max-utterances must be at least 1, got {args.max_utterances}")
     torch.set_num_threads(1)  # the probes are many small fits; two threads thrash on them
     run = _load_run(args)
-    corpus = _run_corpus(run, args)
+    probed = probe_corpus(run.config["data"], args.data_root, args.manifest, args.no_manifest, args.split)
     out = args.out or run.checkpoint.parent.parent / "probe"
     phone_set = PhoneSet(strip_stress=not args.keep_stress, fold_timit=args.fold_timit,
                          inventory=None if args.any_symbol else PhoneSet().inventory)
-    report = probe_phonemes(run.model, corpus, run.config["data"]["sample_rate"], out, phone_set, split=args.split,
-                            max_utterances=args.max_utterances, seed=args.seed, tier=args.tier,
-                            model_kwargs=run.model_kwargs, progress=not args.quiet)
+    report = probe_phonemes(run.model, probed.corpus, run.config["data"]["sample_rate"], out, phone_set,
+                            split=probed.splits, max_utterances=args.max_utterances, seed=args.seed, tier=args.tier,
+                            model_kwargs=run.model_kwargs, trained_on=probed.trained_on, progress=not args.quiet)
     print(report.markdown())
     print(f"written to {out}")
 
@@ -348,7 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("probe-phonemes", parents=[common, run_opts, corpus_opts],
                        help="how phonetic are the codes: mapping accuracy, purity, PNMI, probes, baselines "
                             "(RUN/probe)")
-    p.add_argument("--split", nargs="+", default=["test", "valid"], help="corpus splits to probe (default test valid)")
+    p.add_argument("--split", nargs="+", help="corpus splits to probe (default: test valid on the run's own "
+                   "corpus, every utterance on another)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--manifest", help="read this manifest under the corpus folder instead of the run's")
+    which.add_argument("--no-manifest", action="store_true", help="scan the folder: ROOT/<speaker>/**/x.wav|flac "
+                       "(or TIMIT's ROOT/{TRAIN,TEST}/DRx/SPEAKER/x.WAV) beside x.TextGrid|.PHN|.lab")
     p.add_argument("--max-utterances", type=int)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tier", default="phones", help="TextGrid tier holding the phones (default phones)")

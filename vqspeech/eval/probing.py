@@ -1,7 +1,8 @@
 """Phoneme probing: how phonetic are the codes? (van den Oord et al. 2017 §4.3; HuBERT's purity and PNMI.)
 
-The probe set: the utterances of the named corpus split(s) that have a phone alignment, each code frame
-labelled with the (mapped) phone covering its centre (:mod:`vqspeech.data.alignments`). Maps and probes are
+The probe set: the utterances of the named corpus split(s) (or all) that have a phone alignment, each code frame
+labelled with the (mapped) phone covering its centre (:mod:`vqspeech.eval.probe_data` reads them; the corpus
+may be another than the model was trained on, at another sample rate). Maps and probes are
 fitted on part of it and scored on the rest, split by a fixed hash of the utterance id (on a parallel corpus
 a sentence is held out for every speaker at once) and, with two or more speakers, by speaker (a quarter held
 out). Three representations of the same frames with the same K are compared: the model's codes, k-means on
@@ -37,12 +38,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vqspeech.data.alignments import PhoneSet, Segment, check_alignment, frame_labels, read_alignment
-from vqspeech.data.audio import load_audio
-from vqspeech.data.corpus import Corpus, Utterance
-from vqspeech.errors import UserError
+from vqspeech.data.alignments import PhoneSet
+from vqspeech.data.corpus import Corpus
 from vqspeech.eval.abx import AbxItem, abx_error, abx_items, write_item_file
 from vqspeech.eval.logistic import fit_softmax_regression
+from vqspeech.eval.probe_data import load_items
 from vqspeech.eval.plots import heatmap, plot_alignment
 from vqspeech.files import write_atomic
 from vqspeech.models import VQVAE, build_model
@@ -163,14 +163,6 @@ class Representation:
     codebook_size: int
 
 
-@dataclass
-class _Item:
-    utterance: Utterance
-    wav: np.ndarray            # [T], T a multiple of the hop
-    segments: list[Segment]
-    labels: list[str | None]   # one per code frame
-
-
 def evaluate(rep: Representation, phones: np.ndarray, utt_of_frame: np.ndarray, speaker_ids: np.ndarray,
              held_out: dict[str, np.ndarray], n_phones: int, frame_rate: float, items: Sequence[AbxItem] = (),
              seed: int = 0) -> tuple[dict[str, float | None], CodeMapping]:
@@ -214,7 +206,11 @@ class ProbeReport:
 
     columns: list[str]                        # the representations compared
     metrics: dict[str, list[float | None]]    # key of METRICS -> one value per column; None: not computable
-    splits: list[str]
+    corpus: str                               # the corpus probed: its manifest, or "ROOT (folder scan)"
+    trained_on: str | None                    # the corpus the model was trained on, if known
+    splits: list[str] | None                  # None: every utterance
+    sample_rate: int                          # the model's; audio at other rates was resampled to it
+    resampled_from: list[int]                 # the other rates found in the probed audio
     phones: list[str]
     speakers: list[str]
     held_out_speakers: list[str]
@@ -232,8 +228,13 @@ class ProbeReport:
         def cell(key: str, v: float | None) -> str:
             return "n/a" if v is None else f"{v:.0f}" if key == "used_codes" or "rate" in key else f"{v:.3f}"
 
+        rates = ", ".join(f"{r} Hz" for r in self.resampled_from)
         lines = ["# vqspeech phoneme probe", "",
-                 f"{self.n_utterances} utterances of split {'+'.join(self.splits)} ({self.n_test_utterances} "
+                 f"Probed corpus: {self.corpus}. Model trained on: {self.trained_on or 'not recorded'}."
+                 + (f" Audio resampled from {rates} to the model's {self.sample_rate} Hz (phone times kept in "
+                    "seconds)." if rates else ""), "",
+                 f"{self.n_utterances} utterances of "
+                 f"{'split ' + '+'.join(self.splits) if self.splits else 'every split'} ({self.n_test_utterances} "
                  f"held out by utterance id; held-out speakers: {', '.join(self.held_out_speakers) or 'none'}), "
                  f"{self.n_labelled_frames} labelled of {self.n_frames} frames at {self.frame_rate:g} Hz, "
                  f"{len(self.phones)} phones, K = {self.codebook_size}; {self.seconds:.0f} s. Accuracies are on "
@@ -249,27 +250,30 @@ class ProbeReport:
 
 
 def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str | Path,
-                   phone_set: PhoneSet | None = None, split: str | Sequence[str] = "test",
+                   phone_set: PhoneSet | None = None, split: str | Sequence[str] | None = "test",
                    max_utterances: int | None = None, seed: int = 0, tier: str = "phones",
-                   model_kwargs: Mapping[str, Any] | None = None, progress: bool = True) -> ProbeReport:
-    """Probe the codes of ``model`` on ``split``'s aligned utterances; see the module docstring.
+                   model_kwargs: Mapping[str, Any] | None = None, trained_on: str | None = None,
+                   progress: bool = True) -> ProbeReport:
+    """Probe the codes of ``model`` on ``split``'s aligned utterances (None: every utterance); see the module
+    docstring.
 
     Args:
+        sample_rate: the model's; audio at another rate is resampled to it.
         model_kwargs: the checkpoint's model_kwargs, to build the random-init baseline (seeded by ``seed``);
             None leaves that column out.
         max_utterances: probe at most this many (chosen by a hash of the utterance id, all speakers alike).
         phone_set: how alignment symbols map to scored phones (default: ARPAbet/TIMIT, stress stripped).
         tier: the TextGrid tier holding the phones.
+        trained_on: the corpus the model was trained on, named in the report beside the probed one.
     Raises:
         UserError: no usable aligned utterance in the split(s).
     """
     started = time.monotonic()
     model.eval()  # a quantizer in training mode would update its codebook
     phone_set = phone_set or PhoneSet()
-    splits = [split] if isinstance(split, str) else list(split)
+    splits = None if split is None else [split] if isinstance(split, str) else list(split)
     hop, frame_rate = model.hop_length, sample_rate / model.hop_length
-    items, skipped = _load_items(corpus, splits, sample_rate, hop, frame_rate, phone_set, max_utterances, tier,
-                                 progress)
+    items, skipped = load_items(corpus, splits, sample_rate, hop, phone_set, max_utterances, tier, progress)
     phone_names = sorted({p for it in items for p in it.labels if p is not None})
     index = {p: i for i, p in enumerate(phone_names)}
     phones = np.array([index[p] if p is not None else -1 for it in items for p in it.labels], dtype=np.int64)
@@ -299,7 +303,8 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
                for r in tqdm(reps, desc="score", disable=not progress, leave=False)]
     report = ProbeReport(
         columns=[r.name for r in reps], metrics={k: [res[k] for res, _ in results] for k in METRICS},
-        splits=splits, phones=phone_names, speakers=speakers,
+        corpus=corpus.description, trained_on=trained_on, splits=splits, sample_rate=sample_rate,
+        resampled_from=sorted({it.source_rate for it in items} - {sample_rate}), phones=phone_names, speakers=speakers,
         held_out_speakers=[s for s, held in zip(speakers, by_speaker) if held],
         n_utterances=len(items), n_test_utterances=int(held_out[""].sum()), n_frames=len(phones),
         n_labelled_frames=int((phones >= 0).sum()), frame_rate=frame_rate,
@@ -323,39 +328,6 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
     write_atomic(out_dir / "probe.md", report.markdown())
     write_atomic(out_dir / "probe.json", json.dumps(asdict(report), indent=2))
     return report
-
-
-def _load_items(corpus: Corpus, splits: list[str], sample_rate: int, hop: int, frame_rate: float,
-                phone_set: PhoneSet, max_utterances: int | None, tier: str, progress: bool
-                ) -> tuple[list[_Item], dict[str, list[str]]]:
-    utts = [u for s in splits for u in corpus.split(s) if u.alignment is not None]
-    if not utts:
-        raise UserError(f"no utterance of split {'+'.join(splits)} in {corpus.root} has a phone alignment "
-                        f"(the manifest's 'alignment' column); nothing to probe")
-    utts.sort(key=lambda u: (zlib.crc32(u.utterance.encode()), u.utterance, u.speaker))
-    items, skipped = [], {}
-    for u in tqdm(utts[:max_utterances], desc="load aligned audio", unit="file", disable=not progress, leave=False):
-        try:  # .PHN sample offsets are read at TIMIT's 16 kHz, whatever the model rate
-            segments, wav = read_alignment(u.alignment, tier=tier), load_audio(u.path, sample_rate)
-        except UserError as exc:  # the message names the file
-            skipped[str(u.alignment)] = [str(exc)]
-            log.warning("left out: %s", exc)
-            continue
-        problems = check_alignment(segments, len(wav) / sample_rate, phone_set)
-        wav = wav[: len(wav) // hop * hop]
-        labels = frame_labels(segments, len(wav) // hop, frame_rate, phone_set)
-        if not problems and all(label is None for label in labels):
-            problems = ["no code frame falls inside a phone"]
-        if problems:
-            skipped[str(u.alignment)] = problems
-            log.warning("%s: %d problem(s), left out: %s", u.alignment, len(problems), "; ".join(problems[:3]))
-            continue
-        items.append(_Item(u, wav, segments, labels))
-    if not items:
-        first = "; ".join(f"{path}: {p[0]}" for path, p in list(skipped.items())[:3])
-        raise UserError(f"none of the {len(skipped)} aligned utterances of split {'+'.join(splits)} is usable "
-                        f"(e.g. {first})")
-    return items, skipped
 
 
 @torch.no_grad()
