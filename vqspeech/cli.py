@@ -346,9 +346,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler (default 0)")
     p.set_defaults(func=_evaluate_reconstruction)
 
-    p = sub.add_parser("probe-phonemes", parents=[common, run_opts, corpus_opts],
+    p = sub.add_parser("probe-phonemes", parents=[common, run_opts],
                        help="how phonetic are the codes: mapping accuracy, purity, PNMI, probes, baselines "
                             "(RUN/probe)")
+    p.add_argument("--out", help="output folder (default RUN/probe)")
+    p.add_argument("--data-root", help="the corpus folder to probe (default: the run's): the run's corpus moved, "
+                   "or any other aligned corpus")
     p.add_argument("--split", nargs="+", help="corpus splits to probe (default: test valid on the run's own "
                    "corpus, every utterance on another)")
     which = p.add_mutually_exclusive_group()
