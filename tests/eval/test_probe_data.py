@@ -137,6 +137,8 @@ def test_a_folder_with_audio_and_no_alignments_names_the_extensions_looked_for(t
     assert code == 2 and len(err) == 2 and err[0].startswith("using ")  # the checkpoint line, then the error
     assert err[1].startswith("error: no alignment beside any of the 1 audio files")
     assert "x.TextGrid, x.PHN, x.lab" in err[1]
+    with pytest.raises(UserError, match="no audio of split heldout under .*leave out --split"):
+        load_items(load_corpus(tmp_path / "bare"), ["heldout"], 16000, 8, PhoneSet(), progress=False)
 
 
 def test_an_alignment_of_mostly_unknown_symbols_is_named_with_the_phone_set_hint(tmp_path):

@@ -96,8 +96,11 @@ def load_items(corpus: Corpus, splits: Sequence[str] | None, sample_rate: int, h
     what = f"split {'+'.join(splits)}" if splits else "any split"
     chosen = [u for u in corpus.utterances if splits is None or u.split in splits]
     utts = [u for u in chosen if u.alignment is not None]
+    if not chosen and corpus.manifest is None:
+        raise UserError(f"no audio of {what} under {corpus.root}: a folder scan puts TIMIT's TRAIN/TEST folders in "
+                        f"splits train/test and other files in a hash split; leave out --split to probe every one")
     if not utts:
-        if corpus.manifest is None and chosen:
+        if corpus.manifest is None:
             raise UserError(f"no alignment beside any of the {len(chosen)} audio files of {what} under "
                             f"{corpus.root}: looked for x{', x'.join(ALIGNMENT_EXTENSIONS)} (any case) next to "
                             f"each x{'|'.join(AUDIO_EXTENSIONS)}; `vqspeech align` makes TextGrids from transcripts")
