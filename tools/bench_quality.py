@@ -2,8 +2,9 @@
 
     python tools/bench_quality.py --name baseline --minutes 15 [--every 5] [override ...]
     python tools/bench_quality.py --name cosine --minutes 15 train.lr_schedule=cosine train.warmup_steps=200
-    python tools/bench_quality.py --name top-p --minutes 15 --top-p 0.9      # a generation-time lever
+    python tools/bench_quality.py --name baseline-top-p0.9 --from-run baseline --top-p 0.9  # sampling only: no training
     python tools/bench_quality.py --plot                                     # only redraw the learning curves
+    python tools/bench_quality.py --table                                    # markdown: each name at its last point
 
 Every lever is judged here at equal CPU minutes, never at equal steps. The run trains once for --minutes
 (``train.max_minutes``) keeping a checkpoint every --every minutes (``train.snapshot_minutes``); scoring
@@ -181,6 +182,37 @@ def plot(csv_path: Path, png: Path) -> None:
     plt.close(fig)
 
 
+TABLE = [("minutes", "min"), ("steps", "steps"), ("valid_loss", "valid loss"), ("stoi", "STOI"),
+         ("pesq", "PESQ"), ("dnsmos_ovrl", "DNSMOS"), ("mcd", "MCD"),
+         ("conv_target_embedding", "conv. → target (emb.)"), ("recon_own_embedding", "recon. → own (emb.)"),
+         ("conv_target_classifier", "conv. → target (clf.)"), ("mapping_accuracy", "map. acc."), ("pnmi", "PNMI"),
+         ("mapping_accuracy_heldout_voice", "map. acc. held-out voice"), ("speaker_accuracy_codes", "spk acc. codes"),
+         ("abx_across", "ABX across")]
+
+
+def table(csv_path: Path) -> str:
+    """One markdown row per name: its figures at its last scored point, and its overrides and sampling."""
+    rows = read_rows(csv_path)
+    last = {}
+    for r in rows:
+        if r["name"] not in last or float(r["minutes"]) >= float(last[r["name"]]["minutes"]):
+            last[r["name"]] = r
+
+    def cell(value: str) -> str:
+        try:
+            number = float(value)
+        except ValueError:
+            return value or "–"
+        return f"{number:.0f}" if number.is_integer() else f"{number:.3f}"
+
+    lines = ["| name | " + " | ".join(label for _, label in TABLE) + " | overrides, sampling |",
+             "|---" * (len(TABLE) + 2) + "|"]
+    for name, r in last.items():
+        lines.append(f"| {name} | " + " | ".join(cell(r[key]) for key, _ in TABLE)
+                     + f" | `{r['overrides'] or '(recipe)'}`; {r['sampling']} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", help="the configuration's name (a row label; runs/quality/NAME)")
@@ -193,11 +225,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="cut scored utterances to this length")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-p", type=float, default=1.0)
-    parser.add_argument("--score-only", action="store_true", help="score an existing run again (no training)")
+    parser.add_argument("--from-run", help="score the snapshots of runs/quality/FROM_RUN again under --name, with "
+                        "other sampling settings (no training; the overrides must be that run's)")
     parser.add_argument("--plot", action="store_true", help="only redraw the PNG from the CSV")
+    parser.add_argument("--table", action="store_true", help="only print the CSV's last point per name as markdown")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     csv_path, png = Path(args.csv), Path(args.png)
+    if args.table:
+        print(table(csv_path))
+        return
     if args.plot:
         plot(csv_path, png)
         print(f"wrote {png}")
@@ -212,7 +249,7 @@ def main() -> None:
     from vqspeech.models.generation import SEGMENT_SECONDS, GenerationConfig
     from vqspeech.training import train
 
-    run_dir = Path(args.runs) / args.name
+    run_dir = Path(args.runs) / (args.from_run or args.name)
     try:
         generation = GenerationConfig.from_seconds(SEGMENT_SECONDS, 16000, 64, temperature=args.temperature,
                                                    top_p=args.top_p)
@@ -222,9 +259,9 @@ def main() -> None:
                  f"train.snapshot_minutes={args.every}", "train.audio_every=null"]
     try:
         cfg = compose_recipe(args.recipe, overrides)
-        if not args.score_only:
+        if not args.from_run:
             if run_dir.exists():
-                sys.exit(f"error: {run_dir} exists; choose another --name, remove it, or pass --score-only")
+                sys.exit(f"error: {run_dir} exists; choose another --name, remove it, or score it with --from-run")
             started = time.monotonic()
             train(cfg, progress=False)
             train_wall = time.monotonic() - started
