@@ -227,6 +227,7 @@ def main() -> None:
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--from-run", help="score the snapshots of runs/quality/FROM_RUN again under --name, with "
                         "other sampling settings (no training; the overrides must be that run's)")
+    parser.add_argument("--at", type=float, help="score only the snapshot at this many minutes")
     parser.add_argument("--plot", action="store_true", help="only redraw the PNG from the CSV")
     parser.add_argument("--table", action="store_true", help="only print the CSV's last point per name as markdown")
     parser.add_argument("overrides", nargs="*")
@@ -275,6 +276,8 @@ def main() -> None:
                                                temperature=args.temperature, top_p=args.top_p)
     mos = Dnsmos()
     for minutes, checkpoint in snapshots(run_dir):
+        if args.at is not None and minutes != args.at:
+            continue
         started = time.monotonic()
         figures = score_checkpoint(checkpoint, corpus, sample_rate, generation, args.seconds,
                                    run_dir / "scores" / f"minutes-{minutes:05.1f}", mos)

@@ -66,9 +66,24 @@ def test_the_fp16_scaler_rides_out_overflows_and_is_saved_and_resumed(tiny_confi
 
 @pytest.mark.parametrize("override, message", [
     ("train.precision=fp16", "train.precision=fp16 runs on cuda, not cpu; use bf16 or fp32"),
-    ("train.precision=half", "train.precision must be one of fp32, bf16, fp16, got 'half'"),
+    ("train.precision=half", "train.precision must be one of auto, fp32, bf16, fp16, got 'half'"),
 ])
 def test_unsupported_precisions_are_refused_before_anything_is_written(tiny_config, tmp_path, override, message):
     with pytest.raises(UserError, match=message):
         train(tiny_config(override, run_dir=tmp_path / "run"), progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_auto_is_bf16_exactly_where_the_hardware_has_it(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(precision_module, "native_bf16", lambda device: True)
+    assert precision_module.Precision("auto", cpu).dtype == torch.bfloat16
+    monkeypatch.setattr(precision_module, "native_bf16", lambda device: False)
+    auto = precision_module.Precision("auto", cpu)
+    assert auto.dtype is None and auto.name == "fp32"
+
+
+def test_the_cpu_recipes_train_in_auto_precision(demo_recipe):
+    from vqspeech.config import compose_recipe
+
+    assert compose_recipe(demo_recipe).train.precision == "auto"
