@@ -16,9 +16,9 @@ class ProgressBar:
         self.by_time = tcfg.max_minutes is not None
         self.started = time.monotonic()
         if self.by_time:
-            self.bar = tqdm(total=round(60 * tcfg.max_minutes), unit="s", desc=f"train step {step}",
+            self.bar = tqdm(total=round(60 * tcfg.max_minutes), unit="s", desc=f"train step {step}: ",
                             disable=not enabled, dynamic_ncols=True,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total} s "
+                            bar_format="{desc}{percentage:3.0f}%|{bar}| {n:.0f}/{total} s "
                                        "[{elapsed}<{remaining}{postfix}]")
         else:
             self.bar = tqdm(total=tcfg.max_steps, initial=step, desc="train", unit="step", disable=not enabled,
