@@ -379,3 +379,33 @@ def test_nearest_codes_is_the_exact_nearest_neighbour():
     chosen = exact.gather(1, codes[:, None])[:, 0]
     assert torch.allclose(chosen, exact.min(1).values, rtol=1e-6, atol=0)
     assert (codes == exact.argmin(1)).float().mean() > 0.999
+
+
+def test_restarted_codes_start_with_clean_adam_moments():
+    """A code re-seeded by dead-code restart gets zero Adam moments before the next step; the others keep theirs."""
+    torch.manual_seed(0)
+    vq = VectorQuantizer(dim=4, codebook_size=8, dead_code_steps=2).train()
+    optimizer = torch.optim.Adam(vq.parameters(), lr=1e-2)
+    z = torch.randn(1, 4, 32)
+    for _ in range(2):  # two steps: moments exist for every row
+        r = vq(z)
+        optimizer.zero_grad()
+        (r.losses["codebook"] + r.losses["commitment"]).backward()
+        optimizer.step()
+    state = optimizer.state[vq.codebook]
+    state["exp_avg"].fill_(1.0)
+    state["exp_avg_sq"].fill_(1.0)
+    vq.restarted.zero_()
+    vq.restarted[[1, 5]] = True  # as _restart marks the codes it re-seeds
+    assert vq.reset_optimizer_state(optimizer) == 2
+    for key in ("exp_avg", "exp_avg_sq"):
+        assert state[key][[1, 5]].abs().sum() == 0 and bool((state[key][[0, 2, 3, 4, 6, 7]] == 1).all())
+    assert not vq.restarted.any()  # consumed
+
+
+def test_restart_marks_the_reseeded_codes():
+    torch.manual_seed(0)
+    vq = VectorQuantizer(dim=2, codebook_size=4, dead_code_steps=1).train()
+    set_codebook(vq, torch.tensor([[0.0, 0.0], [100.0, 100.0], [-100.0, 100.0], [100.0, -100.0]]))
+    vq(frames(torch.randn(16, 2) * 0.1))  # only code 0 is used: 1, 2, 3 are dead after one step
+    assert vq.restarted.tolist() == [False, True, True, True]

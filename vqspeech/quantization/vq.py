@@ -95,6 +95,8 @@ class VectorQuantizer(nn.Module):
                                      requires_grad=ema_decay is None)
         self.register_buffer("initialized", torch.tensor(init is None))
         self.register_buffer("unused_steps", torch.zeros(codebook_size, dtype=torch.long))
+        # codes re-seeded since the optimizer last took them (see reset_optimizer_state); not saved
+        self.register_buffer("restarted", torch.zeros(codebook_size, dtype=torch.bool), persistent=False)
         if ema_decay is not None:
             self.register_buffer("cluster_size", torch.ones(codebook_size))
             self.register_buffer("embed_sum", self.codebook.detach().clone())
@@ -186,10 +188,24 @@ class VectorQuantizer(nn.Module):
             return
         fresh = _broadcast(sample_vectors(flat, n_dead))
         self.codebook.data[dead] = fresh
+        self.restarted |= dead
         if self.uses_ema:
             self.embed_sum[dead] = fresh
             self.cluster_size[dead] = 1.0
         self.unused_steps[dead] = 0
+
+    @torch.no_grad()
+    def reset_optimizer_state(self, optimizer: torch.optim.Optimizer) -> int:
+        """Zero the optimizer's per-element state (Adam's moments) of the codebook rows re-seeded since the last
+        call, so a restarted code starts clean instead of moving with the dead code's history. Gradient
+        codebook only (under EMA the codebook is no parameter). Returns how many rows were reset."""
+        n = int(self.restarted.sum())
+        if n and self.codebook.requires_grad:
+            for value in optimizer.state.get(self.codebook, {}).values():
+                if torch.is_tensor(value) and value.shape == self.codebook.shape:
+                    value[self.restarted] = 0
+        self.restarted.zero_()
+        return n
 
     def bits_per_frame(self) -> float:
         """log2 K: the bitrate of the codes is frame rate × this."""

@@ -267,6 +267,7 @@ class _Run:
             outcome.skipped = True
             return outcome
         self.bad_in_row = 0
+        self.model.quantizer.reset_optimizer_state(self.optimizer)  # restarted codes start with clean moments
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return outcome
