@@ -36,8 +36,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loss_curves import scalars  # noqa: E402  (tools/ is not a package)
 
 REPO = Path(__file__).resolve().parents[1]
 FIELDS = ["name", "config_hash", "overrides", "sampling", "minutes", "steps", "train_wall_s", "valid_loss",
@@ -99,7 +101,7 @@ def score_checkpoint(checkpoint: Path, corpus, sample_rate: int, generation, sec
                      mos) -> dict:
     from vqspeech.eval.conversion import evaluate_conversion
     from vqspeech.eval.probing import probe_phonemes
-    from vqspeech.eval.reconstruction import MODEL_SAMPLED, Evaluation, batches
+    from vqspeech.eval.reconstruction import MODEL_SAMPLED, Evaluation, batches, summarize
     from vqspeech.runs import load_run
 
     started = time.monotonic()
@@ -110,12 +112,8 @@ def score_checkpoint(checkpoint: Path, corpus, sample_rate: int, generation, sec
     for batch in batches(recon_set(corpus), sample_rate, model.hop_length, generation.segment_frames, 64, seconds,
                          [], _NoBar()):
         evaluation.add(batch)
-    rows = [r for r in evaluation.rows if r.system == MODEL_SAMPLED]
+    recon = summarize(MODEL_SAMPLED, [r for r in evaluation.rows if r.system == MODEL_SAMPLED])
     timings = {"reconstruction": time.monotonic() - started}
-
-    def mean(metric: str) -> float | None:
-        values = [getattr(r, metric) for r in rows if getattr(r, metric) is not None]
-        return float(np.mean(values)) if values else None
 
     conversion = evaluate_conversion(model, corpus, sample_rate, out_dir / "conversion", n_sentences=2,
                                      generation=generation, max_seconds=seconds, progress=False)
@@ -130,8 +128,8 @@ def score_checkpoint(checkpoint: Path, corpus, sample_rate: int, generation, sec
     model_column = probe.columns[0]
     mfcc_column = next(c for c in probe.columns if "MFCC" in c)
     acc, pnmi, heldout, speaker_acc, abx = figures[model_column]
-    return {"steps": run.step, "stoi": mean("stoi"), "pesq": mean("pesq"), "dnsmos_ovrl": mean("dnsmos_ovrl"),
-            "mcd": mean("mcd"), "conv_target_embedding": conversion.embedding_target_share,
+    return {"steps": run.step, "stoi": recon.stoi, "pesq": recon.pesq, "dnsmos_ovrl": recon.dnsmos_ovrl,
+            "mcd": recon.mcd, "conv_target_embedding": conversion.embedding_target_share,
             "recon_own_embedding": conversion.embedding_reconstructed_share,
             "real_embedding_accuracy": conversion.embedding_accuracy,
             "conv_target_classifier": conversion.target_share, "recon_own_classifier": conversion.reconstructed_share,
@@ -147,14 +145,8 @@ class _NoBar:
 
 def valid_loss_at(run_dir: Path, step: int) -> float | None:
     """The validation loss logged nearest before ``step`` (TensorBoard), None if none was."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
-    acc.Reload()
-    if "valid/loss_reconstruction" not in acc.Tags()["scalars"]:
-        return None
-    events = [e for e in acc.Scalars("valid/loss_reconstruction") if e.step <= step]
-    return events[-1].value if events else None
+    logged = [value for at, value in sorted(scalars(run_dir, "valid/loss_reconstruction").items()) if at <= step]
+    return logged[-1] if logged else None
 
 
 def plot(csv_path: Path, png: Path) -> None:
@@ -251,15 +243,16 @@ def main() -> None:
     from vqspeech.training import train
 
     run_dir = Path(args.runs) / (args.from_run or args.name)
-    try:
-        generation = GenerationConfig.from_seconds(SEGMENT_SECONDS, 16000, 64, temperature=args.temperature,
-                                                   top_p=args.top_p)
-    except ValueError as exc:
-        sys.exit(f"error: {exc}")
     overrides = [*args.overrides, f"run_dir={run_dir}", f"train.max_minutes={args.minutes}",
                  f"train.snapshot_minutes={args.every}", "train.audio_every=null"]
     try:
         cfg = compose_recipe(args.recipe, overrides)
+        hop = cfg.model.encoder.stride ** cfg.model.encoder.n_layers
+        try:  # checked before training, so a bad --temperature / --top-p costs no minutes
+            generation = GenerationConfig.from_seconds(SEGMENT_SECONDS, cfg.data.sample_rate, hop,
+                                                       temperature=args.temperature, top_p=args.top_p)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
         if not args.from_run:
             if run_dir.exists():
                 sys.exit(f"error: {run_dir} exists; choose another --name, remove it, or score it with --from-run")
@@ -272,8 +265,6 @@ def main() -> None:
     except UserError as exc:
         sys.exit(f"error: {exc}")
     sample_rate = cfg.data.sample_rate
-    generation = GenerationConfig.from_seconds(SEGMENT_SECONDS, sample_rate, 2 ** cfg.model.encoder.n_layers,
-                                               temperature=args.temperature, top_p=args.top_p)
     mos = Dnsmos()
     for minutes, checkpoint in snapshots(run_dir):
         if args.at is not None and minutes != args.at:

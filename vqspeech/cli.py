@@ -101,13 +101,13 @@ def _run_corpus(run, args: argparse.Namespace):
 
 def _generation(args: argparse.Namespace, run):
     from vqspeech.errors import UserError
-    from vqspeech.models.generation import GenerationConfig
+    from vqspeech.models.generation import GenerationConfig, recipe_sampling
 
     if args.segment_seconds is not None and not args.segment_seconds > 0:
         raise UserError(f"--segment-seconds must be positive, got {args.segment_seconds} (--no-fold: one piece)")
-    defaults = run.config.get("generation") or {}  # the recipe's sampling settings, as measured for it
-    temperature = args.temperature if args.temperature is not None else defaults.get("temperature", 1.0)
-    top_p = args.top_p if args.top_p is not None else defaults.get("top_p", 1.0)
+    defaults = recipe_sampling(run.config)  # the recipe's sampling settings, as measured for it
+    temperature = args.temperature if args.temperature is not None else defaults["temperature"]
+    top_p = args.top_p if args.top_p is not None else defaults["top_p"]
     try:
         return GenerationConfig.from_seconds(args.segment_seconds, run.config["data"]["sample_rate"],
                                              run.model.hop_length, greedy=args.greedy, temperature=temperature,

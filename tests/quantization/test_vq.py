@@ -393,10 +393,13 @@ def test_restarted_codes_start_with_clean_adam_moments():
         (r.losses["codebook"] + r.losses["commitment"]).backward()
         optimizer.step()
     state = optimizer.state[vq.codebook]
+    vq.reset_optimizer_state(optimizer)  # consume any restart of those two steps
+    assert not vq.restarted.any()
     state["exp_avg"].fill_(1.0)
     state["exp_avg_sq"].fill_(1.0)
-    vq.restarted.zero_()
-    vq.restarted[[1, 5]] = True  # as _restart marks the codes it re-seeds
+    dead = torch.zeros(8, dtype=torch.bool)
+    dead[[1, 5]] = True
+    vq._restart(dead, z[0].T)  # re-seeds codes 1 and 5 from encoder outputs, as a dead-code restart does
     assert vq.reset_optimizer_state(optimizer) == 2
     for key in ("exp_avg", "exp_avg_sq"):
         assert state[key][[1, 5]].abs().sum() == 0 and bool((state[key][[0, 2, 3, 4, 6, 7]] == 1).all())

@@ -306,14 +306,15 @@ def evaluate_reconstruction(model: VQVAE, utterances: list[Utterance], sample_ra
         dnsmos_unavailable="not computed (--no-dnsmos)" if mos is None else mos.unavailable and
         f"unavailable: {mos.unavailable}",
         codec2_delay_ms={mode: 1000 * float(np.median(d)) / sample_rate for mode, d in evaluation.delays.items()},
-        systems=[_summary(system, [r for r in rows if r.system == system]) for system in order],
+        systems=[summarize(system, [r for r in rows if r.system == system]) for system in order],
         rows=rows, exclusions=evaluation.exclusions, skipped=skipped, plots=evaluation.examples_saved)
     report.wall_seconds = time.monotonic() - started
     _write(report, out_dir)
     return report
 
 
-def _summary(system: str, rows: list[UtteranceScore]) -> SystemSummary:
+def summarize(system: str, rows: list[UtteranceScore]) -> SystemSummary:
+    """One system's means over ``rows`` (its utterance scores), each metric over the rows where it applies."""
     def mean(metric: str) -> float | None:
         values = [getattr(r, metric) for r in rows if getattr(r, metric) is not None]
         return float(np.mean(values)) if values else None

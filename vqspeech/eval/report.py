@@ -23,7 +23,7 @@ from vqspeech.data.dataset import load_split
 from vqspeech.errors import UserError
 from vqspeech.eval.reconstruction import MODEL_SAMPLED, ORIGINAL, Evaluation
 from vqspeech.files import write_atomic
-from vqspeech.models.generation import GenerationConfig
+from vqspeech.models.generation import GenerationConfig, recipe_sampling
 from vqspeech.quantization import code_usage
 from vqspeech.runs import load_run
 
@@ -115,8 +115,7 @@ def report_run(run_dir: str | Path | None = None, checkpoint: str | Path | None 
         return original.name, recon.name
 
     shown = min(n_samples, len(test.waves))
-    defaults = cfg.get("generation") or {}
-    generation = GenerationConfig(temperature=defaults.get("temperature", 1.0), top_p=defaults.get("top_p", 1.0))
+    generation = GenerationConfig(**recipe_sampling(cfg))
     evaluation = Evaluation(model, sample_rate, {MODEL_SAMPLED: generation}, save_example=save_example,
                             examples=shown, progress=progress)
     for utt, wav in zip(test.utterances[:shown], test.waves[:shown]):

@@ -53,7 +53,6 @@ class ConvEncoder(nn.Module):
         self.stride = stride
         self.n_layers = n_layers
         self.latent_dim = latent_dim
-        self.frontend = frontend
         layers: list[nn.Module] = []
         if frontend == "waveform":
             self.features = None

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -72,6 +73,13 @@ class GenerationConfig:
             raise ValueError(f"max_batch must be at least 1, got {self.max_batch}")
         if self.overlap_frames < 0:
             raise ValueError(f"overlap_frames must be non-negative, got {self.overlap_frames}")
+
+
+def recipe_sampling(run_config: Mapping) -> dict[str, float]:
+    """A run's sampling settings: its recipe's ``generation`` block (temperature, top_p), else plain sampling.
+    What convert, reconstruct and report generate with unless told otherwise."""
+    given = run_config.get("generation") or {}
+    return {"temperature": given.get("temperature", 1.0), "top_p": given.get("top_p", 1.0)}
 
 
 class IncrementalWaveNet:

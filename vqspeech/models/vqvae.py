@@ -44,8 +44,9 @@ def time_jitter(latents: Tensor, p: float, generator: torch.Generator | None = N
         return latents
     u = torch.rand(batch, frames, device=latents.device, generator=generator)
     shift = torch.where(u < p / 2, -1, torch.where(u < p, 1, 0))
-    index = torch.arange(frames, device=latents.device) + shift
-    index = torch.where((index < 0) | (index >= frames), torch.arange(frames, device=latents.device) - shift, index)
+    position = torch.arange(frames, device=latents.device)
+    index = position + shift
+    index = torch.where((index < 0) | (index >= frames), position - shift, index)
     return latents.gather(2, index[:, None, :].expand_as(latents))
 
 

@@ -29,6 +29,7 @@ from torch import nn
 
 from vqspeech.quantization.kmeans import kmeans, nearest_codes, sample_vectors
 from vqspeech.quantization.result import QuantizedResult
+from vqspeech.quantization.usage import code_usage
 
 INIT_METHODS = ("random", "kmeans")
 
@@ -97,6 +98,7 @@ class VectorQuantizer(nn.Module):
         self.register_buffer("unused_steps", torch.zeros(codebook_size, dtype=torch.long))
         # codes re-seeded since the optimizer last took them (see reset_optimizer_state); not saved
         self.register_buffer("restarted", torch.zeros(codebook_size, dtype=torch.bool), persistent=False)
+        self._n_restarted = 0  # rows flagged in ``restarted``, kept on the host: checking costs no device sync
         if ema_decay is not None:
             self.register_buffer("cluster_size", torch.ones(codebook_size))
             self.register_buffer("embed_sum", self.codebook.detach().clone())
@@ -142,8 +144,6 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _usage_metrics(self, counts: torch.Tensor) -> dict[str, torch.Tensor]:
-        from vqspeech.quantization.usage import code_usage
-
         usage = code_usage(counts)
         return {"perplexity": usage.perplexity.float(), "used_codes": usage.used_codes.float()}
 
@@ -189,6 +189,7 @@ class VectorQuantizer(nn.Module):
         fresh = _broadcast(sample_vectors(flat, n_dead))
         self.codebook.data[dead] = fresh
         self.restarted |= dead
+        self._n_restarted += n_dead
         if self.uses_ema:
             self.embed_sum[dead] = fresh
             self.cluster_size[dead] = 1.0
@@ -199,13 +200,16 @@ class VectorQuantizer(nn.Module):
         """Zero the optimizer's per-element state (Adam's moments) of the codebook rows re-seeded since the last
         call, so a restarted code starts clean instead of moving with the dead code's history. Gradient
         codebook only (under EMA the codebook is no parameter). Returns how many rows were reset."""
-        n = int(self.restarted.sum())
-        if n and self.codebook.requires_grad:
+        n = self._n_restarted
+        if n == 0:
+            return 0
+        if self.codebook.requires_grad:
             for value in optimizer.state.get(self.codebook, {}).values():
                 if torch.is_tensor(value) and value.shape == self.codebook.shape:
                     value[self.restarted] = 0
         self.restarted.zero_()
-        return n
+        self._n_restarted = 0
+        return int(n)
 
     def bits_per_frame(self) -> float:
         """log2 K: the bitrate of the codes is frame rate × this."""

@@ -111,8 +111,8 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
             if run.step % tcfg.log_every == 0 or run.step == tcfg.max_steps:
                 logged, metrics = run.log(outcome)
             run.bar.advance(run.step)
-            out_of_time = (tcfg.max_minutes is not None
-                           and env.main_says(time.monotonic() - started > 60 * tcfg.max_minutes, device))
+            elapsed = time.monotonic() - started
+            out_of_time = tcfg.max_minutes is not None and env.main_says(elapsed > 60 * tcfg.max_minutes, device)
             if run.step % tcfg.valid_every == 0 or run.step == tcfg.max_steps or out_of_time:
                 valid_loss = run.validate(valid_audio)
             if run.main and tcfg.audio_every and run.step % tcfg.audio_every == 0 and valid_audio.waves:
@@ -120,7 +120,7 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
             if run.main and (run.step % tcfg.checkpoint_every == 0 or run.step == tcfg.max_steps or out_of_time):
                 run.save()
             if (tcfg.snapshot_minutes is not None
-                    and env.main_says(time.monotonic() - started >= 60 * tcfg.snapshot_minutes * next_snapshot, device)):
+                    and env.main_says(elapsed >= 60 * tcfg.snapshot_minutes * next_snapshot, device)):
                 if run.main:  # a learning curve against CPU time: checkpoints/minutes-005.0.pt, minutes-010.0.pt, …
                     run.save(f"minutes-{tcfg.snapshot_minutes * next_snapshot:05.1f}.pt")
                 next_snapshot += 1
