@@ -28,7 +28,7 @@ def test_every_recipe_composes_and_builds_a_model(recipe):
     assert {"model", "quantizer", "data", "train", "run_dir"} <= set(cfg)
     model = build_model(model_kwargs(cfg.model, cfg.quantizer, ["a", "b"]))
     assert model.speakers.names == ["a", "b"]
-    assert model.quantizer.codebook_size == cfg.quantizer.codebook_size
+    assert model.bottleneck.codebook_size == cfg.quantizer.codebook_size
     assert cfg.train.crop_samples % model.hop_length == 0, "the recipe's crop must be a multiple of the hop"
 
 
@@ -49,7 +49,7 @@ def test_ema_quantizer_group(demo_recipe):
     assert cfg.quantizer.ema_decay == 0.99
     assert cfg.quantizer.codebook_size == 256, "the recipe's own quantizer settings still apply"
     model = build_model(model_kwargs(cfg.model, cfg.quantizer, ["a"]))
-    assert model.quantizer.uses_ema and not model.quantizer.codebook.requires_grad
+    assert model.bottleneck.uses_ema and not model.bottleneck.codebook.requires_grad
 
 
 def test_plain_override_changes_a_value(demo_recipe):
@@ -119,15 +119,18 @@ def test_every_key_of_the_group_is_read_by_code(group):
     assert not unread, f"configs/{group} keys that no code reads: {unread}"
 
 
-@pytest.mark.parametrize("quantizer", ["vq", "ema"])
-def test_loss_weights_name_exactly_the_model_loss_terms(demo_recipe, quantizer):
-    """Every loss term the model returns has a weight; every weight names a term (EMA drops 'codebook')."""
-    cfg = compose_recipe(demo_recipe, ["+debug=tiny", f"quantizer={quantizer}"])
+@pytest.mark.parametrize("choice, unused", [("quantizer=vq", {"kl"}), ("quantizer=ema", {"codebook", "kl"}),
+                                           ("bottleneck=vae", {"codebook", "commitment"}),
+                                           ("bottleneck=ae", {"codebook", "commitment", "kl"})])
+def test_loss_weights_name_exactly_the_model_loss_terms(demo_recipe, choice, unused):
+    """Every loss term the model returns has a weight; the weights it leaves unused are the other bottlenecks'
+    terms (EMA drops 'codebook', only a VAE returns 'kl')."""
+    cfg = compose_recipe(demo_recipe, ["+debug=tiny", choice])
     model = build_model(model_kwargs(cfg.model, cfg.quantizer, ["a"]))
     out = model(torch.rand(1, 1, 512) * 2 - 1, torch.tensor([0]))
     weights = set(cfg.train.loss_weights)
     assert set(out.losses) <= weights
-    assert weights - set(out.losses) == ({"codebook"} if quantizer == "ema" else set())
+    assert weights - set(out.losses) == unused
 
 
 @pytest.mark.parametrize("frontend", ["mfcc", "logmel"])

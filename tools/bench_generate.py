@@ -83,16 +83,16 @@ def main() -> None:
     def conds(n: int, seconds: float) -> list[torch.Tensor]:
         with torch.inference_mode():
             frames = int(seconds * frames_per_second)
-            codes = torch.randint(model.quantizer.codebook_size, (n, frames))
+            codes = torch.randint(model.bottleneck.codebook_size, (n, frames))
             speakers = model.speakers(torch.arange(n) % len(model.speakers.names))
-            return list(decoder.conditioning(model.quantizer.decode(codes), speakers))
+            return list(decoder.conditioning(model.bottleneck.decode(codes), speakers))
 
     segment = max(1, int(args.segment * frames_per_second))
     folded = GenerationConfig(segment_frames=segment, overlap_frames=args.overlap)
     plain = GenerationConfig()
     rows = []
     with torch.inference_mode():
-        latents = model.quantizer.decode(torch.randint(model.quantizer.codebook_size, (1, 64)))
+        latents = model.bottleneck.decode(torch.randint(model.bottleneck.codebook_size, (1, 64)))
         speaker = model.speakers(torch.tensor([0]))
     naive = naive_seconds_per_sample(decoder, latents, speaker, args.naive_samples) * sample_rate
     rows.append(("naive (re-run over the receptive field)", naive, f"{args.naive_samples} samples, extrapolated"))

@@ -69,13 +69,13 @@ def read_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def append_row(path: Path, row: dict) -> None:
-    """Rewrite the CSV with ``row`` added, atomically (temp file + rename)."""
+def append_row(path: Path, row: dict, fields: list[str] = FIELDS) -> None:
+    """Rewrite the CSV (columns ``fields``) with ``row`` added, atomically (temp file + rename)."""
     from vqspeech.files import write_atomic
 
     rows = read_rows(path) + [row]
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=FIELDS, extrasaction="ignore")
+    writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     path.parent.mkdir(parents=True, exist_ok=True)

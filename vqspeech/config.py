@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -26,6 +27,9 @@ def compose_recipe(recipe_dir: str | Path, overrides: Sequence[str] = ()) -> Dic
     if not (recipe / "config.yaml").is_file():
         raise UserError(f"no recipe at {recipe_dir}: expected a folder holding config.yaml "
                         f"(for example recipes/demo)")
+    # model.bottleneck=vae is the bottleneck group's choice (configs/bottleneck/, whose package is model.bottleneck)
+    overrides = [f"bottleneck={o.split('=', 1)[1]}" if o.split("=", 1)[0] == "model.bottleneck" else o
+                 for o in overrides]
     cfg = _compose(recipe, recipe_dir, overrides)
     # the same recipe with only the top-level choices (groups, +debug=..., run_dir=...) gives every
     # key's expected type, against which the dotted overrides are checked
@@ -46,7 +50,12 @@ def _compose(recipe: Path, recipe_dir: str | Path, overrides: Sequence[str]) -> 
             cfg = compose("config", overrides=[*overrides, f"hydra.searchpath=[file://{configs_dir()}]"])
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
         message = _first_line(exc)
-        if message.startswith("Could not override '"):
+        missing = re.search(r"Could not find '([\w-]+)/([^']+)'", message)
+        if missing and (configs_dir() / missing[1]).is_dir():
+            group, name = missing[1], missing[2]
+            choices = sorted(p.stem for p in (configs_dir() / group).glob("*.yaml"))
+            message = f"unknown {group} '{name}'; the choices are {', '.join(choices)} ({group}=NAME)"
+        elif message.startswith("Could not override '"):
             key = message.split("'")[1]
             message = f"unknown config key '{key}' (check the spelling, or add a new key with +{key}=...)"
         raise UserError(f"bad config for {recipe_dir}: {message}") from None

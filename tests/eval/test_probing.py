@@ -214,3 +214,17 @@ def test_the_phones_are_read_from_the_named_textgrid_tier(tmp_path):
     assert report.n_utterances == 8 and not report.skipped and report.phones == ["ah", "iy", "m", "s", "sil"]
     with pytest.raises(UserError, match="none of the 8 aligned utterances"):  # no tier called "phones"
         probe_phonemes(model, corpus, SR, tmp_path / "b", split="test", progress=False)
+
+
+def test_a_continuous_bottleneck_is_probed_through_k_means_and_says_so(tmp_path):
+    tiny_aligned_corpus(tmp_path / "corpus", bad=False)
+    corpus = load_corpus(tmp_path / "corpus", "manifest.jsonl")
+    kwargs = copy.deepcopy(KWARGS)
+    kwargs["model"]["bottleneck"] = {"kind": "ae"}
+    model = build_model(kwargs).eval()
+    report = probe_phonemes(model, corpus, SR, tmp_path / "probe", PhoneSet(), split="test", progress=False)
+    assert report.model_codes.startswith("k-means (K = 16) on its continuous ae latents")
+    assert "fitted on the frames of the" in report.model_codes
+    assert report.model_codes in (tmp_path / "probe" / "probe.md").read_text()
+    used = report.metrics["used_codes"][0]
+    assert used is not None and 1 < used <= 16  # k-means codes, not the latents themselves

@@ -31,7 +31,7 @@ def speech_like(batch: int = 2, length: int = 256) -> torch.Tensor:
 def test_build_model_wires_the_parts_from_kwargs(tiny_model_kwargs):
     model = build_model(tiny_model_kwargs(SPEAKERS))
     assert model.hop_length == 2 ** 3
-    assert model.quantizer.dim == 4 and model.quantizer.codebook_size == 16
+    assert model.bottleneck.dim == 4 and model.bottleneck.codebook_size == 16
     assert model.decoder.hop_length == model.hop_length
     assert model.speakers.names == SPEAKERS
     # the same kwargs rebuild an identical-shaped model that accepts the first one's state
@@ -84,7 +84,7 @@ def test_encode_then_decode_uses_the_same_codebook_vectors(tiny_model_kwargs):
     wav = speech_like()
     vq = model.encode(wav)
     assert vq.codes.shape[-1] == wav.shape[-1] // model.hop_length
-    torch.testing.assert_close(model.quantizer.decode(vq.codes), vq.quantized, rtol=0, atol=1e-5)
+    torch.testing.assert_close(model.bottleneck.decode(vq.codes), vq.quantized, rtol=0, atol=1e-5)
 
 
 def test_unknown_speaker_is_a_user_error_listing_the_known_names():

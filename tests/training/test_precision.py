@@ -40,7 +40,7 @@ def test_a_bf16_run_keeps_the_quantizer_in_float32_and_stays_finite(tiny_config,
     payload = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert "scaler" not in payload
     model = model_from_checkpoint(payload)
-    vq = model.quantizer
+    vq = model.bottleneck
     for name in ("codebook", "embed_sum", "cluster_size"):
         assert getattr(vq, name).dtype == torch.float32 and torch.isfinite(getattr(vq, name)).all(), name
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())

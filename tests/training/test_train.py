@@ -57,7 +57,7 @@ def test_checkpoint_loads_without_pickle_and_rebuilds_the_model(tiny_config, tmp
     assert model.speakers.names == TINY_SPEAKERS
     state = model.state_dict()
     assert all(torch.equal(state[k], payload["model"][k]) for k in payload["model"])
-    assert bool(model.quantizer.initialized), "the data-initialised codebook is part of the saved state"
+    assert bool(model.bottleneck.initialized), "the data-initialised codebook is part of the saved state"
     assert (run_dir / "checkpoints" / "best.pt").is_file()
 
 
@@ -227,7 +227,7 @@ def test_a_nan_batch_is_skipped_and_leaves_model_and_codebook_finite(tiny_config
     assert (result.step, result.skipped_steps) == (4, 1)
     model = model_from_checkpoint(load_checkpoint(last_checkpoint(tmp_path / "run")))
     assert all(torch.isfinite(p).all() for p in model.parameters())
-    assert torch.isfinite(model.quantizer.codebook).all()
+    assert torch.isfinite(model.bottleneck.codebook).all()
 
 
 def test_too_many_non_finite_steps_stop_the_run_naming_the_last_good_checkpoint(tiny_config, tmp_path,

@@ -63,7 +63,8 @@ class ConvertedUtterance:
     predicted: str             # the speaker classifier's verdict on the output
     identified: str            # the nearest speaker-embedding centroid to the output
     similarity: float          # Resemblyzer cosine between the output and the target's real voice
-    code_agreement: float      # share of frames whose code, re-encoded from the output, is the source's
+    code_agreement: float | None  # share of frames whose code, re-encoded from the output, is the source's
+                                  # (None for a continuous bottleneck: no codes to agree on)
     mcd: float | None = None          # dB, output vs the target's real utterance (parallel corpora)
     mcd_source: float | None = None   # dB, the source's real utterance vs the target's (the baseline)
 
@@ -92,8 +93,8 @@ class ConversionReport:
     similarity_source: float             # cosine(source's real utterance, target's real voice): before conversion
     similarity_same_speaker: float | None  # cosine(real utterance, own real voice from other sentences)
     similarity_reconstructed: float      # cosine(source = target output, own real voice)
-    code_agreement_converted: float
-    code_agreement_reconstructed: float
+    code_agreement_converted: float | None
+    code_agreement_reconstructed: float | None
     mcd_converted: float | None          # dB; None on a non-parallel corpus
     mcd_source: float | None             # dB, source's real vs target's real
     mcd_reconstructed: float | None      # dB, source = target output vs its own real utterance
@@ -121,8 +122,8 @@ class ConversionReport:
                  f"| Resemblyzer cosine to the target's real voice | {self.similarity_converted:.3f} | "
                  f"{self.similarity_source:.3f} | reconstructions {self.similarity_reconstructed:.3f}, "
                  f"real same speaker {num(self.similarity_same_speaker)} |",
-                 f"| code agreement with the source (re-encoded) | {self.code_agreement_converted:.3f} | – | "
-                 f"reconstructions {self.code_agreement_reconstructed:.3f} |",
+                 f"| code agreement with the source (re-encoded) | {_num(self.code_agreement_converted)} | – | "
+                 f"reconstructions {_num(self.code_agreement_reconstructed)} |",
                  f"| MCD to the target's real utterance (dB, DTW) | {num(self.mcd_converted, '.2f')} | "
                  f"{num(self.mcd_source, '.2f')} | reconstructions {num(self.mcd_reconstructed, '.2f')} |", "",
                  f"Speaker classifier: log-mel statistics + logistic regression, trained on "
@@ -204,7 +205,8 @@ def evaluate_conversion(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir:
         row = ConvertedUtterance(sentence=sentence, source=src, target=tgt, wav=str(path.relative_to(out_dir)),
                                  predicted=speakers[label], identified=_identify(vector, references, sentence),
                                  similarity=_cosine(vector, _reference(references[tgt], sentence)),
-                                 code_agreement=float((recoded == codes[i]).float().mean()))
+                                 code_agreement=float((recoded == codes[i]).float().mean())
+                                 if model.bottleneck.discrete else None)
         if held.parallel:
             row.mcd = mel_cepstral_distortion(real[tgt, sentence], wav, sample_rate)
             if src != tgt:
@@ -389,3 +391,7 @@ def plot_confusion(confusion: np.ndarray, speakers: Sequence[str], path: Path) -
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     return path
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

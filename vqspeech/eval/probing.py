@@ -220,6 +220,7 @@ class ProbeReport:
     n_labelled_frames: int
     frame_rate: float
     codebook_size: int
+    model_codes: str                          # where the model column's codes come from (VQ codes, or k-means)
     n_abx_items: int                          # phone tokens with a neighbour either side (abx.item)
     skipped: dict[str, list[str]]             # alignment/audio file -> its problems (left out)
     seconds: float                            # wall time
@@ -239,7 +240,8 @@ class ProbeReport:
                  f"{self.n_labelled_frames} labelled of {self.n_frames} frames at {self.frame_rate:g} Hz, "
                  f"{len(self.phones)} phones, K = {self.codebook_size}; {self.seconds:.0f} s. Accuracies are on "
                  "held-out frames or utterances, purities and PNMI on all labelled frames, ABX on the "
-                 f"{self.n_abx_items} phone tokens in context of all probed utterances.", "",
+                 f"{self.n_abx_items} phone tokens in context of all probed utterances. The model's codes: "
+                 f"{self.model_codes}.", "",
                  "| metric | " + " | ".join(self.columns) + " |", "|---" * (len(self.columns) + 1) + "|"]
         lines += [f"| {METRICS[k]} | " + " | ".join(cell(k, v) for v in values) + " |"
                   for k, values in self.metrics.items()]
@@ -288,13 +290,19 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
     fit = ~held_out[""]
 
     waves = [it.wav for it in items]
-    reps = [_vq_representation("model", model, waves, None, seed, progress),
-            _mfcc_kmeans(waves, sample_rate, hop, model.quantizer.codebook_size, fit, seed)]
+    k = model.bottleneck.codebook_size
+    model_codes = ("its VQ codes" if model.bottleneck.discrete else
+                   f"k-means (K = {k}) on its continuous {model.bottleneck.kind} latents (standardised), fitted on "
+                   f"the frames of the {int(fit.sum())} probe-training utterances")
+    if not model.bottleneck.discrete:
+        log.info("probe: the %s bottleneck is continuous; its codes are %s", model.bottleneck.kind, model_codes)
+    reps = [_model_representation("model", model, waves, fit, seed, progress),
+            _kmeans_representation("MFCC k-means", [mfcc_frames(w, sample_rate, hop) for w in waves], k, fit, seed)]
     if model_kwargs is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             untrained = build_model(model_kwargs).to(model.device).eval()
-        reps.append(_vq_representation("random-init model", untrained, waves, fit, seed, progress))
+        reps.append(_model_representation("random-init model", untrained, waves, fit, seed, progress))
     else:
         log.warning("no model_kwargs given: the random-init baseline is left out")
     abx = abx_items([it.segments for it in items], [f"{it.utterance.speaker}_{it.utterance.utterance}" for it in items],
@@ -308,7 +316,7 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
         held_out_speakers=[s for s, held in zip(speakers, by_speaker) if held],
         n_utterances=len(items), n_test_utterances=int(held_out[""].sum()), n_frames=len(phones),
         n_labelled_frames=int((phones >= 0).sum()), frame_rate=frame_rate,
-        codebook_size=model.quantizer.codebook_size, n_abx_items=len(abx), skipped=skipped, seconds=0.0)
+        codebook_size=k, model_codes=model_codes, n_abx_items=len(abx), skipped=skipped, seconds=0.0)
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -331,14 +339,18 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
 
 
 @torch.no_grad()
-def _vq_representation(name: str, model: VQVAE, waves: list[np.ndarray], fit: np.ndarray | None, seed: int,
-                       progress: bool) -> Representation:
-    """Encode every wave. With ``fit`` (bool [U]), a quantizer that initialises from data and has not yet done so
-    is first initialised, as training's first step would be, from those utterances' encoder outputs."""
+def _model_representation(name: str, model: VQVAE, waves: list[np.ndarray], fit: np.ndarray, seed: int,
+                          progress: bool) -> Representation:
+    """Encode every wave. A VQ layer that initialises from data and has not yet done so is first initialised,
+    as training's first step would be, from the encoder outputs of the ``fit`` utterances (bool [U]); a continuous
+    bottleneck's latents are clustered by k-means fitted on those utterances' frames."""
     z = [model.encode_waveform(w, latents=True)
          for w in tqdm(waves, desc=f"encode ({name})", disable=not progress, leave=False)]  # [D, F_i]
-    q = model.quantizer
-    if fit is not None and not bool(q.initialized):
+    q = model.bottleneck
+    if not q.discrete:
+        latents = [q(zi[None]).quantized[0].T.float().cpu().numpy() for zi in z]  # eval: the VAE's mean, or z_e
+        return _kmeans_representation(name, latents, q.codebook_size, fit, seed)
+    if not bool(q.initialized):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             q.train()
@@ -360,13 +372,13 @@ def mfcc_frames(wav: np.ndarray, sample_rate: int, hop: int) -> np.ndarray:
         return features(torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))[None])[0].T.numpy()
 
 
-def _mfcc_kmeans(waves: list[np.ndarray], sample_rate: int, hop: int, k: int, fit: np.ndarray,
-                 seed: int) -> Representation:
-    feats = [mfcc_frames(w, sample_rate, hop) for w in waves]
+def _kmeans_representation(name: str, feats: list[np.ndarray], k: int, fit: np.ndarray, seed: int) -> Representation:
+    """Frames feats [F_i, D] per utterance, standardised by the ``fit`` utterances' moments, coded by k-means
+    (K = k, 20 Lloyd iterations) fitted on those utterances' frames."""
     train = np.concatenate([f for f, keep in zip(feats, fit) if keep])
     mean, std = _moments(train)
     feats = [(f - mean) / std for f in feats]
     centroids = kmeans(torch.from_numpy((train - mean) / std), k, iters=20,
                        generator=torch.Generator().manual_seed(seed))
     codes = [squared_distances(torch.from_numpy(f), centroids).argmin(1).numpy() for f in feats]
-    return Representation("MFCC k-means", codes, feats, [centroids[c].numpy() for c in codes], k)
+    return Representation(name, codes, feats, [centroids[c].numpy() for c in codes], k)

@@ -92,10 +92,10 @@ class ReconstructionReport:
     max_seconds: float | None
     frame_rate: float                 # codes per second
     codebook_size: int
-    bitrate: float                    # frame rate × log2 K
-    entropy_bitrate: float            # frame rate × entropy (bits) of the test-set code histogram
-    used_codes: int
-    perplexity: float
+    bitrate: float | None             # frame rate × log2 K; None (as the next three) for a continuous bottleneck
+    entropy_bitrate: float | None     # frame rate × entropy (bits) of the test-set code histogram
+    used_codes: int | None
+    perplexity: float | None
     generation_rtf: float             # generation wall time (both decodings) ÷ audio duration
     wall_seconds: float               # the whole evaluation
     dnsmos_unavailable: str | None    # why the DNSMOS column is empty, if it is
@@ -124,11 +124,15 @@ class ReconstructionReport:
                          f"{num(s.estoi, '.3f')} | {num(s.log_mel_l1, '.3f')} | {num(s.mcd, '.2f')} | "
                          f"{num(s.dnsmos_ovrl, '.2f')} |")
         lines += ["", "**The model's codes on the test set**", "", "| measure | value |", "|---|---|",
-                  f"| frame rate | {self.frame_rate:g} codes/s |",
-                  f"| bitrate (frame rate × log2 K) | {self.bitrate:.0f} bit/s |",
-                  f"| entropy rate of the codes (unigram) | {self.entropy_bitrate:.0f} bit/s |",
-                  f"| codes used | {self.used_codes} / {self.codebook_size} |",
-                  f"| code perplexity | {self.perplexity:.1f} |", "",
+                  f"| frame rate | {self.frame_rate:g} codes/s |"]
+        if self.bitrate is None:
+            lines += ["| bitrate | n/a: continuous latents (see the latent-usage section of `vqspeech report`) |"]
+        else:
+            lines += [f"| bitrate (frame rate × log2 K) | {self.bitrate:.0f} bit/s |",
+                      f"| entropy rate of the codes (unigram) | {self.entropy_bitrate:.0f} bit/s |",
+                      f"| codes used | {self.used_codes} / {self.codebook_size} |",
+                      f"| code perplexity | {self.perplexity:.1f} |"]
+        lines += ["",
                   "Scores are against the original over the common length of the two signals; the model's "
                   "outputs are scored as generated, in each utterance's own speaker's voice. PESQ is wide-band "
                   "(P.862.2) at 16 kHz. MCD: order 24 without c0, cepstra of the 80-band log-amplitude mel "
@@ -178,8 +182,9 @@ class Evaluation:
         self.codec2_modes, self.mu_law_bits, self.mos, self.progress = codec2_modes, mu_law_bits, mos, progress
         self.save_example, self.examples = save_example, examples
         self.frame_rate = sample_rate / model.hop_length
-        self.model_bitrate = self.frame_rate * model.quantizer.bits_per_frame()
-        self.counts = torch.zeros(model.quantizer.codebook_size, dtype=torch.long)
+        bits = model.bottleneck.bits_per_frame()
+        self.model_bitrate = None if bits is None else self.frame_rate * bits
+        self.counts = torch.zeros(model.bottleneck.codebook_size, dtype=torch.long)
         self.rows: list[UtteranceScore] = []
         self.exclusions: list[dict[str, str]] = []
         self.examples_saved: list = []
@@ -191,7 +196,7 @@ class Evaluation:
         """Reconstruct and score a batch of (utterance, wav [T]), generated together."""
         model = self.model
         codes = [model.encode_waveform(wav) for _, wav in batch]
-        for c in codes:
+        for c in codes if model.bottleneck.discrete else ():
             self.counts.add_(torch.bincount(c.cpu(), minlength=len(self.counts)))
         ids = model.speakers.ids([u.speaker for u, _ in batch], model.device)
         started = time.monotonic()
@@ -230,8 +235,9 @@ class Evaluation:
         self.exclusions.extend({"speaker": utt.speaker, "utterance": utt.utterance, "system": system,
                                 "metric": m, "reason": r} for m, r in scores.excluded.items())
 
-    def usage(self) -> CodeUsage:
-        return code_usage(self.counts, self.frame_rate)
+    def usage(self) -> CodeUsage | None:
+        """The codes' histogram summarised; None for a continuous bottleneck."""
+        return code_usage(self.counts, self.frame_rate) if self.model.bottleneck.discrete else None
 
     @property
     def generation_rtf(self) -> float:
@@ -300,8 +306,9 @@ def evaluate_reconstruction(model: VQVAE, utterances: list[Utterance], sample_ra
     report = ReconstructionReport(
         source=source, sample_rate=sample_rate, utterances=len({(r.speaker, r.utterance) for r in rows}),
         seconds=evaluation.audio_seconds, max_seconds=max_seconds, frame_rate=evaluation.frame_rate,
-        codebook_size=usage.codebook_size, bitrate=usage.bitrate, entropy_bitrate=float(usage.entropy_rate),
-        used_codes=int(usage.used_codes), perplexity=float(usage.perplexity),
+        codebook_size=model.bottleneck.codebook_size, bitrate=usage and usage.bitrate,
+        entropy_bitrate=usage and float(usage.entropy_rate), used_codes=usage and int(usage.used_codes),
+        perplexity=usage and float(usage.perplexity),
         generation_rtf=evaluation.generation_rtf, wall_seconds=0.0,
         dnsmos_unavailable="not computed (--no-dnsmos)" if mos is None else mos.unavailable and
         f"unavailable: {mos.unavailable}",

@@ -1,7 +1,9 @@
-"""A short report on a trained run: held-out loss, codebook health, bitrate, and reconstructed samples.
+"""A short report on a trained run: held-out loss, codebook health, bitrate, latent usage, and reconstructed
+samples.
 
 On the test split it reports the teacher-forced reconstruction loss, codebook usage (distinct codes,
-perplexity), the bitrate (frame rate × log2 K, and the entropy rate of the codes), then reconstructs a
+perplexity), the bitrate (frame rate × log2 K, and the entropy rate of the codes), how much the decoder takes
+from its latents and speaker embedding (:mod:`vqspeech.eval.latent_usage`), then reconstructs a
 few test utterances by autoregressive generation with their own speaker and writes them beside the
 originals with the log-mel L1 distance between the two: a light preset of the reconstruction evaluation
 (:class:`vqspeech.eval.reconstruction.Evaluation`), which ``vqspeech evaluate-reconstruction`` runs in full.
@@ -21,6 +23,7 @@ from vqspeech.data.audio import save_audio
 from vqspeech.data.corpus import Utterance, load_corpus
 from vqspeech.data.dataset import load_split
 from vqspeech.errors import UserError
+from vqspeech.eval.latent_usage import LatentUsage, latent_usage
 from vqspeech.eval.reconstruction import MODEL_SAMPLED, ORIGINAL, Evaluation
 from vqspeech.files import write_atomic
 from vqspeech.models.generation import GenerationConfig, recipe_sampling
@@ -44,14 +47,16 @@ class RunReport:
     step: int
     test_utterances: int
     test_loss: float            # teacher-forced cross-entropy, nats/sample
-    used_codes: int             # distinct codes over the test split
+    bottleneck: str             # vq | vae | ae
+    used_codes: int | None      # distinct codes over the test split (None, as the next three: continuous latents)
     codebook_size: int
-    perplexity: float           # exp entropy of the test code histogram
+    perplexity: float | None    # exp entropy of the test code histogram
     frame_rate: float           # codes per second
-    bitrate: float              # frame_rate × log2 K, bit/s
-    entropy_bitrate: float      # frame_rate × entropy (bits) of the code histogram, bit/s
+    bitrate: float | None       # frame_rate × log2 K, bit/s
+    entropy_bitrate: float | None  # frame_rate × entropy (bits) of the code histogram, bit/s
     generation_rtf: float       # generation wall time ÷ audio duration
     sampling: str = ""          # the sampling settings the reconstructions were generated with
+    latent_usage: LatentUsage | None = None
     reconstructions: list[Reconstruction] = field(default_factory=list)
 
     def markdown(self) -> str:
@@ -59,14 +64,20 @@ class RunReport:
                  "| measure | value |", "|---|---|",
                  f"| test utterances | {self.test_utterances} |",
                  f"| test reconstruction loss (nats/sample, teacher-forced) | {self.test_loss:.4f} |",
-                 f"| codes used on test | {self.used_codes} / {self.codebook_size} |",
-                 f"| code perplexity on test | {self.perplexity:.1f} |",
-                 f"| bitrate (frame rate × log2 K) | {self.bitrate:.0f} bit/s |",
-                 f"| entropy rate of the codes | {self.entropy_bitrate:.0f} bit/s |",
-                 f"| generation real-time factor (this machine) | {self.generation_rtf:.1f} |",
-                 f"| sampling (the recipe's generation settings) | {self.sampling} |", "",
-                 "| utterance | speaker | seconds | log-mel L1 | original | reconstruction |",
-                 "|---|---|---|---|---|---|"]
+                 f"| bottleneck | {self.bottleneck} |"]
+        if self.bitrate is None:
+            lines += [f"| codes | continuous latents at {self.frame_rate:g} frames/s (no codebook) |"]
+        else:
+            lines += [f"| codes used on test | {self.used_codes} / {self.codebook_size} |",
+                      f"| code perplexity on test | {self.perplexity:.1f} |",
+                      f"| bitrate (frame rate × log2 K) | {self.bitrate:.0f} bit/s |",
+                      f"| entropy rate of the codes | {self.entropy_bitrate:.0f} bit/s |"]
+        lines += [f"| generation real-time factor (this machine) | {self.generation_rtf:.1f} |",
+                  f"| sampling (the recipe's generation settings) | {self.sampling} |", ""]
+        if self.latent_usage is not None:
+            lines += [self.latent_usage.markdown()]
+        lines += ["| utterance | speaker | seconds | log-mel L1 | original | reconstruction |",
+                  "|---|---|---|---|---|---|"]
         lines += [f"| {r.utterance} | {r.speaker} | {r.seconds:.2f} | {r.log_mel_l1:.3f} | {r.original} | "
                   f"{r.reconstructed} |" for r in self.reconstructions]
         return "\n".join(lines) + "\n"
@@ -75,10 +86,12 @@ class RunReport:
 @torch.no_grad()
 def report_run(run_dir: str | Path | None = None, checkpoint: str | Path | None = None,
                out_dir: str | Path | None = None, n_samples: int = 2, seconds: float = 1.5,
-               progress: bool = True, device: torch.device | str = "cpu") -> RunReport:
+               progress: bool = True, device: torch.device | str = "cpu", usage_utterances: int = 16,
+               usage_seconds: float = 4.0) -> RunReport:
     """Score the test split and reconstruct ``n_samples`` test utterances (first ``seconds`` of each), on
     ``device``. The reconstructions are the reconstruction evaluation's loop in a light preset: one sampled,
-    unfolded decoding per utterance, no Codec2, no μ-law, no DNSMOS."""
+    unfolded decoding per utterance, no Codec2, no μ-law, no DNSMOS. The latent-usage section scores the first
+    ``usage_utterances`` test utterances, each cut to ``usage_seconds``."""
     run = load_run(run_dir, checkpoint, device)
     model, cfg = run.model, run.config
     data = cfg["data"]
@@ -93,7 +106,7 @@ def report_run(run_dir: str | Path | None = None, checkpoint: str | Path | None 
     out_dir = Path(out_dir) if out_dir is not None else run.checkpoint.parent.parent / "report"
 
     hop = model.hop_length
-    counts = torch.zeros(model.quantizer.codebook_size, dtype=torch.long, device=model.device)
+    counts = torch.zeros(model.bottleneck.codebook_size, dtype=torch.long, device=model.device)
     loss_sum, n_samples_total = 0.0, 0
     for wav, speaker in tqdm(list(zip(test.waves, test.speaker_ids)), desc="score test", disable=not progress,
                              leave=False):
@@ -104,8 +117,11 @@ def report_run(run_dir: str | Path | None = None, checkpoint: str | Path | None 
                     torch.tensor([speaker], device=model.device))
         loss_sum += out.losses["reconstruction"].item() * usable
         n_samples_total += usable
-        counts += torch.bincount(out.vq.codes.flatten(), minlength=len(counts))
-    usage = code_usage(counts, sample_rate / hop)
+        if model.bottleneck.discrete:
+            counts += torch.bincount(out.vq.codes.flatten(), minlength=len(counts))
+    usage = code_usage(counts, sample_rate / hop) if model.bottleneck.discrete else None
+    latents = latent_usage(model, [w[: int(usage_seconds * sample_rate)] for w in test.waves[:usage_utterances]],
+                           test.speaker_ids[:usage_utterances], sample_rate) if usage_utterances else None
 
     def save_example(utt: Utterance, outputs: dict[str, tuple[np.ndarray, float | None]]) -> tuple[str, str]:
         stem = f"{utt.speaker}_{utt.utterance}"
@@ -126,10 +142,11 @@ def report_run(run_dir: str | Path | None = None, checkpoint: str | Path | None 
               for r, (original, recon) in zip(sampled, evaluation.examples_saved)]
 
     report = RunReport(checkpoint=str(run.checkpoint), step=run.step, test_utterances=len(test.waves),
-                       test_loss=loss_sum / max(n_samples_total, 1), used_codes=int(usage.used_codes),
-                       codebook_size=usage.codebook_size, perplexity=float(usage.perplexity),
-                       frame_rate=sample_rate / hop, bitrate=usage.bitrate, entropy_bitrate=float(usage.entropy_rate),
-                       generation_rtf=evaluation.generation_rtf,
+                       test_loss=loss_sum / max(n_samples_total, 1), bottleneck=model.bottleneck.kind,
+                       used_codes=usage and int(usage.used_codes), codebook_size=model.bottleneck.codebook_size,
+                       perplexity=usage and float(usage.perplexity), frame_rate=sample_rate / hop,
+                       bitrate=usage and usage.bitrate, entropy_bitrate=usage and float(usage.entropy_rate),
+                       generation_rtf=evaluation.generation_rtf, latent_usage=latents,
                        sampling=f"temperature {generation.temperature:g}, top-p {generation.top_p:g}",
                        reconstructions=recons)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,9 @@ from vqspeech.models.encoder import ConvEncoder
 from vqspeech.models.speaker import SpeakerTable
 from vqspeech.models.vqvae import VQVAE
 from vqspeech.models.wavenet import WaveNetDecoder
-from vqspeech.quantization import VectorQuantizer
+from vqspeech.quantization import Bottleneck, GaussianBottleneck, IdentityBottleneck, VectorQuantizer
+
+BOTTLENECKS = ("vq", "vae", "ae")
 
 
 def model_kwargs(model_cfg: Mapping[str, Any], quantizer_cfg: Mapping[str, Any],
@@ -23,11 +25,33 @@ def build_model(kwargs: Mapping[str, Any]) -> VQVAE:
     """Build a VQVAE from :func:`model_kwargs` output."""
     model, quant = kwargs["model"], kwargs["quantizer"]
     encoder = ConvEncoder(**model["encoder"])
-    quantizer = VectorQuantizer(dim=encoder.latent_dim, **quant)
+    bottleneck = build_bottleneck(model.get("bottleneck", {"kind": "vq"}), quant, encoder.latent_dim,
+                                  encoder.hop_length)
     speakers = SpeakerTable(kwargs["speakers"], model["speaker_dim"])
     decoder = WaveNetDecoder(latent_dim=encoder.latent_dim, speaker_dim=speakers.dim,
                              hop_length=encoder.hop_length, **model["decoder"])
-    return VQVAE(encoder, quantizer, decoder, speakers, jitter=model.get("jitter", 0.0))
+    return VQVAE(encoder, bottleneck, decoder, speakers, jitter=model.get("jitter", 0.0))
+
+
+def build_bottleneck(spec: Mapping[str, Any], quantizer: Mapping[str, Any], dim: int, hop_length: int) -> Bottleneck:
+    """The bottleneck ``model.bottleneck`` names (configs/bottleneck/): "vq" is the VQ layer with the
+    ``quantizer`` options; "vae" and "ae" take K = quantizer.codebook_size only, for the k-means that scores
+    their continuous latents where discrete codes are needed.
+
+    Raises:
+        ValueError: an unknown kind, or options the kind does not take.
+    """
+    options = {k: v for k, v in spec.items() if k != "kind"}
+    kind = spec.get("kind")
+    if kind == "vq":
+        if options:
+            raise ValueError(f"model.bottleneck vq takes no options (got {sorted(options)}); set quantizer.* instead")
+        return VectorQuantizer(dim=dim, **quantizer)
+    if kind == "vae":
+        return GaussianBottleneck(dim, hop_length, codebook_size=quantizer["codebook_size"], **options)
+    if kind == "ae":
+        return IdentityBottleneck(dim, codebook_size=quantizer["codebook_size"], **options)
+    raise ValueError(f"model.bottleneck must be one of {', '.join(BOTTLENECKS)}, got {kind!r}")
 
 
 def _plain(cfg: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The VQ-VAE: composition only. wav -> encoder -> VQ -> WaveNet decoder (+ speaker) -> μ-law logits."""
+"""The VQ-VAE: composition only. wav -> encoder -> bottleneck (VQ by default) -> WaveNet decoder (+ speaker)
+-> μ-law logits."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from vqspeech.models.encoder import ConvEncoder
 from vqspeech.models.generation import Conditioning, GenerationConfig, generate
 from vqspeech.models.speaker import SpeakerTable
 from vqspeech.models.wavenet import WaveNetDecoder
-from vqspeech.quantization import QuantizedResult, VectorQuantizer
+from vqspeech.quantization import Bottleneck, BottleneckResult
 
 
 @dataclass
@@ -24,13 +25,14 @@ class VQVAEOutput:
     Attributes:
         logits: Tensor[B, 256, T].
         targets: LongTensor[B, T], μ-law samples of the input.
-        vq: the quantiser's result (codes [B, F], losses, metrics).
-        losses: unweighted terms by name: "reconstruction" (cross-entropy, nats per sample) and the VQ terms.
+        vq: the bottleneck's result (codes, losses, metrics).
+        losses: unweighted terms by name: "reconstruction" (cross-entropy, nats per sample) and the bottleneck's
+            terms (VQ: "commitment", "codebook"; VAE: "kl").
     """
 
     logits: Tensor
     targets: Tensor
-    vq: QuantizedResult
+    vq: BottleneckResult
     losses: dict[str, Tensor]
 
 
@@ -53,16 +55,17 @@ def time_jitter(latents: Tensor, p: float, generator: torch.Generator | None = N
 class VQVAE(nn.Module):
     """Holds the built parts; see :func:`vqspeech.models.build_model` for the construction from config."""
 
-    def __init__(self, encoder: ConvEncoder, quantizer: VectorQuantizer, decoder: WaveNetDecoder,
+    def __init__(self, encoder: ConvEncoder, bottleneck: Bottleneck, decoder: WaveNetDecoder,
                  speakers: SpeakerTable, jitter: float = 0.0):
         super().__init__()
         if not 0.0 <= jitter <= 0.5:
             raise ValueError(f"model.jitter must lie in [0, 0.5], got {jitter}")
         self.encoder = encoder
-        self.quantizer = quantizer
+        self.bottleneck = bottleneck
         self.decoder = decoder
         self.speakers = speakers
         self.jitter = jitter
+        self._register_load_state_dict_pre_hook(_renamed_quantizer)
 
     @property
     def hop_length(self) -> int:
@@ -73,17 +76,17 @@ class VQVAE(nn.Module):
         """Where the parameters are (inputs go there)."""
         return next(self.parameters()).device
 
-    def encode(self, wav: Tensor) -> QuantizedResult:
-        """wav: Tensor[B, 1, T], T a multiple of hop_length -> QuantizedResult (codes [B, T / hop])."""
-        return self.quantizer(self.encoder(wav))
+    def encode(self, wav: Tensor) -> BottleneckResult:
+        """wav: Tensor[B, 1, T], T a multiple of hop_length -> BottleneckResult (F = T / hop frames)."""
+        return self.bottleneck(self.encoder(wav))
 
     @torch.no_grad()
     def encode_waveform(self, wav: np.ndarray, latents: bool = False) -> Tensor:
         """One waveform's codes: wav float32 [T], zero-padded to a multiple of hop_length, on self.device.
 
         Returns:
-            codes LongTensor[F], F = ⌈T / hop⌉; with ``latents``, the encoder output z_e Tensor[D, F] instead
-            (before quantisation).
+            codes, F = ⌈T / hop⌉ frames: LongTensor[F] for a discrete bottleneck, Tensor[D, F] latents for a
+            continuous one; with ``latents``, the encoder output z_e Tensor[D, F] instead (before the bottleneck).
         """
         padded = torch.from_numpy(np.pad(wav, (0, -len(wav) % self.hop_length))).to(self.device)[None, None]
         return self.encoder(padded)[0] if latents else self.encode(padded).codes[0]
@@ -103,13 +106,13 @@ class VQVAE(nn.Module):
         """Generate audio from codes, one utterance per entry, all in one batch.
 
         Args:
-            codes: LongTensor[F_i] per utterance.
+            codes: per utterance, as :meth:`encode_waveform` gives them (LongTensor[F_i], or Tensor[D, F_i]).
             speaker_ids: LongTensor[B], the voice to generate each utterance in.
         Returns:
             waveform Tensor[F_i · hop] per utterance.
         """
         speakers = self.speakers(speaker_ids)
-        conds = [Conditioning(self.decoder, self.quantizer.decode(c[None])[0], speakers[i])
+        conds = [Conditioning(self.decoder, self.bottleneck.decode(c[None])[0], speakers[i])
                  for i, c in enumerate(codes)]
         return generate(self.decoder, conds, config or GenerationConfig(), generator, progress)
 
@@ -119,7 +122,13 @@ class VQVAE(nn.Module):
 
         return (f"VQVAE: {count(self)} parameters\n"
                 f"  encoder   {count(self.encoder)}, hop {self.hop_length} samples\n"
-                f"  quantizer {self.quantizer.extra_repr()}\n"
+                f"  bottleneck {self.bottleneck.extra_repr()}\n"
                 f"  decoder   {count(self.decoder)}, {len(self.decoder.blocks)} blocks, receptive field "
                 f"{self.decoder.receptive_field} samples\n"
                 f"  speakers  {len(self.speakers.names)} × {self.speakers.dim}")
+
+
+def _renamed_quantizer(state_dict: dict, prefix: str, *args) -> None:
+    """Checkpoints written before the bottleneck switch name the VQ layer "quantizer."; load them as "bottleneck."."""
+    for key in [k for k in state_dict if k.startswith(prefix + "quantizer.")]:
+        state_dict[prefix + "bottleneck." + key[len(prefix + "quantizer."):]] = state_dict.pop(key)

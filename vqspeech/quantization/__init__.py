@@ -1,8 +1,11 @@
-"""The shared VQ layer: every model in vqspeech quantises through :class:`VectorQuantizer`; :func:`code_usage`
-summarises how its codebook is used."""
+"""The bottlenecks between encoder and decoder. The shared VQ layer, :class:`VectorQuantizer`, is the default;
+:mod:`~vqspeech.quantization.continuous` holds the VAE and plain-autoencoder bottlenecks it is compared with.
+:func:`code_usage` summarises how a codebook is used."""
 
-from vqspeech.quantization.result import QuantizedResult
+from vqspeech.quantization.continuous import GaussianBottleneck, IdentityBottleneck
+from vqspeech.quantization.result import Bottleneck, BottleneckResult
 from vqspeech.quantization.usage import CodeUsage, code_usage
 from vqspeech.quantization.vq import VectorQuantizer
 
-__all__ = ["CodeUsage", "QuantizedResult", "VectorQuantizer", "code_usage"]
+__all__ = ["Bottleneck", "BottleneckResult", "CodeUsage", "GaussianBottleneck", "IdentityBottleneck",
+           "VectorQuantizer", "code_usage"]

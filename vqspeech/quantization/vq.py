@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vqspeech.quantization.kmeans import kmeans, nearest_codes, sample_vectors
-from vqspeech.quantization.result import QuantizedResult
+from vqspeech.quantization.result import Bottleneck, BottleneckResult
 from vqspeech.quantization.usage import code_usage
 
 INIT_METHODS = ("random", "kmeans")
@@ -59,8 +59,8 @@ def _on_every_rank(flag: bool, device: torch.device) -> bool:
     return bool(t)
 
 
-class VectorQuantizer(nn.Module):
-    """Nearest-neighbour vector quantiser with straight-through gradient.
+class VectorQuantizer(Bottleneck):
+    """Nearest-neighbour vector quantiser with straight-through gradient (the default bottleneck, kind "vq").
 
     Args:
         dim: D, the size of each codebook vector (= encoder output channels).
@@ -73,18 +73,18 @@ class VectorQuantizer(nn.Module):
         dead_code_steps: None disables restarts; N re-seeds codes unused for N training steps.
     """
 
+    kind = "vq"
+    discrete = True
+
     def __init__(self, dim: int, codebook_size: int, ema_decay: float | None = None,
                  ema_epsilon: float = 1e-5, init: str | None = None, kmeans_iters: int = 10,
                  dead_code_steps: int | None = None):
-        super().__init__()
-        if codebook_size < 1:
-            raise ValueError(f"codebook_size must be at least 1, got {codebook_size}")
+        super().__init__(codebook_size)
         if init is not None and init not in INIT_METHODS:
             raise ValueError(f"init must be None or one of {INIT_METHODS}, got {init!r}")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ValueError(f"ema_decay must lie in (0, 1), got {ema_decay}")
         self.dim = dim
-        self.codebook_size = codebook_size
         self.ema_decay = ema_decay
         self.ema_epsilon = ema_epsilon
         self.init = init
@@ -107,13 +107,13 @@ class VectorQuantizer(nn.Module):
     def uses_ema(self) -> bool:
         return self.ema_decay is not None
 
-    def forward(self, z: torch.Tensor) -> QuantizedResult:
+    def forward(self, z: torch.Tensor) -> BottleneckResult:
         """Quantise encoder outputs.
 
         Args:
             z: Tensor[B, D, F], encoder outputs z_e.
         Returns:
-            QuantizedResult with quantized [B, D, F] and codes [B, F].
+            BottleneckResult with quantized [B, D, F] and codes [B, F].
         """
         batch, dim, frames = z.shape
         with torch.autocast(device_type=z.device.type, enabled=False):
@@ -135,7 +135,7 @@ class VectorQuantizer(nn.Module):
 
             quantized = q.detach() + (flat - flat.detach())  # value q exactly; d quantized / d z = I
             quantized = quantized.view(batch, frames, dim).permute(0, 2, 1).to(z.dtype)
-        return QuantizedResult(quantized=quantized, codes=codes.view(batch, frames),
+        return BottleneckResult(quantized=quantized, codes=codes.view(batch, frames),
                                losses=losses, metrics=self._usage_metrics(counts))
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:

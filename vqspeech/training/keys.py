@@ -1,6 +1,6 @@
 """The train.* keys: each declared once with the values the loop can run with (:class:`TrainKeys`,
-checked by :func:`check_train_config` before anything is loaded or written), and the learning-rate
-schedule they describe (:func:`learning_rate`)."""
+checked by :func:`check_train_config` before anything is loaded or written), and the schedules they
+describe: the learning rate (:func:`learning_rate`) and the loss weights (:func:`loss_weights`)."""
 
 from __future__ import annotations
 
@@ -57,6 +57,7 @@ class TrainKeys:
     warmup_steps: int = _key(_NON_NEGATIVE)
     final_lr_fraction: float = _key(("in (0, 1]", lambda v: v is not None and 0 < v <= 1))
     snapshot_minutes: float | None = _key(_or_null(_POSITIVE, "for none"))
+    kl_warmup_steps: int = _key(_NON_NEGATIVE)
     precision: str = _key()   # checked by training.precision.Precision
 
 
@@ -80,6 +81,15 @@ def learning_rate(tcfg: DictConfig, step: int, elapsed_seconds: float) -> float:
     return tcfg.lr * warm * decay
 
 
+def loss_weights(tcfg: DictConfig, step: int) -> dict[str, float]:
+    """train.loss_weights at ``step``: the "kl" weight rises linearly from 0 over kl_warmup_steps (KL annealing,
+    Bowman et al. 2016), the others are constant."""
+    weights = dict(tcfg.loss_weights)
+    if tcfg.kl_warmup_steps and "kl" in weights:
+        weights["kl"] *= min(1.0, step / tcfg.kl_warmup_steps)
+    return weights
+
+
 def check_train_config(tcfg: DictConfig) -> None:
     """A one-line UserError for a train.* value the loop cannot run with, before anything is loaded or written."""
     for key in fields(TrainKeys):
@@ -87,3 +97,6 @@ def check_train_config(tcfg: DictConfig) -> None:
             need, ok = key.metadata["rule"]
             if not ok(tcfg[key.name]):
                 raise UserError(f"train.{key.name} must be {need}, got {tcfg[key.name]!r}")
+    for name, weight in tcfg.loss_weights.items():
+        if weight is None or weight < 0:
+            raise UserError(f"train.loss_weights.{name} must be 0 or more, got {weight!r}")

@@ -29,11 +29,12 @@ from vqspeech.models import VQVAE, build_model
 from vqspeech.models.builders import model_kwargs
 from vqspeech.training import checkpoint as ckpt
 from vqspeech.training import distributed
-from vqspeech.training.keys import check_train_config, learning_rate
+from vqspeech.training.keys import check_train_config, learning_rate, loss_weights
 from vqspeech.training.precision import Precision
 from vqspeech.training.progress import ProgressBar
 
 log = logging.getLogger(__name__)
+POSTFIX = {"used_codes": "codes", "perplexity": "ppl", "kl_nats_per_frame": "kl"}  # short names on the bar
 
 
 @dataclass
@@ -43,7 +44,7 @@ class TrainResult:
     resumed_from: int              # 0 for a fresh run
     train_losses: dict[str, float]  # last logged values (unweighted terms and "total")
     valid_loss: float | None        # reconstruction cross-entropy on held-out audio, nats/sample
-    metrics: dict[str, float]       # last logged perplexity / used_codes
+    metrics: dict[str, float]       # the bottleneck's last logged metrics (VQ: perplexity, used_codes)
     checkpoint: Path
     skipped_steps: int = 0          # steps whose loss or gradient was not finite (no update)
     already_done: bool = False      # the checkpoint was already at train.max_steps: nothing trained
@@ -247,7 +248,7 @@ class _Run:
         wav, speaker_ids = wav.to(self.device, non_blocking=True), speaker_ids.to(self.device, non_blocking=True)
         with self.precision.autocast():
             out = self.net(wav, speaker_ids)
-            loss = weighted_loss(out.losses, self.tcfg.loss_weights)
+            loss = weighted_loss(out.losses, loss_weights(self.tcfg, self.step))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
@@ -267,7 +268,7 @@ class _Run:
             outcome.skipped = True
             return outcome
         self.bad_in_row = 0
-        self.model.quantizer.reset_optimizer_state(self.optimizer)  # restarted codes start with clean moments
+        self.model.bottleneck.reset_optimizer_state(self.optimizer)  # restarted codes start with clean moments
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return outcome
@@ -297,7 +298,7 @@ class _Run:
             if self.scaler.is_enabled():
                 self.writer.add_scalar("train/loss_scale", self.scaler.get_scale(), self.step)
             self.bar.set_postfix(loss=f"{logged['total']:.3f}", rec=f"{logged['reconstruction']:.3f}",
-                                 codes=int(metrics["used_codes"]), ppl=f"{metrics['perplexity']:.1f}")
+                                 **{POSTFIX.get(k, k): f"{v:.4g}" for k, v in metrics.items()})
         return logged, metrics
 
     def validate(self, valid_audio: LoadedSplit) -> float | None:

@@ -1,0 +1,135 @@
+"""How much the decoder takes from its latents, and from its speaker embedding (the latent-usage section of
+``vqspeech report``).
+
+Each held-out utterance is scored teacher-forced (cross-entropy of the μ-law samples, nats per sample) with
+its true conditioning, then with one part of it replaced:
+
+* "shuffled in time": the utterance's own latent frames in a random order (what the latents say, not when);
+* "other utterance": the latents of the next utterance in the list, repeated or cut to this one's length;
+* "zero": every latent frame zero;
+* "other speaker": the true latents with the next speaker's embedding (when the model knows two or more).
+
+The rise of the loss over the true conditioning is what the decoder takes from that part: in nats per
+sample, and times sample_rate / ln 2 in bit/s, beside the bottleneck's nominal rate (log2 K × frame rate
+for VQ; the measured KL for a VAE, an upper bound on what its latents can carry; unbounded for an AE).
+A decoder that ignores its latents (posterior collapse) shows gaps near zero.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from vqspeech.data.audio import mu_law_encode
+from vqspeech.models import VQVAE
+
+TRUE, SHUFFLED, OTHER_UTTERANCE, ZERO, OTHER_SPEAKER = (
+    "true latents", "latents shuffled in time", "latents of another utterance", "latents zero",
+    "another speaker's embedding")
+ABLATIONS = (SHUFFLED, OTHER_UTTERANCE, ZERO, OTHER_SPEAKER)
+
+
+@dataclass
+class LatentUsage:
+    """Teacher-forced losses under each conditioning, and the bottleneck's rate.
+
+    Attributes:
+        bottleneck: its kind ("vq", "vae", "ae").
+        loss: conditioning (TRUE and the ABLATIONS measured) -> nats per sample, over every scored sample.
+        nominal_bitrate: log2 K × frame rate (VQ), None for a continuous bottleneck.
+        kl_bitrate: a VAE's KL on these utterances, bit/s (None otherwise).
+    """
+
+    bottleneck: str
+    sample_rate: int
+    frame_rate: float
+    utterances: int
+    seconds: float
+    loss: dict[str, float]
+    nominal_bitrate: float | None
+    kl_bitrate: float | None
+
+    def gap(self, condition: str) -> float:
+        """Loss rise over the true latents, nats per sample."""
+        return self.loss[condition] - self.loss[TRUE]
+
+    def gap_bitrate(self, condition: str) -> float:
+        """The same gap in bit/s."""
+        return self.gap(condition) * self.sample_rate / math.log(2)
+
+    def rate(self) -> str:
+        if self.nominal_bitrate is not None:
+            return f"{self.nominal_bitrate:.0f} bit/s nominal (log2 K × {self.frame_rate:g} frames/s)"
+        if self.kl_bitrate is not None:
+            return f"{self.kl_bitrate:.0f} bit/s (the VAE's KL on these utterances)"
+        return "unbounded (continuous autoencoder latents)"
+
+    def markdown(self) -> str:
+        lines = ["## Latent usage", "",
+                 f"Teacher-forced loss on {self.utterances} test utterances ({self.seconds:.1f} s) with the true "
+                 f"conditioning and with one part of it replaced; the rise is what the decoder takes from that part. "
+                 f"Bottleneck {self.bottleneck}, rate {self.rate()}.", "",
+                 "| conditioning | loss (nats/sample) | gap (nats/sample) | gap (bit/s) |", "|---|---|---|---|",
+                 f"| {TRUE} | {self.loss[TRUE]:.4f} | – | – |"]
+        lines += [f"| {c} | {self.loss[c]:.4f} | {self.gap(c):.4f} | {self.gap_bitrate(c):.0f} |"
+                  for c in ABLATIONS if c in self.loss]
+        return "\n".join(lines) + "\n"
+
+
+@torch.no_grad()
+def latent_usage(model: VQVAE, waves: Sequence[np.ndarray], speaker_ids: Sequence[int], sample_rate: int,
+                 seed: int = 0) -> LatentUsage:
+    """Score ``waves`` (float32 [T_i], each cut to a multiple of the hop; shorter than one hop: left out) with
+    their speakers ``speaker_ids`` under every conditioning of the module docstring, in eval mode."""
+    model.eval()
+    hop, device = model.hop_length, model.device
+    kept = [(torch.from_numpy(np.ascontiguousarray(w[: len(w) // hop * hop], dtype=np.float32)), s)
+            for w, s in zip(waves, speaker_ids) if len(w) >= hop]
+    if not kept:
+        raise ValueError("no utterance as long as one latent frame")
+    generator = torch.Generator().manual_seed(seed)
+    encoded = [model.encode(w.to(device)[None, None]) for w, _ in kept]
+    latents = [e.quantized for e in encoded]  # [1, D, F_i]
+    n_speakers = len(model.speakers.names)
+    sums = dict.fromkeys([TRUE, SHUFFLED, OTHER_UTTERANCE, ZERO] + ([OTHER_SPEAKER] if n_speakers > 1 else []), 0.0)
+    kl_nats = 0.0
+    for i, ((wav, speaker), z) in enumerate(zip(kept, latents)):
+        targets = mu_law_encode(wav.to(device))[None]
+        frames = z.shape[-1]
+        own = torch.tensor([speaker], device=device)
+        conditions = {TRUE: (z, own),
+                      SHUFFLED: (z[..., torch.randperm(frames, generator=generator).to(device)], own),
+                      OTHER_UTTERANCE: (_fit(latents[(i + 1) % len(latents)], frames), own),
+                      ZERO: (torch.zeros_like(z), own)}
+        if OTHER_SPEAKER in sums:
+            conditions[OTHER_SPEAKER] = (z, (own + 1) % n_speakers)
+        for name, (cond, spk) in conditions.items():
+            sums[name] += _nats(model, targets, cond, spk) * targets.shape[1]
+        kl = encoded[i].metrics.get("kl_nats_per_frame")
+        if kl is not None:
+            kl_nats += float(kl) * frames
+    samples = sum(len(w) for w, _ in kept)
+    frame_rate = sample_rate / hop
+    bits = model.bottleneck.bits_per_frame()
+    return LatentUsage(bottleneck=model.bottleneck.kind, sample_rate=sample_rate, frame_rate=frame_rate,
+                       utterances=len(kept), seconds=samples / sample_rate,
+                       loss={k: v / samples for k, v in sums.items()},
+                       nominal_bitrate=None if bits is None else bits * frame_rate,
+                       kl_bitrate=(kl_nats / (samples / hop)) * frame_rate / math.log(2)
+                       if model.bottleneck.kind == "vae" else None)
+
+
+def _fit(latents: Tensor, frames: int) -> Tensor:
+    """latents [1, D, F'] repeated along time and cut to [1, D, frames]."""
+    return latents.repeat(1, 1, math.ceil(frames / latents.shape[-1]))[..., :frames]
+
+
+def _nats(model: VQVAE, targets: Tensor, latents: Tensor, speaker_ids: Tensor) -> float:
+    logits = model.decoder(targets, latents, model.speakers(speaker_ids))
+    return F.cross_entropy(logits.float(), targets).item()
