@@ -140,3 +140,12 @@ def test_frontend_group_sets_the_encoder_and_takes_the_data_rate(demo_recipe, fr
     assert kwargs["model"]["encoder"]["frontend"] == frontend
     assert kwargs["model"]["encoder"]["sample_rate"] == 8000  # resolved: the checkpoint stores the number
     assert build_model(kwargs).encoder.features is not None
+
+
+@pytest.mark.parametrize("variant, kind", [("vq", "vq"), ("vae", "vae"), ("ae", "ae"), ("vae_annealed", "vae")])
+def test_every_bottleneck_variant_composes_and_builds(variant, kind):
+    cfg = compose_recipe(REPO_ROOT / "recipes" / "bottlenecks", [f"variant={variant}"])
+    assert cfg.model.bottleneck.kind == kind and cfg.run_dir == f"runs/bottlenecks/{variant}"
+    assert build_model(model_kwargs(cfg.model, cfg.quantizer, ["a"])).bottleneck.kind == kind
+    if variant == "vae_annealed":  # the variant's remedies win over the recipe's defaults
+        assert cfg.model.bottleneck.free_bits > 0 and cfg.train.kl_warmup_steps > 0

@@ -80,10 +80,16 @@ def main() -> None:
     print(f"decoder: {source}; {len(decoder.blocks)} blocks × {decoder.channels} channels, receptive field "
           f"{decoder.receptive_field} samples; torch threads {torch.get_num_threads()}")
 
+    def random_codes(n: int, frames: int) -> torch.Tensor:
+        """What the bottleneck would transmit for n utterances: code indices, or continuous latents."""
+        if model.bottleneck.discrete:
+            return torch.randint(model.bottleneck.codebook_size, (n, frames))
+        return torch.randn(n, model.encoder.latent_dim, frames)
+
     def conds(n: int, seconds: float) -> list[torch.Tensor]:
         with torch.inference_mode():
             frames = int(seconds * frames_per_second)
-            codes = torch.randint(model.bottleneck.codebook_size, (n, frames))
+            codes = random_codes(n, frames)
             speakers = model.speakers(torch.arange(n) % len(model.speakers.names))
             return list(decoder.conditioning(model.bottleneck.decode(codes), speakers))
 
@@ -92,7 +98,7 @@ def main() -> None:
     plain = GenerationConfig()
     rows = []
     with torch.inference_mode():
-        latents = model.bottleneck.decode(torch.randint(model.bottleneck.codebook_size, (1, 64)))
+        latents = model.bottleneck.decode(random_codes(1, 64))
         speaker = model.speakers(torch.tensor([0]))
     naive = naive_seconds_per_sample(decoder, latents, speaker, args.naive_samples) * sample_rate
     rows.append(("naive (re-run over the receptive field)", naive, f"{args.naive_samples} samples, extrapolated"))

@@ -61,9 +61,10 @@ def plot(rows: list[dict], png: Path) -> None:
     for name in dict.fromkeys(r["name"] for r in rows):
         mine = sorted((r for r in rows if r["name"] == name), key=lambda r: int(r["steps"]))
         steps = [int(r["steps"]) for r in mine]
-        line, = gap_ax.plot(steps, [float(r["gap_zero"]) for r in mine], marker="o", label=f"{name}: latents zero")
-        gap_ax.plot(steps, [float(r["gap_other_utterance"]) for r in mine], marker="x", ls="--",
-                    color=line.get_color(), label=f"{name}: another utterance's")
+        line, = gap_ax.plot(steps, [float(r["gap_other_utterance"]) for r in mine], marker="o",
+                            label=f"{name}: another utterance's latents")
+        gap_ax.plot(steps, [float(r["gap_shuffled"]) for r in mine], marker="x", ls="--",
+                    color=line.get_color(), label=f"{name}: shuffled in time")
         rate = [float(r["kl_bitrate"] or r["nominal_bitrate"] or "nan") for r in mine]
         if not all(math.isnan(v) for v in rate):
             kl_ax.plot(steps, rate, marker="o", color=line.get_color(),
@@ -90,15 +91,16 @@ def table(rows: list[dict], quality: list[dict]) -> str:
     for r in rows:
         if r["name"] not in last or float(r["minutes"]) >= float(last[r["name"]]["minutes"]):
             last[r["name"]] = r
-    lines = ["| variant | min | steps | valid loss | latent gap, zero (bit/s) | gap, other utt. (bit/s) | "
-             "speaker gap (bit/s) | KL or nominal rate (bit/s) | map. acc. | PNMI | spk acc. codes | "
-             "conv. → target (emb.) |", "|---" * 12 + "|"]
+    lines = ["| variant | min | steps | valid loss | latent gap, other utt. (bit/s) | gap, shuffled (bit/s) | "
+             "gap, zero (bit/s) | speaker gap (bit/s) | KL or nominal rate (bit/s) | map. acc. | PNMI | "
+             "spk acc. codes | conv. → target (emb.) |", "|---" * 13 + "|"]
     for name, r in last.items():
         q = next((x for x in quality if x["name"] == name and float(x["minutes"]) == float(r["minutes"])), {})
         rate = f"{num(r['kl_bitrate'])} (KL)" if r["kl_bitrate"] not in (None, "") else (
             f"{num(r['nominal_bitrate'])} (nominal)" if r["nominal_bitrate"] not in (None, "") else "unbounded")
         lines.append(f"| {name} | {num(r['minutes'], 'g')} | {r['steps']} | {num(q.get('valid_loss'), '.3f')} | "
-                     f"{num(r['gap_zero'])} | {num(r['gap_other_utterance'])} | {num(r['gap_other_speaker'])} | "
+                     f"{num(r['gap_other_utterance'])} | {num(r['gap_shuffled'])} | {num(r['gap_zero'])} | "
+                     f"{num(r['gap_other_speaker'])} | "
                      f"{rate} | {num(q.get('mapping_accuracy'), '.3f')} | {num(q.get('pnmi'), '.3f')} | "
                      f"{num(q.get('speaker_accuracy_codes'), '.3f')} | {num(q.get('conv_target_embedding'), '.3f')} |")
     return "\n".join(lines)

@@ -28,9 +28,9 @@ def _train(args: argparse.Namespace) -> None:
         return
     losses = ", ".join(f"{k} {v:.4f}" for k, v in result.train_losses.items())
     valid = f"{result.valid_loss:.4f}" if result.valid_loss is not None else "n/a"
-    codes = ", ".join(f"{k} {v:.1f}" for k, v in result.metrics.items())
+    metrics = "".join(f"; {k} {v:.1f}" for k, v in result.metrics.items())
     print(f"trained {result.run_dir} to step {result.step} (from {result.resumed_from}); "
-          f"train: {losses}; valid reconstruction {valid}; {codes}; checkpoint {result.checkpoint}"
+          f"train: {losses}; valid reconstruction {valid}{metrics}; checkpoint {result.checkpoint}"
           + (f"; {result.skipped_steps} non-finite steps skipped" if result.skipped_steps else ""))
 
 

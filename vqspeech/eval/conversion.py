@@ -200,12 +200,11 @@ def evaluate_conversion(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir:
                                      disable=not progress, leave=False):
         src, sentence, source_wav = held.sources[i]
         path = save_audio(out_dir / "wavs" / f"{sentence}_{src}_to_{tgt}.wav", wav, sample_rate, overwrite=True)
-        recoded = model.encode_waveform(wav)
         vector = embed(wav)
         row = ConvertedUtterance(sentence=sentence, source=src, target=tgt, wav=str(path.relative_to(out_dir)),
                                  predicted=speakers[label], identified=_identify(vector, references, sentence),
                                  similarity=_cosine(vector, _reference(references[tgt], sentence)),
-                                 code_agreement=float((recoded == codes[i]).float().mean())
+                                 code_agreement=float((model.encode_waveform(wav) == codes[i]).float().mean())
                                  if model.bottleneck.discrete else None)
         if held.parallel:
             row.mcd = mel_cepstral_distortion(real[tgt, sentence], wav, sample_rate)

@@ -5,13 +5,16 @@ Each held-out utterance is scored teacher-forced (cross-entropy of the μ-law sa
 its true conditioning, then with one part of it replaced:
 
 * "shuffled in time": the utterance's own latent frames in a random order (what the latents say, not when);
-* "other utterance": the latents of the next utterance in the list, repeated or cut to this one's length;
-* "zero": every latent frame zero;
+* "other utterance": the latents of the next utterance in the list, repeated or cut to this one's length
+  (left out with a single utterance);
+* "zero": every latent frame zero (a VAE's prior mean, but no codebook vector of VQ: compare bottlenecks on the
+  first two);
 * "other speaker": the true latents with the next speaker's embedding (when the model knows two or more).
 
 The rise of the loss over the true conditioning is what the decoder takes from that part: in nats per
-sample, and times sample_rate / ln 2 in bit/s, beside the bottleneck's nominal rate (log2 K × frame rate
-for VQ; the measured KL for a VAE, an upper bound on what its latents can carry; unbounded for an AE).
+sample, and times sample_rate / ln 2 in bit/s, beside the bottleneck's rate (log2 K × frame rate for VQ;
+for a VAE the KL of its posterior on these utterances, the rate a sampled latent costs; unbounded for an
+AE). The latents scored are what inference decodes: VQ codes, the VAE's posterior mean, the AE's z_e.
 A decoder that ignores its latents (posterior collapse) shows gaps near zero.
 """
 
@@ -67,7 +70,7 @@ class LatentUsage:
         if self.nominal_bitrate is not None:
             return f"{self.nominal_bitrate:.0f} bit/s nominal (log2 K × {self.frame_rate:g} frames/s)"
         if self.kl_bitrate is not None:
-            return f"{self.kl_bitrate:.0f} bit/s (the VAE's KL on these utterances)"
+            return f"{self.kl_bitrate:.0f} bit/s (the VAE posterior's KL on these utterances)"
         return "unbounded (continuous autoencoder latents)"
 
     def markdown(self) -> str:
@@ -97,7 +100,8 @@ def latent_usage(model: VQVAE, waves: Sequence[np.ndarray], speaker_ids: Sequenc
     encoded = [model.encode(w.to(device)[None, None]) for w, _ in kept]
     latents = [e.quantized for e in encoded]  # [1, D, F_i]
     n_speakers = len(model.speakers.names)
-    sums = dict.fromkeys([TRUE, SHUFFLED, OTHER_UTTERANCE, ZERO] + ([OTHER_SPEAKER] if n_speakers > 1 else []), 0.0)
+    sums = dict.fromkeys([TRUE, SHUFFLED] + ([OTHER_UTTERANCE] if len(kept) > 1 else []) + [ZERO]
+                         + ([OTHER_SPEAKER] if n_speakers > 1 else []), 0.0)
     kl_nats = 0.0
     for i, ((wav, speaker), z) in enumerate(zip(kept, latents)):
         targets = mu_law_encode(wav.to(device))[None]
@@ -107,6 +111,7 @@ def latent_usage(model: VQVAE, waves: Sequence[np.ndarray], speaker_ids: Sequenc
                       SHUFFLED: (z[..., torch.randperm(frames, generator=generator).to(device)], own),
                       OTHER_UTTERANCE: (_fit(latents[(i + 1) % len(latents)], frames), own),
                       ZERO: (torch.zeros_like(z), own)}
+        conditions = {name: c for name, c in conditions.items() if name in sums}
         if OTHER_SPEAKER in sums:
             conditions[OTHER_SPEAKER] = (z, (own + 1) % n_speakers)
         for name, (cond, spk) in conditions.items():

@@ -17,8 +17,12 @@ BOTTLENECKS = ("vq", "vae", "ae")
 
 def model_kwargs(model_cfg: Mapping[str, Any], quantizer_cfg: Mapping[str, Any],
                  speakers: Sequence[str]) -> dict[str, Any]:
-    """The constructor arguments of a VQVAE as plain Python values (what a checkpoint stores)."""
-    return {"model": _plain(model_cfg), "quantizer": _plain(quantizer_cfg), "speakers": list(speakers)}
+    """The constructor arguments of a VQVAE as plain Python values (what a checkpoint stores). A continuous
+    bottleneck keeps only quantizer.codebook_size (the K of the k-means that scores its latents)."""
+    model, quantizer = _plain(model_cfg), _plain(quantizer_cfg)
+    if model.get("bottleneck", {"kind": "vq"}).get("kind") != "vq":
+        quantizer = {"codebook_size": quantizer["codebook_size"]}
+    return {"model": model, "quantizer": quantizer, "speakers": list(speakers)}
 
 
 def build_model(kwargs: Mapping[str, Any]) -> VQVAE:
@@ -39,13 +43,14 @@ def build_bottleneck(spec: Mapping[str, Any], quantizer: Mapping[str, Any], dim:
     their continuous latents where discrete codes are needed.
 
     Raises:
-        ValueError: an unknown kind, or options the kind does not take.
+        ValueError: an unknown kind, or a bad option value.
+        TypeError: an option the kind does not take.
     """
     options = {k: v for k, v in spec.items() if k != "kind"}
     kind = spec.get("kind")
     if kind == "vq":
         if options:
-            raise ValueError(f"model.bottleneck vq takes no options (got {sorted(options)}); set quantizer.* instead")
+            raise TypeError(f"model.bottleneck vq takes no options (got {sorted(options)}); set quantizer.* instead")
         return VectorQuantizer(dim=dim, **quantizer)
     if kind == "vae":
         return GaussianBottleneck(dim, hop_length, codebook_size=quantizer["codebook_size"], **options)

@@ -65,7 +65,6 @@ class VQVAE(nn.Module):
         self.decoder = decoder
         self.speakers = speakers
         self.jitter = jitter
-        self._register_load_state_dict_pre_hook(_renamed_quantizer)
 
     @property
     def hop_length(self) -> int:
@@ -126,9 +125,3 @@ class VQVAE(nn.Module):
                 f"  decoder   {count(self.decoder)}, {len(self.decoder.blocks)} blocks, receptive field "
                 f"{self.decoder.receptive_field} samples\n"
                 f"  speakers  {len(self.speakers.names)} × {self.speakers.dim}")
-
-
-def _renamed_quantizer(state_dict: dict, prefix: str, *args) -> None:
-    """Checkpoints written before the bottleneck switch name the VQ layer "quantizer."; load them as "bottleneck."."""
-    for key in [k for k in state_dict if k.startswith(prefix + "quantizer.")]:
-        state_dict[prefix + "bottleneck." + key[len(prefix + "quantizer."):]] = state_dict.pop(key)

@@ -29,7 +29,8 @@ class GaussianBottleneck(Bottleneck):
         codebook_size: the K of the k-means that scores these latents where discrete codes are needed.
         free_bits: λ, nats per dimension per frame (Kingma et al. 2016): each dimension's KL, averaged over the
             batch's frames, counts as at least λ, so the optimiser gains nothing by pushing it below λ.
-            0 is off. The "kl_nats_per_frame" metric is the KL before the floor.
+            0 is off. The "kl_nats_per_frame" metric is the KL before the floor. Under DDP both use each
+            process's own batch.
     """
 
     kind = "vae"

@@ -16,8 +16,9 @@ class BottleneckResult:
         quantized: Tensor[B, D, F], what the decoder is conditioned on: the selected codebook vectors with a
             straight-through gradient to z_e (VQ), a sample of the posterior (VAE, its mean outside
             training), or z_e itself (AE).
-        codes: what the bottleneck transmits, and what ``bottleneck.decode`` turns back into ``quantized``:
-            LongTensor[B, F] code indices for a discrete bottleneck, Tensor[B, D, F] latents for a continuous one.
+        codes: what the bottleneck transmits, and what ``bottleneck.decode`` turns into the decoder's conditioning:
+            LongTensor[B, F] code indices for a discrete bottleneck, Tensor[B, D, F] latents for a continuous
+            one (a VAE's posterior mean; outside training that equals ``quantized``).
         losses: unweighted loss terms by name. VQ: "commitment" = ‖z_e − sg[e]‖², and "codebook" =
             ‖sg[z_e] − e‖² when the codebook is learnt by gradient (absent in EMA mode). VAE: "kl".
             The training loop weights each by the key of the same name in ``train.loss_weights``.
@@ -33,17 +34,19 @@ class BottleneckResult:
 
 class Bottleneck(nn.Module):
     """What the model, training, generation and the evaluations ask of a bottleneck, with the defaults of a
-    continuous one. ``forward(z_e [B, D, F]) -> BottleneckResult``.
+    continuous one. ``forward(z_e [B, D, F]) -> BottleneckResult``. Training, generation and convert use every
+    bottleneck alike; the evaluations that count codes ask ``discrete``.
 
     Attributes:
-        kind: "vq", "vae" or "ae" (the ``model.bottleneck.kind`` it was built from).
-        discrete: whether ``codes`` are indices into a codebook. Where a command needs discrete codes
-            (code histograms, the probe's mapping accuracy) a continuous bottleneck is scored through
-            k-means with K = ``codebook_size`` clusters, fitted on that command's training frames.
+        kind: "vq", "vae" or "ae" (the ``model.bottleneck.kind`` it was built from), set by each subclass.
+        discrete: whether ``codes`` are indices into a codebook. The phoneme probe scores a continuous
+            bottleneck through k-means with K = ``codebook_size`` clusters, fitted on its training frames;
+            the report and the reconstruction evaluation show its code counts as n/a, and the conversion
+            evaluation its code agreement.
         codebook_size: K (for a continuous bottleneck: the K of that k-means).
     """
 
-    kind = "ae"
+    kind: str
     discrete = False
 
     def __init__(self, codebook_size: int):

@@ -111,6 +111,17 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise UserError(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0]})") from None
     if not isinstance(payload, dict) or "model_kwargs" not in payload or "model" not in payload:
         raise UserError(f"{path}: not a vqspeech checkpoint (no model_kwargs/model entries)")
+    return _upgraded(payload)
+
+
+def _upgraded(payload: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint written before the bottleneck switch (no model.bottleneck; the VQ layer's weights under
+    "quantizer.") in today's form: a VQ bottleneck whose weights are under "bottleneck."."""
+    model = payload["model_kwargs"].get("model")
+    if isinstance(model, dict) and "bottleneck" not in model:
+        model["bottleneck"] = {"kind": "vq"}
+        payload["model"] = {("bottleneck." + k[len("quantizer."):] if k.startswith("quantizer.") else k): v
+                            for k, v in payload["model"].items()}
     return payload
 
 
