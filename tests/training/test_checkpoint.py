@@ -76,9 +76,9 @@ def test_a_checkpoint_whose_weights_do_not_fit_its_kwargs_names_the_key(tiny_con
     run_dir = tmp_path / "run"
     train(tiny_config(run_dir=run_dir), progress=False)
     payload = load_checkpoint(run_dir / "checkpoints" / "last.pt")
-    payload["model"]["quantizer.codebook"] = torch.zeros(3, 3)
-    with pytest.raises(UserError, match=r"'quantizer.codebook' has shape \(3, 3\)"):
+    payload["model"]["bottleneck.codebook"] = torch.zeros(3, 3)
+    with pytest.raises(UserError, match=r"'bottleneck.codebook' has shape \(3, 3\)"):
         model_from_checkpoint(payload)
-    del payload["model"]["quantizer.codebook"]
-    with pytest.raises(UserError, match="'quantizer.codebook' is missing"):
+    del payload["model"]["bottleneck.codebook"]
+    with pytest.raises(UserError, match="'bottleneck.codebook' is missing"):
         model_from_checkpoint(payload)
