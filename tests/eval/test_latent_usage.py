@@ -48,7 +48,7 @@ def test_a_decoder_that_sees_its_conditioning_shows_gaps():
         model.decoder.local_projection.weight.mul_(50)
         model.decoder.global_projection.weight.mul_(50)
     usage = latent_usage(model, waves(), [0, 1, 0], SR)
-    assert abs(usage.gap(ZERO)) > 1e-3 and abs(usage.gap(OTHER_SPEAKER)) > 1e-3
+    assert abs(usage.gap(ZERO)) > 1e-4 and abs(usage.gap(OTHER_SPEAKER)) > 1e-4  # float noise is ~1e-7
     table = usage.markdown()
     assert "| latents zero |" in table and f"{usage.gap_bitrate(ZERO):.0f}" in table
 

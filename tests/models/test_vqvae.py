@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vqspeech.data.audio import mu_law_encode
+from vqspeech.data.audio import de_emphasis, mu_law_encode, pre_emphasis
 from vqspeech.errors import UserError
 from vqspeech.models.generation import GenerationConfig
 from vqspeech.models import build_model
@@ -50,7 +50,7 @@ def test_forward_loss_terms_and_untrained_reconstruction_is_near_uniform(tiny_mo
     assert all(torch.isfinite(v) for v in out.losses.values())
     # every term reaches the parameters it should train
     sum(out.losses.values()).backward()
-    for name in ("encoder", "quantizer", "decoder", "speakers"):
+    for name in ("encoder", "bottleneck", "decoder", "speakers"):
         grads = [p.grad for p in getattr(model, name).parameters()]
         assert any(g is not None and g.abs().sum() > 0 for g in grads), name
 
@@ -131,3 +131,28 @@ def test_jitter_applies_in_training_only_and_is_range_checked(tiny_model_kwargs)
     torch.testing.assert_close(model(wav, torch.tensor([0])).logits, model(wav, torch.tensor([0])).logits)
     with pytest.raises(ValueError, match=r"model.jitter must lie in \[0, 0.5\]"):
         build_model({**kwargs, "model": {**kwargs["model"], "jitter": 0.7}})
+
+
+def test_pre_emphasis_is_inverted_by_de_emphasis_and_is_off_at_zero():
+    torch.testing.assert_close(pre_emphasis(torch.tensor([1.0, 2.0, 3.0]), 0.5), torch.tensor([1.0, 1.5, 2.0]))
+    torch.testing.assert_close(de_emphasis(torch.tensor([1.0, 1.5, 2.0]), 0.5), torch.tensor([1.0, 2.0, 3.0]))
+    x = speech_like(2, 512)[:, 0].double()
+    for alpha in (0.5, 0.85, 0.97):
+        torch.testing.assert_close(de_emphasis(pre_emphasis(x, alpha), alpha), x)
+    assert pre_emphasis(x, 0.0) is x and de_emphasis(x, 0.0) is x
+
+
+def test_a_pre_emphasised_model_predicts_the_emphasised_signal_and_generates_de_emphasised(tiny_model_kwargs):
+    base = tiny_model_kwargs(SPEAKERS)
+    plain = build_model(base).eval()
+    emphasised = build_model({**base, "model": {**base["model"], "preemphasis": 0.85}}).eval()
+    emphasised.load_state_dict(plain.state_dict())
+    wav = speech_like(1, 512)
+    assert torch.equal(emphasised.targets(wav), mu_law_encode(pre_emphasis(wav[:, 0], 0.85)))
+    assert torch.equal(plain.targets(wav), mu_law_encode(wav[:, 0]))
+    codes, speaker = [torch.randint(0, 16, (6,))], torch.tensor([1])
+    generated = plain.decode(codes, speaker, generator=torch.Generator().manual_seed(0))[0]
+    heard = emphasised.decode(codes, speaker, generator=torch.Generator().manual_seed(0))[0]
+    torch.testing.assert_close(heard, de_emphasis(generated, 0.85).clamp(-1, 1))
+    with pytest.raises(ValueError, match=r"model.preemphasis must lie in \[0, 1\)"):
+        build_model({**base, "model": {**base["model"], "preemphasis": 1.0}})

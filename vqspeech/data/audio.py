@@ -103,6 +103,26 @@ def mu_law_compand(wav: torch.Tensor, channels: int = MU_LAW_CHANNELS) -> torch.
     return torch.sign(wav) * torch.log1p(mu * wav.abs()) / np.log1p(mu)
 
 
+def pre_emphasis(wav: torch.Tensor, coefficient: float) -> torch.Tensor:
+    """y[t] = x[t] − α·x[t−1] along the last axis (x[−1] = 0): a first-order high-pass that flattens the speech
+    spectrum before μ-law, so the 8-bit noise lies under the speech spectrum after :func:`de_emphasis`
+    (as in LPCNet and FFTNet). wav: float [..., T] -> same."""
+    if coefficient == 0:
+        return wav
+    return torch.cat([wav[..., :1], wav[..., 1:] - coefficient * wav[..., :-1]], dim=-1)
+
+
+def de_emphasis(wav: torch.Tensor, coefficient: float) -> torch.Tensor:
+    """The inverse of :func:`pre_emphasis`, the IIR x[t] = y[t] + α·x[t−1] (computed in float64 on the CPU,
+    returned on wav's device and dtype). wav: float [..., T] -> same."""
+    if coefficient == 0:
+        return wav
+    from scipy.signal import lfilter
+
+    out = lfilter([1.0], [1.0, -coefficient], wav.detach().double().cpu().numpy(), axis=-1)
+    return torch.from_numpy(out).to(device=wav.device, dtype=wav.dtype)
+
+
 def mu_law_encode(wav: torch.Tensor, channels: int = MU_LAW_CHANNELS) -> torch.Tensor:
     """μ-law compand and quantise. wav: float [...] in [-1, 1] -> long [...] in [0, channels - 1]."""
     mu = channels - 1

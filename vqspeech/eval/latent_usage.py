@@ -29,7 +29,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vqspeech.data.audio import mu_law_encode
 from vqspeech.models import VQVAE
 
 TRUE, SHUFFLED, OTHER_UTTERANCE, ZERO, OTHER_SPEAKER = (
@@ -104,7 +103,7 @@ def latent_usage(model: VQVAE, waves: Sequence[np.ndarray], speaker_ids: Sequenc
                          + ([OTHER_SPEAKER] if n_speakers > 1 else []), 0.0)
     kl_nats = 0.0
     for i, ((wav, speaker), z) in enumerate(zip(kept, latents)):
-        targets = mu_law_encode(wav.to(device))[None]
+        targets = model.targets(wav.to(device)[None, None])
         frames = z.shape[-1]
         own = torch.tensor([speaker], device=device)
         conditions = {TRUE: (z, own),

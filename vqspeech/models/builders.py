@@ -34,7 +34,8 @@ def build_model(kwargs: Mapping[str, Any]) -> VQVAE:
     speakers = SpeakerTable(kwargs["speakers"], model["speaker_dim"])
     decoder = WaveNetDecoder(latent_dim=encoder.latent_dim, speaker_dim=speakers.dim,
                              hop_length=encoder.hop_length, **model["decoder"])
-    return VQVAE(encoder, bottleneck, decoder, speakers, jitter=model.get("jitter", 0.0))
+    return VQVAE(encoder, bottleneck, decoder, speakers, jitter=model.get("jitter", 0.0),
+                 preemphasis=model.get("preemphasis", 0.0))
 
 
 def build_bottleneck(spec: Mapping[str, Any], quantizer: Mapping[str, Any], dim: int, hop_length: int) -> Bottleneck:

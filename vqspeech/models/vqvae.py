@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vqspeech.data.audio import mu_law_encode
+from vqspeech.data.audio import de_emphasis, mu_law_encode, pre_emphasis
 from vqspeech.models.encoder import ConvEncoder
 from vqspeech.models.generation import Conditioning, GenerationConfig, generate
 from vqspeech.models.speaker import SpeakerTable
@@ -56,16 +56,18 @@ class VQVAE(nn.Module):
     """Holds the built parts; see :func:`vqspeech.models.build_model` for the construction from config."""
 
     def __init__(self, encoder: ConvEncoder, bottleneck: Bottleneck, decoder: WaveNetDecoder,
-                 speakers: SpeakerTable, jitter: float = 0.0):
+                 speakers: SpeakerTable, jitter: float = 0.0, preemphasis: float = 0.0):
         super().__init__()
         if not 0.0 <= jitter <= 0.5:
             raise ValueError(f"model.jitter must lie in [0, 0.5], got {jitter}")
+        if not 0.0 <= preemphasis < 1.0:
+            raise ValueError(f"model.preemphasis must lie in [0, 1), got {preemphasis}")
         self.encoder = encoder
         self.bottleneck = bottleneck
         self.decoder = decoder
         self.speakers = speakers
         self.jitter = jitter
-
+        self.preemphasis = preemphasis  # α of the decoder's targets; generated audio is de-emphasised
     @property
     def hop_length(self) -> int:
         return self.encoder.hop_length
@@ -90,9 +92,14 @@ class VQVAE(nn.Module):
         padded = torch.from_numpy(np.pad(wav, (0, -len(wav) % self.hop_length))).to(self.device)[None, None]
         return self.encoder(padded)[0] if latents else self.encode(padded).codes[0]
 
+    def targets(self, wav: Tensor) -> Tensor:
+        """What the decoder predicts: wav Tensor[B, 1, T] -> μ-law samples LongTensor[B, T] of the waveform,
+        pre-emphasised by ``preemphasis`` (0: as it is)."""
+        return mu_law_encode(pre_emphasis(wav[:, 0], self.preemphasis))
+
     def forward(self, wav: Tensor, speaker_ids: Tensor) -> VQVAEOutput:
         """wav: Tensor[B, 1, T] in [-1, 1]; speaker_ids: LongTensor[B]."""
-        targets = mu_law_encode(wav[:, 0])
+        targets = self.targets(wav)
         vq = self.encode(wav)
         latents = time_jitter(vq.quantized, self.jitter) if self.training and self.jitter else vq.quantized
         logits = self.decoder(targets, latents, self.speakers(speaker_ids))
@@ -108,12 +115,13 @@ class VQVAE(nn.Module):
             codes: per utterance, as :meth:`encode_waveform` gives them (LongTensor[F_i], or Tensor[D, F_i]).
             speaker_ids: LongTensor[B], the voice to generate each utterance in.
         Returns:
-            waveform Tensor[F_i · hop] per utterance.
+            waveform Tensor[F_i · hop] per utterance (de-emphasised when the model was trained pre-emphasised).
         """
         speakers = self.speakers(speaker_ids)
         conds = [Conditioning(self.decoder, self.bottleneck.decode(c[None])[0], speakers[i])
                  for i, c in enumerate(codes)]
-        return generate(self.decoder, conds, config or GenerationConfig(), generator, progress)
+        generated = generate(self.decoder, conds, config or GenerationConfig(), generator, progress)
+        return [de_emphasis(w, self.preemphasis).clamp(-1.0, 1.0) if self.preemphasis else w for w in generated]
 
     def summary(self) -> str:
         def count(m: nn.Module) -> str:
