@@ -14,6 +14,7 @@ VCTK_MINUTES=${VCTK_MINUTES:-20}
 VCTK_MINI=${VQSPEECH_VCTK_MINI:-../shared/data/vctk-mini}
 stamp() { echo "== $* $(date +%T) load $(cut -d' ' -f1 /proc/loadavg)"; }
 while pgrep -f "bench_quality.py --name jitter-60 " >/dev/null; do sleep 10; done
+if [ -z "${SKIP_60:-}" ]; then  # SKIP_60=1: its evaluations are done
 
 ckpt=runs/quality/jitter-60/checkpoints/minutes-060.0.pt
 stamp evaluate-reconstruction
@@ -25,6 +26,7 @@ $PY -m vqspeech evaluate-conversion -q --checkpoint $ckpt --out runs/quality/jit
 stamp probe-phonemes
 $PY -m vqspeech probe-phonemes -q --checkpoint $ckpt --out runs/quality/jitter-60/probe \
     > benchmarks/log-jitter-60-probe.txt 2>&1
+fi
 
 stamp bottleneck tests
 if ! $PY -m pytest -q -x tests/quantization/test_bottlenecks.py tests/eval/test_latent_usage.py \

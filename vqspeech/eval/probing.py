@@ -296,13 +296,13 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
                    f"the frames of the {int(fit.sum())} probe-training utterances")
     if not model.bottleneck.discrete:
         log.info("probe: the %s bottleneck is continuous; its codes are %s", model.bottleneck.kind, model_codes)
-    reps = [_model_representation("model", model, waves, fit, seed, progress),
+    reps = [_model_representation("model", model, waves, fit, seed, progress, initialize=False),
             _kmeans_representation("MFCC k-means", [mfcc_frames(w, sample_rate, hop) for w in waves], k, fit, seed)]
     if model_kwargs is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             untrained = build_model(model_kwargs).to(model.device).eval()
-        reps.append(_model_representation("random-init model", untrained, waves, fit, seed, progress))
+        reps.append(_model_representation("random-init model", untrained, waves, fit, seed, progress, initialize=True))
     else:
         log.warning("no model_kwargs given: the random-init baseline is left out")
     abx = abx_items([it.segments for it in items], [f"{it.utterance.speaker}_{it.utterance.utterance}" for it in items],
@@ -340,17 +340,18 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
 
 @torch.no_grad()
 def _model_representation(name: str, model: VQVAE, waves: list[np.ndarray], fit: np.ndarray, seed: int,
-                          progress: bool) -> Representation:
-    """Encode every wave. A VQ layer that initialises from data and has not yet done so is first initialised,
-    as training's first step would be, from the encoder outputs of the ``fit`` utterances (bool [U]); a continuous
-    bottleneck's latents are clustered by k-means fitted on those utterances' frames."""
+                          progress: bool, initialize: bool) -> Representation:
+    """Encode every wave. A continuous bottleneck's latents are clustered by k-means fitted on the frames of the
+    ``fit`` utterances (bool [U]). With ``initialize``, a VQ layer that initialises from data and has not yet done
+    so is first initialised, as training's first step would be, from those utterances' encoder outputs (the
+    probed model itself is never changed)."""
     z = [model.encode_waveform(w, latents=True)
          for w in tqdm(waves, desc=f"encode ({name})", disable=not progress, leave=False)]  # [D, F_i]
     q = model.bottleneck
     if not q.discrete:
         latents = [q(zi[None]).quantized[0].T.float().cpu().numpy() for zi in z]  # eval: the VAE's mean, or z_e
         return _kmeans_representation(name, latents, q.codebook_size, fit, seed)
-    if not bool(q.initialized):
+    if initialize and not bool(q.initialized):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             q.train()
