@@ -57,8 +57,8 @@ def two_ranks(tmp_path_factory, demo_recipe, tiny_corpus):
 def test_every_rank_ends_with_the_same_weights_codebook_and_ema_buffers(two_ranks):
     _, (rank0, rank1) = two_ranks
     assert rank0["final"].keys() == rank1["final"].keys()
-    for name in ("quantizer.codebook", "quantizer.embed_sum", "quantizer.cluster_size", "quantizer.unused_steps",
-                 "quantizer.initialized"):
+    for name in ("bottleneck.codebook", "bottleneck.embed_sum", "bottleneck.cluster_size", "bottleneck.unused_steps",
+                 "bottleneck.initialized"):
         assert name in rank0["final"]
     for name, value in rank0["final"].items():
         assert torch.equal(value, rank1["final"][name]), name  # bitwise
@@ -68,8 +68,8 @@ def test_training_moved_the_weights_codebook_and_ema_buffers(two_ranks):
     """Guards the test above: the states it compares are not just the common initial ones."""
     _, (rank0, _) = two_ranks
     unchanged = [k for k, v in rank0["final"].items() if torch.equal(v, rank0["initial"][k])]
-    assert unchanged == ["quantizer.unused_steps"]  # zeros: every code is used or restarted at every step
-    assert bool(rank0["final"]["quantizer.initialized"])
+    assert unchanged == ["bottleneck.unused_steps"]  # zeros: every code is used or restarted at every step
+    assert bool(rank0["final"]["bottleneck.initialized"])
 
 
 def test_only_rank_0_writes_and_its_checkpoint_holds_the_unwrapped_final_state(two_ranks):
