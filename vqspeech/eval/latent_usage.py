@@ -102,25 +102,24 @@ def latent_usage(model: VQVAE, waves: Sequence[np.ndarray], speaker_ids: Sequenc
     encoded = [model.encode(w.to(device)[None, None]) for w, _ in kept]
     latents = [e.quantized for e in encoded]  # [1, D, F_i]
     n_speakers = len(model.speakers.names)
-    sums = dict.fromkeys([TRUE, SHUFFLED] + ([OTHER_UTTERANCE] if len(kept) > 1 else []) + [ZERO]
-                         + ([OTHER_SPEAKER] if n_speakers > 1 else []), 0.0)
-    kl_nats = 0.0
+    sums: dict[str, float] = {}
+    kl_nats = None  # summed over frames, for a bottleneck that reports its KL
     for i, ((wav, speaker), z) in enumerate(zip(kept, latents)):
         targets = model.targets(wav.to(device)[None, None])
         frames = z.shape[-1]
         own = torch.tensor([speaker], device=device)
         conditions = {TRUE: (z, own),
                       SHUFFLED: (z[..., torch.randperm(frames, generator=generator).to(device)], own),
-                      OTHER_UTTERANCE: (_fit(latents[(i + 1) % len(latents)], frames), own),
                       ZERO: (torch.zeros_like(z), own)}
-        conditions = {name: c for name, c in conditions.items() if name in sums}
-        if OTHER_SPEAKER in sums:
+        if len(kept) > 1:
+            conditions[OTHER_UTTERANCE] = (_fit(latents[(i + 1) % len(latents)], frames), own)
+        if n_speakers > 1:
             conditions[OTHER_SPEAKER] = (z, (own + 1) % n_speakers)
         for name, (cond, spk) in conditions.items():
-            sums[name] += _nats(model, targets, cond, spk) * targets.shape[1]
+            sums[name] = sums.get(name, 0.0) + _nats(model, targets, cond, spk) * targets.shape[1]
         kl = encoded[i].metrics.get("kl_nats_per_frame")
         if kl is not None:
-            kl_nats += float(kl) * frames
+            kl_nats = (kl_nats or 0.0) + float(kl) * frames
     samples = sum(len(w) for w, _ in kept)
     frame_rate = sample_rate / hop
     bits = model.bottleneck.bits_per_frame()
@@ -128,8 +127,7 @@ def latent_usage(model: VQVAE, waves: Sequence[np.ndarray], speaker_ids: Sequenc
                        utterances=len(kept), seconds=samples / sample_rate,
                        loss={k: v / samples for k, v in sums.items()},
                        nominal_bitrate=None if bits is None else bits * frame_rate,
-                       kl_bitrate=(kl_nats / (samples / hop)) * frame_rate / math.log(2)
-                       if model.bottleneck.kind == "vae" else None)
+                       kl_bitrate=None if kl_nats is None else kl_nats / (samples / hop) * frame_rate / math.log(2))
 
 
 def _fit(latents: Tensor, frames: int) -> Tensor:

@@ -2,8 +2,8 @@
 samples.
 
 On the test split it reports the teacher-forced reconstruction loss, codebook usage (distinct codes,
-perplexity), the bitrate (frame rate × log2 K, and the entropy rate of the codes), how much the decoder takes
-from its latents and speaker embedding (:mod:`vqspeech.eval.latent_usage`), then reconstructs a
+perplexity), the bitrate (frame rate × log2 K, and the entropy rate of the codes), how much the decoder relies
+on its latents and speaker embedding (:mod:`vqspeech.eval.latent_usage`), then reconstructs a
 few test utterances by autoregressive generation with their own speaker and writes them beside the
 originals with the log-mel L1 distance between the two: a light preset of the reconstruction evaluation
 (:class:`vqspeech.eval.reconstruction.Evaluation`), which ``vqspeech evaluate-reconstruction`` runs in full.

@@ -20,7 +20,7 @@ def model_kwargs(model_cfg: Mapping[str, Any], quantizer_cfg: Mapping[str, Any],
     """The constructor arguments of a VQVAE as plain Python values (what a checkpoint stores). A continuous
     bottleneck keeps only quantizer.codebook_size (the K of the k-means that scores its latents)."""
     model, quantizer = _plain(model_cfg), _plain(quantizer_cfg)
-    if model.get("bottleneck", {"kind": "vq"}).get("kind") != "vq":
+    if _bottleneck_spec(model)["kind"] != "vq":
         quantizer = {"codebook_size": quantizer["codebook_size"]}
     return {"model": model, "quantizer": quantizer, "speakers": list(speakers)}
 
@@ -29,8 +29,7 @@ def build_model(kwargs: Mapping[str, Any]) -> VQVAE:
     """Build a VQVAE from :func:`model_kwargs` output."""
     model, quant = kwargs["model"], kwargs["quantizer"]
     encoder = ConvEncoder(**model["encoder"])
-    bottleneck = build_bottleneck(model.get("bottleneck", {"kind": "vq"}), quant, encoder.latent_dim,
-                                  encoder.hop_length)
+    bottleneck = build_bottleneck(_bottleneck_spec(model), quant, encoder.latent_dim, encoder.hop_length)
     speakers = SpeakerTable(kwargs["speakers"], model["speaker_dim"])
     decoder = WaveNetDecoder(latent_dim=encoder.latent_dim, speaker_dim=speakers.dim,
                              hop_length=encoder.hop_length, **model["decoder"])
@@ -58,6 +57,11 @@ def build_bottleneck(spec: Mapping[str, Any], quantizer: Mapping[str, Any], dim:
     if kind == "ae":
         return IdentityBottleneck(dim, codebook_size=quantizer["codebook_size"], **options)
     raise ValueError(f"model.bottleneck must be one of {', '.join(BOTTLENECKS)}, got {kind!r}")
+
+
+def _bottleneck_spec(model: Mapping[str, Any]) -> Mapping[str, Any]:
+    """model.bottleneck; kwargs written without one (tests, hand-made dicts) mean the VQ layer."""
+    return model.get("bottleneck", {"kind": "vq"})
 
 
 def _plain(cfg: Mapping[str, Any]) -> dict[str, Any]:

@@ -68,6 +68,7 @@ class VQVAE(nn.Module):
         self.speakers = speakers
         self.jitter = jitter
         self.preemphasis = preemphasis  # α of the decoder's targets; generated audio is de-emphasised
+
     @property
     def hop_length(self) -> int:
         return self.encoder.hop_length
