@@ -248,3 +248,19 @@ def test_keep_last_keeps_the_newest_numbered_checkpoints(tiny_config, tmp_path):
     assert names == ["best.pt", "last.pt", "step-00000004.pt", "step-00000005.pt"]
     assert load_checkpoint(run_dir / "checkpoints" / "step-00000004.pt")["step"] == 4
     assert load_checkpoint(run_dir / "checkpoints" / "step-00000005.pt")["step"] == 5
+
+
+def test_a_hop_the_strides_cannot_make_stops_before_anything_is_written(tiny_config, tmp_path):
+    run_dir = tmp_path / "run"
+    with pytest.raises(UserError, match=r"model.encoder.hop=160 .*set model.encoder.strides=\[5,2,2,2,2,2\]"):
+        train(tiny_config("model.encoder.hop=160", run_dir=run_dir), progress=False)
+    assert not run_dir.exists()
+
+
+def test_the_voice_removing_levers_train_and_log_the_adversary(tiny_config, tmp_path):
+    result = train(tiny_config("model.speaker_adversary=8", "model.encoder.instance_norm=true",
+                               "model.encoder.strides=[5,2,2,2,2,2]", "train.crop_samples=1600"), progress=False)
+    assert result.step == 2 and "speaker_adv" in result.train_losses
+    assert 0.0 <= result.metrics["speaker_adv_accuracy"] <= 1.0
+    model = model_from_checkpoint(load_checkpoint(result.checkpoint))
+    assert model.hop_length == 160 and model.adversary is not None and model.encoder.norm is not None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from vqspeech.models.adversary import SpeakerAdversary
 from vqspeech.models.encoder import ConvEncoder
 from vqspeech.models.speaker import SpeakerTable
 from vqspeech.models.vqvae import VQVAE
@@ -33,8 +34,12 @@ def build_model(kwargs: Mapping[str, Any]) -> VQVAE:
     speakers = SpeakerTable(kwargs["speakers"], model["speaker_dim"])
     decoder = WaveNetDecoder(latent_dim=encoder.latent_dim, speaker_dim=speakers.dim,
                              hop_length=encoder.hop_length, **model["decoder"])
+    channels = model.get("speaker_adversary", 0)
+    if channels < 0:
+        raise ValueError(f"model.speaker_adversary must be 0 (off) or the classifier's channels, got {channels}")
+    adversary = SpeakerAdversary(encoder.latent_dim, len(speakers.names), channels) if channels else None
     return VQVAE(encoder, bottleneck, decoder, speakers, jitter=model.get("jitter", 0.0),
-                 preemphasis=model.get("preemphasis", 0.0))
+                 preemphasis=model.get("preemphasis", 0.0), adversary=adversary)
 
 
 def build_bottleneck(spec: Mapping[str, Any], quantizer: Mapping[str, Any], dim: int, hop_length: int) -> Bottleneck:

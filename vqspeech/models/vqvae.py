@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vqspeech.data.audio import de_emphasis, mu_law_encode, pre_emphasis
+from vqspeech.models.adversary import SpeakerAdversary
 from vqspeech.models.encoder import ConvEncoder
 from vqspeech.models.generation import Conditioning, GenerationConfig, generate
 from vqspeech.models.speaker import SpeakerTable
@@ -26,14 +27,16 @@ class VQVAEOutput:
         logits: Tensor[B, 256, T].
         targets: LongTensor[B, T], μ-law samples of the input.
         vq: the bottleneck's result (codes, losses, metrics).
-        losses: unweighted terms by name: "reconstruction" (cross-entropy, nats per sample) and the bottleneck's
-            terms (VQ: "commitment", "codebook"; VAE: "kl").
+        losses: unweighted terms by name: "reconstruction" (cross-entropy, nats per sample), the bottleneck's
+            terms (VQ: "commitment", "codebook"; VAE: "kl") and, with a speaker adversary, "speaker_adv".
+        metrics: detached scalars: the bottleneck's, and "speaker_adv_accuracy" with a speaker adversary.
     """
 
     logits: Tensor
     targets: Tensor
     vq: BottleneckResult
     losses: dict[str, Tensor]
+    metrics: dict[str, Tensor]
 
 
 def time_jitter(latents: Tensor, p: float, generator: torch.Generator | None = None) -> Tensor:
@@ -56,7 +59,8 @@ class VQVAE(nn.Module):
     """Holds the built parts; see :func:`vqspeech.models.build_model` for the construction from config."""
 
     def __init__(self, encoder: ConvEncoder, bottleneck: Bottleneck, decoder: WaveNetDecoder,
-                 speakers: SpeakerTable, jitter: float = 0.0, preemphasis: float = 0.0):
+                 speakers: SpeakerTable, jitter: float = 0.0, preemphasis: float = 0.0,
+                 adversary: SpeakerAdversary | None = None):
         super().__init__()
         if not 0.0 <= jitter <= 0.5:
             raise ValueError(f"model.jitter must lie in [0, 0.5], got {jitter}")
@@ -68,6 +72,7 @@ class VQVAE(nn.Module):
         self.speakers = speakers
         self.jitter = jitter
         self.preemphasis = preemphasis  # α of the decoder's targets; generated audio is de-emphasised
+        self.adversary = adversary  # a speaker classifier on z_e behind gradient reversal, in training only
 
     @property
     def hop_length(self) -> int:
@@ -101,11 +106,16 @@ class VQVAE(nn.Module):
     def forward(self, wav: Tensor, speaker_ids: Tensor) -> VQVAEOutput:
         """wav: Tensor[B, 1, T] in [-1, 1]; speaker_ids: LongTensor[B]."""
         targets = self.targets(wav)
-        vq = self.encode(wav)
+        z_e = self.encoder(wav)
+        vq = self.bottleneck(z_e)
         latents = time_jitter(vq.quantized, self.jitter) if self.training and self.jitter else vq.quantized
         logits = self.decoder(targets, latents, self.speakers(speaker_ids))
         losses = {"reconstruction": F.cross_entropy(logits, targets), **vq.losses}
-        return VQVAEOutput(logits=logits, targets=targets, vq=vq, losses=losses)
+        metrics = dict(vq.metrics)
+        if self.adversary is not None and self.training:
+            adversary = self.adversary(z_e, speaker_ids)
+            losses["speaker_adv"], metrics["speaker_adv_accuracy"] = adversary.loss, adversary.accuracy
+        return VQVAEOutput(logits=logits, targets=targets, vq=vq, losses=losses, metrics=metrics)
 
     @torch.inference_mode()
     def decode(self, codes: list[Tensor], speaker_ids: Tensor, config: GenerationConfig | None = None,

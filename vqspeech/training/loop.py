@@ -256,7 +256,7 @@ class _Run:
         # the total and each term, averaged over ranks: every rank takes the same skip decision
         terms = self.env.mean(torch.stack([loss.detach().float(), *(v.detach().float() for v in out.losses.values())]))
         self.step += 1  # a skipped step still consumes its batch, so resumed runs stay aligned
-        outcome = StepOutcome(losses=dict(zip(["total", *out.losses], terms)), metrics=out.vq.metrics,
+        outcome = StepOutcome(losses=dict(zip(["total", *out.losses], terms)), metrics=out.metrics,
                               grad_norm=grad_norm, skipped=False)
         finite_loss, finite_grad = bool(torch.isfinite(terms[0])), bool(torch.isfinite(grad_norm))
         # fp16: a finite loss with a non-finite gradient is an overflow; scaler.step skips that update and

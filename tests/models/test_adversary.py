@@ -1,0 +1,53 @@
+"""The speaker adversary: gradient reversal, what it trains, and its place in the VQ-VAE's losses."""
+
+import pytest
+import torch
+
+from vqspeech.errors import UserError
+from vqspeech.models import build_model
+from vqspeech.models.adversary import SpeakerAdversary, reverse_gradient
+
+
+def test_reverse_gradient_is_the_identity_forward_and_negates_the_gradient():
+    x = torch.randn(3, 4, requires_grad=True)
+    y = reverse_gradient(x)
+    assert torch.equal(y, x)
+    (y * torch.arange(4.0)).sum().backward()
+    assert torch.equal(x.grad, -torch.arange(4.0).expand(3, 4))
+
+
+def test_one_step_trains_the_classifier_to_find_the_speaker_and_its_input_to_hide_it():
+    torch.manual_seed(0)
+    adversary = SpeakerAdversary(latent_dim=4, n_speakers=2, channels=8)
+    z = torch.randn(2, 4, 10, requires_grad=True)
+    ids = torch.tensor([0, 1])
+    before = adversary(z, ids)
+    before.loss.backward()
+    with torch.no_grad():
+        for p in adversary.parameters():
+            p -= 0.05 * p.grad  # gradient descent on the classifier lowers its loss
+        assert adversary(z, ids).loss < before.loss
+        # descent on the input (what the encoder does) raises the classifier's loss
+        assert adversary(z - 0.05 * z.grad, ids).loss > adversary(z, ids).loss
+    assert 0.0 <= before.accuracy.item() <= 1.0 and not before.accuracy.requires_grad
+
+
+def test_the_vqvae_adds_the_term_in_training_only_and_refuses_negative_channels(tiny_model_kwargs):
+    kwargs = tiny_model_kwargs(["a", "b", "c"])
+    kwargs["model"]["speaker_adversary"] = 16
+    model = build_model(kwargs)
+    wav, ids = (0.3 * torch.randn(2, 1, 64)).clamp(-1, 1), torch.tensor([0, 2])
+    out = model(wav, ids)
+    assert set(out.losses) == {"reconstruction", "codebook", "commitment", "speaker_adv"}
+    assert "speaker_adv_accuracy" in out.metrics and "perplexity" in out.metrics
+    # the encoder's gradient from the adversary is the negation of the classifier's own direction
+    out.losses["speaker_adv"].backward()
+    assert all(p.grad is not None for p in model.adversary.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.parameters())
+    assert all(p.grad is None for p in model.decoder.parameters())
+    assert "speaker_adv" not in model.eval()(wav, ids).losses
+    # off by default: no classifier, no term
+    assert build_model(tiny_model_kwargs(["a", "b"])).adversary is None
+    kwargs["model"]["speaker_adversary"] = -1
+    with pytest.raises(ValueError, match="model.speaker_adversary must be 0"):
+        build_model(kwargs)
