@@ -101,6 +101,8 @@ def test_one_wav_output_for_several_inputs_is_refused(tmp_path):
     (["convert", "IN", "--speaker", "spk_a", "--temperature", "0"], "temperature must be positive, got 0.0"),
     (["reconstruct", "IN", "--speaker", "spk_a", "--top-p", "0"], "top_p must lie in (0, 1], got 0.0"),
     (["convert", "IN", "--speaker", "spk_a", "--top-p", "1.5"], "top_p must lie in (0, 1], got 1.5"),
+    (["convert", "IN", "--speaker", "spk_a", "--loud-temperature", "-1"], "loud temperature must be positive"),
+    (["reconstruct", "IN", "--loud-temperature", "0.7", "--loud-db", "3"], "must be below 0, got 3.0"),
     (["convert", "IN", "IN", "--speaker", "spk_a", "-o", "OUT/x.wav"], "names one .wav file, but 2 inputs"),
     (["reconstruct", "MISSING", "-o", "OUT"], "MISSING: cannot read audio"),
     (["evaluate-conversion", "--sentences", "0"], "--sentences must be at least 1 and --seconds positive"),

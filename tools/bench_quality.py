@@ -11,12 +11,13 @@ Every lever is judged here at equal CPU minutes, never at equal steps. The run t
 happens after training, so it costs no training time. Each checkpoint is scored on one fixed small set:
 
 * reconstruction: 12 test utterances (3 per voice, the first by id), cut to --seconds, generated with the
-  sampling settings (--temperature, --top-p) in folded batches: STOI, PESQ-WB, DNSMOS OVRL, MCD;
+  sampling settings (--temperature, --top-p, --loud-temperature) in folded batches: STOI, PESQ-WB, DNSMOS
+  OVRL, MCD;
 * conversion: every voice to every voice on 2 held-out sentences (4 × 4 × 2 on the demo corpus): the share
   identified as the target by speaker embedding (nearest Resemblyzer centroid) and by the log-mel
   classifier, and reconstructions identified as their own voice;
 * the phoneme probe on the test + valid split: mapping accuracy, PNMI, held-out-voice mapping accuracy,
-  speaker accuracy from code histograms, ABX across speakers.
+  speaker accuracy from code histograms, ABX within and across speakers; and the codes' bitrate.
 
 One CSV row per (run, checkpoint): name, config hash, overrides, minutes, steps, valid loss and every figure.
 The CSV is rewritten whole through an atomic rename, so an interrupted harness never leaves it half-written.
@@ -46,7 +47,7 @@ FIELDS = ["name", "config_hash", "overrides", "sampling", "minutes", "steps", "t
           "stoi", "pesq", "dnsmos_ovrl", "mcd", "conv_target_embedding", "recon_own_embedding",
           "real_embedding_accuracy", "conv_target_classifier", "recon_own_classifier", "similarity_target",
           "mapping_accuracy", "pnmi", "mapping_accuracy_heldout_voice", "speaker_accuracy_codes", "abx_across",
-          "mfcc_mapping_accuracy", "mfcc_pnmi", "score_wall_s", "machine_load"]
+          "mfcc_mapping_accuracy", "mfcc_pnmi", "score_wall_s", "machine_load", "abx_within", "bitrate"]
 CURVES = [("stoi", "STOI"), ("pesq", "PESQ-WB"), ("dnsmos_ovrl", "DNSMOS OVRL"), ("mcd", "MCD (dB)"),
           ("conv_target_embedding", "conversions identified as target"), ("mapping_accuracy", "mapping accuracy"),
           ("pnmi", "PNMI"), ("valid_loss", "valid loss (nats/sample)")]
@@ -97,16 +98,18 @@ def recon_set(corpus):
     return [u for spk in sorted(by_speaker) for u in by_speaker[spk][:RECON_UTTERANCES_PER_VOICE]]
 
 
-def score_checkpoint(checkpoint: Path, corpus, sample_rate: int, generation, seconds: float, out_dir: Path,
+def score_checkpoint(checkpoint: Path, corpus, sample_rate: int, sampling: dict, seconds: float, out_dir: Path,
                      mos) -> dict:
     from vqspeech.eval.conversion import evaluate_conversion
     from vqspeech.eval.probing import probe_phonemes
     from vqspeech.eval.reconstruction import MODEL_SAMPLED, Evaluation, batches, summarize
+    from vqspeech.models.generation import SEGMENT_SECONDS, GenerationConfig
     from vqspeech.runs import load_run
 
     started = time.monotonic()
     run = load_run(checkpoint=checkpoint, device="cpu")
     model = run.model
+    generation = GenerationConfig.from_seconds(SEGMENT_SECONDS, sample_rate, model.hop_length, **sampling)
     evaluation = Evaluation(model, sample_rate, {MODEL_SAMPLED: generation},
                             torch.Generator().manual_seed(0), mos=mos)
     for batch in batches(recon_set(corpus), sample_rate, model.hop_length, generation.segment_frames, 64, seconds,
@@ -124,10 +127,11 @@ def score_checkpoint(checkpoint: Path, corpus, sample_rate: int, generation, sec
     print("scoring seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()), file=sys.stderr)
     figures = dict(zip(probe.columns, zip(*[probe.metrics[k] for k in
                                             ("mapping_accuracy", "pnmi", "mapping_accuracy_speaker_split",
-                                             "speaker_accuracy", "abx_across")])))
+                                             "speaker_accuracy", "abx_across", "abx_within")])))
     model_column = probe.columns[0]
     mfcc_column = next(c for c in probe.columns if "MFCC" in c)
-    acc, pnmi, heldout, speaker_acc, abx = figures[model_column]
+    acc, pnmi, heldout, speaker_acc, abx, abx_within = figures[model_column]
+    bits = model.bottleneck.bits_per_frame()
     return {"steps": run.step, "stoi": recon.stoi, "pesq": recon.pesq, "dnsmos_ovrl": recon.dnsmos_ovrl,
             "mcd": recon.mcd, "conv_target_embedding": conversion.embedding_target_share,
             "recon_own_embedding": conversion.embedding_reconstructed_share,
@@ -135,6 +139,7 @@ def score_checkpoint(checkpoint: Path, corpus, sample_rate: int, generation, sec
             "conv_target_classifier": conversion.target_share, "recon_own_classifier": conversion.reconstructed_share,
             "similarity_target": conversion.similarity_converted, "mapping_accuracy": acc, "pnmi": pnmi,
             "mapping_accuracy_heldout_voice": heldout, "speaker_accuracy_codes": speaker_acc, "abx_across": abx,
+            "abx_within": abx_within, "bitrate": None if bits is None else bits * sample_rate / model.hop_length,
             "mfcc_mapping_accuracy": figures[mfcc_column][0], "mfcc_pnmi": figures[mfcc_column][1]}
 
 
@@ -179,7 +184,7 @@ TABLE = [("minutes", "min"), ("steps", "steps"), ("valid_loss", "valid loss"), (
          ("conv_target_embedding", "conv. → target (emb.)"), ("recon_own_embedding", "recon. → own (emb.)"),
          ("conv_target_classifier", "conv. → target (clf.)"), ("mapping_accuracy", "map. acc."), ("pnmi", "PNMI"),
          ("mapping_accuracy_heldout_voice", "map. acc. held-out voice"), ("speaker_accuracy_codes", "spk acc. codes"),
-         ("abx_across", "ABX across")]
+         ("abx_within", "ABX within"), ("abx_across", "ABX across"), ("bitrate", "bit/s")]
 
 
 def table(csv_path: Path) -> str:
@@ -200,7 +205,7 @@ def table(csv_path: Path) -> str:
     lines = ["| name | " + " | ".join(label for _, label in TABLE) + " | overrides, sampling |",
              "|---" * (len(TABLE) + 2) + "|"]
     for name, r in last.items():
-        lines.append(f"| {name} | " + " | ".join(cell(r[key]) for key, _ in TABLE)
+        lines.append(f"| {name} | " + " | ".join(cell(r.get(key) or "") for key, _ in TABLE)
                      + f" | `{r['overrides'] or '(recipe)'}`; {r['sampling']} |")
     return "\n".join(lines)
 
@@ -217,6 +222,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="cut scored utterances to this length")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--loud-temperature", type=float, help="conditional sampling: this temperature where the "
+                        "generated audio is louder than --loud-db (default: off)")
+    parser.add_argument("--loud-db", type=float, default=-30.0)
     parser.add_argument("--from-run", help="score the snapshots of runs/quality/FROM_RUN again under --name, with "
                         "other sampling settings (no training; the overrides must be that run's)")
     parser.add_argument("--at", type=float, help="score only the snapshot at this many minutes")
@@ -239,7 +247,7 @@ def main() -> None:
     from vqspeech.data.corpus import load_corpus
     from vqspeech.errors import UserError
     from vqspeech.eval.speech_metrics import Dnsmos
-    from vqspeech.models.generation import SEGMENT_SECONDS, GenerationConfig
+    from vqspeech.models.generation import GenerationConfig
     from vqspeech.training import train
 
     run_dir = Path(args.runs) / (args.from_run or args.name)
@@ -247,10 +255,9 @@ def main() -> None:
                  f"train.snapshot_minutes={args.every}", "train.audio_every=null"]
     try:
         cfg = compose_recipe(args.recipe, overrides)
-        hop = cfg.model.encoder.stride ** cfg.model.encoder.n_layers
         try:  # checked before training, so a bad --temperature / --top-p costs no minutes
-            generation = GenerationConfig.from_seconds(SEGMENT_SECONDS, cfg.data.sample_rate, hop,
-                                                       temperature=args.temperature, top_p=args.top_p)
+            generation = GenerationConfig(temperature=args.temperature, top_p=args.top_p,
+                                          loud_temperature=args.loud_temperature, loud_db=args.loud_db)
         except ValueError as exc:
             raise UserError(str(exc)) from None
         if not args.from_run:
@@ -270,11 +277,11 @@ def main() -> None:
         if args.at is not None and minutes != args.at:
             continue
         started = time.monotonic()
-        figures = score_checkpoint(checkpoint, corpus, sample_rate, generation, args.seconds,
+        figures = score_checkpoint(checkpoint, corpus, sample_rate, generation.sampling, args.seconds,
                                    run_dir / "scores" / f"minutes-{minutes:05.1f}", mos)
         load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else ""
         row = {"name": args.name, "config_hash": config_hash(cfg), "overrides": " ".join(args.overrides),
-               "sampling": f"temperature {args.temperature}, top_p {args.top_p}", "minutes": minutes,
+               "sampling": generation.describe(), "minutes": minutes,
                "train_wall_s": f"{train_wall:.0f}", "valid_loss": valid_loss_at(run_dir, figures["steps"]),
                **{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in figures.items()},
                "score_wall_s": f"{time.monotonic() - started:.0f}", "machine_load": load}

@@ -105,13 +105,13 @@ def _generation(args: argparse.Namespace, run):
 
     if args.segment_seconds is not None and not args.segment_seconds > 0:
         raise UserError(f"--segment-seconds must be positive, got {args.segment_seconds} (--no-fold: one piece)")
-    defaults = recipe_sampling(run.config)  # the recipe's sampling settings, as measured for it
-    temperature = args.temperature if args.temperature is not None else defaults["temperature"]
-    top_p = args.top_p if args.top_p is not None else defaults["top_p"]
+    # the recipe's sampling settings, as measured for it, and the options given on the command line over them
+    sampling = {key: default if getattr(args, key) is None else getattr(args, key)
+                for key, default in recipe_sampling(run.config).items()}
     try:
         return GenerationConfig.from_seconds(args.segment_seconds, run.config["data"]["sample_rate"],
-                                             run.model.hop_length, greedy=args.greedy, temperature=temperature,
-                                             top_p=top_p, overlap_frames=args.overlap_frames)
+                                             run.model.hop_length, greedy=args.greedy,
+                                             overlap_frames=args.overlap_frames, **sampling)
     except ValueError as exc:
         raise UserError(str(exc)) from None
 
@@ -307,6 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
                             help="sampling temperature (default: the recipe's generation.temperature, else 1.0)")
     files_opts.add_argument("--top-p", type=float, help="nucleus sampling: draw from the most likely levels "
                             "holding this much probability, in (0, 1] (default: the recipe's generation.top_p, else 1.0)")
+    files_opts.add_argument("--loud-temperature", type=float,
+                            help="conditional sampling (FFTNet): this temperature where the audio generated over the "
+                                 "last frame is louder than --loud-db (default: the recipe's "
+                                 "generation.loud_temperature, else off)")
+    files_opts.add_argument("--loud-db", type=float, help="the loudness threshold of --loud-temperature, in dBFS "
+                            "(default: the recipe's generation.loud_db, else -30)")
     files_opts.add_argument("--segment-seconds", type=float, default=0.5,
                             help="fold long inputs into segments of this length, generated as one batch "
                                  "(default 0.5)")

@@ -164,3 +164,28 @@ def test_top_p_draws_only_from_the_nucleus_and_one_keeps_the_distribution():
 def test_bad_sampling_settings_are_refused(options):
     with pytest.raises(ValueError, match="top_p|temperature"):
         GenerationConfig(**options)
+
+
+def test_conditional_sampling_sharpens_only_where_the_generated_audio_is_loud():
+    from vqspeech.models.generation import _Loudness, draw
+
+    loudness = _Loudness(rows=2, hop=4, device=torch.device("cpu"))
+    loud, quiet = mu_law_encode(torch.tensor([0.5])).item(), mu_law_encode(torch.tensor([0.0])).item()
+    for _ in range(20):
+        loudness.update(torch.tensor([loud, quiet]))
+    temperature = loudness.temperature(1.0, 0.5, -30.0)
+    assert temperature[:, 0].tolist() == [0.5, 1.0]
+    # at temperature → 0 the draw is the argmax; at 1 it follows the distribution
+    logits = torch.tensor([[0.0, 1.0, 0.5] + [-9.0] * 253] * 2)
+    g = torch.Generator().manual_seed(0)
+    sharp = [draw(logits, GenerationConfig(), g, torch.tensor([[1e-3], [1.0]])) for _ in range(200)]
+    assert all(s[0] == 1 for s in sharp) and len({s[1].item() for s in sharp}) > 1
+    # off by default; with a threshold no audio reaches, conditional sampling is plain sampling
+    dec = decoder()
+    cond = [conditioning(dec, 4)[0]]
+    plain = generate(dec, cond, GenerationConfig(), torch.Generator().manual_seed(5))[0]
+    never = GenerationConfig(loud_temperature=0.1, loud_db=-0.001)
+    assert torch.equal(generate(dec, cond, never, torch.Generator().manual_seed(5))[0], plain)
+    assert never.describe() == "temperature 1, top-p 1, temperature 0.1 above -0.001 dBFS"
+    with pytest.raises(ValueError, match="loud temperature must be positive"):
+        GenerationConfig(loud_temperature=0.0)

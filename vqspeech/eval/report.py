@@ -147,7 +147,7 @@ def report_run(run_dir: str | Path | None = None, checkpoint: str | Path | None 
                        perplexity=usage and float(usage.perplexity), frame_rate=sample_rate / hop,
                        bitrate=usage and usage.bitrate, entropy_bitrate=usage and float(usage.entropy_rate),
                        generation_rtf=evaluation.generation_rtf, latent_usage=latents,
-                       sampling=f"temperature {generation.temperature:g}, top-p {generation.top_p:g}",
+                       sampling=generation.describe(),
                        reconstructions=recons)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(out_dir / "report.md", report.markdown())

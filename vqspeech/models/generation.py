@@ -40,6 +40,10 @@ class GenerationConfig:
         temperature: softmax temperature when sampling (below 1 sharpens every distribution).
         top_p: nucleus sampling: draw from the smallest set of μ-law levels whose probability reaches
             top_p (1.0: from all 256). Cuts the tail that makes isolated clicks without the silence of argmax.
+        loud_temperature: conditional sampling after FFTNet (Jin et al. 2018), which sharpens the distribution
+            in voiced speech: where the audio generated over the last frame (hop samples, a running mean
+            square) is louder than ``loud_db`` dBFS, sample at this temperature instead (None: off).
+        loud_db: the loudness threshold of ``loud_temperature``.
         segment_frames: fold utterances longer than this many latent frames into segments generated as
             one batch; None generates every utterance in one piece.
         overlap_frames: cross-fade length between segments, in frames (as much again is warm-up).
@@ -50,6 +54,8 @@ class GenerationConfig:
     greedy: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
+    loud_temperature: float | None = None
+    loud_db: float = -30.0
     segment_frames: int | None = None
     overlap_frames: int = 8
     max_batch: int = 256
@@ -67,6 +73,10 @@ class GenerationConfig:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
         if not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"top_p must lie in (0, 1], got {self.top_p}")
+        if self.loud_temperature is not None and not self.loud_temperature > 0:
+            raise ValueError(f"loud temperature must be positive, got {self.loud_temperature}")
+        if not self.loud_db < 0:
+            raise ValueError(f"the loudness threshold is in dBFS and must be below 0, got {self.loud_db}")
         if self.segment_frames is not None and self.segment_frames < 1:
             raise ValueError(f"segment_frames must be at least 1, got {self.segment_frames}")
         if self.max_batch < 1:
@@ -75,11 +85,29 @@ class GenerationConfig:
             raise ValueError(f"overlap_frames must be non-negative, got {self.overlap_frames}")
 
 
-def recipe_sampling(run_config: Mapping) -> dict[str, float]:
-    """A run's sampling settings: its recipe's ``generation`` block (temperature, top_p), else plain sampling.
-    What convert, reconstruct and report generate with unless told otherwise."""
+    @property
+    def sampling(self) -> dict[str, float | None]:
+        """The sampling settings (the keys of a recipe's ``generation`` block)."""
+        return {key: getattr(self, key) for key in SAMPLING_DEFAULTS}
+
+    def describe(self) -> str:
+        """The sampling settings in words, as reports and the harness state them."""
+        if self.greedy:
+            return "argmax"
+        text = f"temperature {self.temperature:g}, top-p {self.top_p:g}"
+        if self.loud_temperature is not None:
+            text += f", temperature {self.loud_temperature:g} above {self.loud_db:g} dBFS"
+        return text
+
+
+SAMPLING_DEFAULTS = {"temperature": 1.0, "top_p": 1.0, "loud_temperature": None, "loud_db": -30.0}
+
+
+def recipe_sampling(run_config: Mapping) -> dict[str, float | None]:
+    """A run's sampling settings: its recipe's ``generation`` block (temperature, top_p, loud_temperature,
+    loud_db), else plain sampling. What convert, reconstruct and report generate with unless told otherwise."""
     given = run_config.get("generation") or {}
-    return {"temperature": given.get("temperature", 1.0), "top_p": given.get("top_p", 1.0)}
+    return {key: given.get(key, default) for key, default in SAMPLING_DEFAULTS.items()}
 
 
 class IncrementalWaveNet:
@@ -192,21 +220,46 @@ def _generate_rows(decoder: WaveNetDecoder, conds: list[Tensor | Conditioning], 
     net.start(batch)
     samples = torch.empty(len(pieces), longest * hop, dtype=torch.long, device=batch.device)
     sample = torch.full((len(pieces),), SILENCE, dtype=torch.long, device=batch.device)
+    loudness = _Loudness(len(pieces), hop, batch.device) if config.loud_temperature is not None else None
     for t in tqdm(range(longest * hop), desc="generate", unit="sample", disable=not progress, leave=False):
         logits = net.step(sample)
         if config.greedy:
             sample = logits.argmax(-1)
         else:
-            sample = draw(logits, config, generator)
+            temperature = (config.temperature if loudness is None else
+                           loudness.temperature(config.temperature, config.loud_temperature, config.loud_db))
+            sample = draw(logits, config, generator, temperature)
+            if loudness is not None:
+                loudness.update(sample)
         samples[:, t] = sample
     waves = mu_law_decode(samples)
     return [waves[row, : (end - start) * hop] for row, (_, start, _, end) in enumerate(pieces)]
 
 
-def draw(logits: Tensor, config: GenerationConfig, generator: torch.Generator | None = None) -> Tensor:
-    """One sample per row from logits Tensor[B, 256] at config.temperature, within the top_p nucleus.
-    Returns LongTensor[B]."""
-    probs = torch.softmax(logits.float() / config.temperature, dim=-1)
+class _Loudness:
+    """The running mean square of each row's generated audio over about one frame (an exponential average
+    with time constant hop samples), for conditional sampling."""
+
+    def __init__(self, rows: int, hop: int, device: torch.device):
+        self.mean_square = torch.zeros(rows, device=device)
+        self.rate = 1.0 / hop
+
+    def update(self, sample: Tensor) -> None:
+        """sample: LongTensor[B], the μ-law samples just drawn."""
+        self.mean_square.lerp_(mu_law_decode(sample) ** 2, self.rate)
+
+    def temperature(self, quiet: float, loud: float, threshold_db: float) -> Tensor:
+        """Tensor[B, 1]: ``loud`` for the rows above threshold_db dBFS, else ``quiet``."""
+        is_loud = self.mean_square > 10 ** (threshold_db / 10)
+        return torch.where(is_loud, loud, quiet)[:, None]
+
+
+def draw(logits: Tensor, config: GenerationConfig, generator: torch.Generator | None = None,
+         temperature: float | Tensor | None = None) -> Tensor:
+    """One sample per row from logits Tensor[B, 256] at ``temperature`` (a number, or Tensor[B, 1] per row;
+    default config.temperature), within the config.top_p nucleus. Returns LongTensor[B]."""
+    temperature = config.temperature if temperature is None else temperature
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
     if config.top_p < 1.0:
         sorted_probs, order = probs.sort(dim=-1, descending=True)
         outside = sorted_probs.cumsum(-1) - sorted_probs >= config.top_p  # mass before a level already ≥ p
