@@ -264,3 +264,10 @@ def test_the_voice_removing_levers_train_and_log_the_adversary(tiny_config, tmp_
     assert 0.0 <= result.metrics["speaker_adv_accuracy"] <= 1.0
     model = model_from_checkpoint(load_checkpoint(result.checkpoint))
     assert model.hop_length == 160 and model.adversary is not None and model.encoder.norm is not None
+
+
+def test_cpc_trains_and_refuses_crops_shorter_than_its_steps(tiny_config, tmp_path):
+    result = train(tiny_config("model.cpc_steps=4"), progress=False)
+    assert "cpc" in result.train_losses and 0.0 <= result.metrics["cpc_accuracy"] <= 1.0
+    with pytest.raises(UserError, match="holds 16 frames, but CPC predicts 20 ahead"):
+        train(tiny_config("model.cpc_steps=20", run_dir=tmp_path / "other"), progress=False)

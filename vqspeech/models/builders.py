@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from vqspeech.models.adversary import SpeakerAdversary
+from vqspeech.models.cpc import ContrastivePredictor
 from vqspeech.models.encoder import ConvEncoder
 from vqspeech.models.speaker import SpeakerTable
 from vqspeech.models.vqvae import VQVAE
@@ -38,8 +39,10 @@ def build_model(kwargs: Mapping[str, Any]) -> VQVAE:
     if channels < 0:
         raise ValueError(f"model.speaker_adversary must be 0 (off) or the classifier's channels, got {channels}")
     adversary = SpeakerAdversary(encoder.latent_dim, len(speakers.names), channels) if channels else None
+    steps = model.get("cpc_steps", 0)
+    cpc = ContrastivePredictor(encoder.latent_dim, steps) if steps else None
     return VQVAE(encoder, bottleneck, decoder, speakers, jitter=model.get("jitter", 0.0),
-                 preemphasis=model.get("preemphasis", 0.0), adversary=adversary)
+                 preemphasis=model.get("preemphasis", 0.0), adversary=adversary, cpc=cpc)
 
 
 def build_bottleneck(spec: Mapping[str, Any], quantizer: Mapping[str, Any], dim: int, hop_length: int) -> Bottleneck:

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from vqspeech.data.audio import de_emphasis, mu_law_encode, pre_emphasis
 from vqspeech.models.adversary import SpeakerAdversary
+from vqspeech.models.cpc import ContrastivePredictor
 from vqspeech.models.encoder import ConvEncoder
 from vqspeech.models.generation import Conditioning, GenerationConfig, generate
 from vqspeech.models.speaker import SpeakerTable
@@ -28,8 +29,10 @@ class VQVAEOutput:
         targets: LongTensor[B, T], μ-law samples of the input.
         vq: the bottleneck's result (codes, losses, metrics).
         losses: unweighted terms by name: "reconstruction" (cross-entropy, nats per sample), the bottleneck's
-            terms (VQ: "commitment", "codebook"; VAE: "kl") and, with a speaker adversary, "speaker_adv".
-        metrics: detached scalars: the bottleneck's, and "speaker_adv_accuracy" with a speaker adversary.
+            terms (VQ: "commitment", "codebook"; VAE: "kl"), with a speaker adversary "speaker_adv", and with
+            CPC "cpc".
+        metrics: detached scalars: the bottleneck's, "speaker_adv_accuracy" with a speaker adversary,
+            "cpc_accuracy" with CPC.
     """
 
     logits: Tensor
@@ -60,7 +63,7 @@ class VQVAE(nn.Module):
 
     def __init__(self, encoder: ConvEncoder, bottleneck: Bottleneck, decoder: WaveNetDecoder,
                  speakers: SpeakerTable, jitter: float = 0.0, preemphasis: float = 0.0,
-                 adversary: SpeakerAdversary | None = None):
+                 adversary: SpeakerAdversary | None = None, cpc: ContrastivePredictor | None = None):
         super().__init__()
         if not 0.0 <= jitter <= 0.5:
             raise ValueError(f"model.jitter must lie in [0, 0.5], got {jitter}")
@@ -73,6 +76,7 @@ class VQVAE(nn.Module):
         self.jitter = jitter
         self.preemphasis = preemphasis  # α of the decoder's targets; generated audio is de-emphasised
         self.adversary = adversary  # a speaker classifier on z_e behind gradient reversal, in training only
+        self.cpc = cpc  # contrastive prediction of future z_e frames, in training only
 
     @property
     def hop_length(self) -> int:
@@ -115,6 +119,9 @@ class VQVAE(nn.Module):
         if self.adversary is not None and self.training:
             adversary = self.adversary(z_e, speaker_ids)
             losses["speaker_adv"], metrics["speaker_adv_accuracy"] = adversary.loss, adversary.accuracy
+        if self.cpc is not None and self.training:
+            cpc = self.cpc(z_e)
+            losses["cpc"], metrics["cpc_accuracy"] = cpc.loss, cpc.accuracy
         return VQVAEOutput(logits=logits, targets=targets, vq=vq, losses=losses, metrics=metrics)
 
     @torch.inference_mode()

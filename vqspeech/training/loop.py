@@ -206,6 +206,9 @@ class _Run:
         crop, hop = self.tcfg.crop_samples, self.model.hop_length
         if crop % hop:
             raise UserError(f"train.crop_samples={crop} must be a multiple of the encoder hop ({hop})")
+        if self.model.cpc is not None and crop // hop <= self.model.cpc.steps:
+            raise UserError(f"train.crop_samples={crop} holds {crop // hop} frames, but CPC predicts "
+                            f"{self.model.cpc.steps} ahead; use longer crops or fewer model.cpc_steps")
         sample_rate = self.cfg.data.sample_rate
         train_audio = load_split(corpus.split("train"), self.speakers, sample_rate, self.progress,
                                  "load train audio", pcm16=True)

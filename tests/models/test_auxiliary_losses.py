@@ -1,4 +1,4 @@
-"""The speaker adversary: gradient reversal, what it trains, and its place in the VQ-VAE's losses."""
+"""The auxiliary losses on z_e: the speaker adversary (gradient reversal) and CPC; what they train, and their place in the VQ-VAE."""
 
 import pytest
 import torch
@@ -51,3 +51,36 @@ def test_the_vqvae_adds_the_term_in_training_only_and_refuses_negative_channels(
     kwargs["model"]["speaker_adversary"] = -1
     with pytest.raises(ValueError, match="model.speaker_adversary must be 0"):
         build_model(kwargs)
+
+
+def test_cpc_scores_a_predictable_future_and_refuses_crops_shorter_than_its_steps():
+    from vqspeech.models.cpc import ContrastivePredictor
+
+    torch.manual_seed(0)
+    cpc = ContrastivePredictor(latent_dim=4, steps=2, channels=8, negatives=4)
+    # a slowly varying z_e: training the predictor lowers the loss well below chance, log(1 + negatives)
+    t = torch.arange(40.0)
+    z = torch.stack([torch.sin(t / 3 + phase) for phase in range(4)])[None].repeat(2, 1, 1)
+    first = cpc(z, torch.Generator().manual_seed(0))
+    assert abs(first.loss.item() - torch.log(torch.tensor(5.0)).item()) < 1.0
+    optimizer = torch.optim.Adam(cpc.parameters(), lr=1e-2)
+    for step in range(150):
+        optimizer.zero_grad()
+        cpc(z, torch.Generator().manual_seed(step)).loss.backward()
+        optimizer.step()
+    trained = cpc(z, torch.Generator().manual_seed(999))
+    assert trained.loss < 0.5 * first.loss and trained.accuracy > 0.7
+    with pytest.raises(ValueError, match="holds only 2 frames"):
+        cpc(z[..., :2])
+
+
+def test_the_vqvae_adds_cpc_in_training_only(tiny_model_kwargs):
+    kwargs = tiny_model_kwargs(["a", "b"])
+    kwargs["model"]["cpc_steps"] = 3
+    model = build_model(kwargs)
+    wav, ids = (0.3 * torch.randn(2, 1, 64)).clamp(-1, 1), torch.tensor([0, 1])
+    out = model(wav, ids)
+    assert "cpc" in out.losses and 0.0 <= out.metrics["cpc_accuracy"] <= 1.0
+    out.losses["cpc"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.parameters())
+    assert "cpc" not in model.eval()(wav, ids).losses
