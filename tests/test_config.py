@@ -120,13 +120,18 @@ def test_every_key_of_the_group_is_read_by_code(group):
     assert not unread, f"configs/{group} keys that no code reads: {unread}"
 
 
-@pytest.mark.parametrize("choice, unused", [("quantizer=vq", {"kl"}), ("quantizer=ema", {"codebook", "kl"}),
-                                           ("bottleneck=vae", {"codebook", "commitment"}),
-                                           ("bottleneck=ae", {"codebook", "commitment", "kl"})])
-def test_loss_weights_name_exactly_the_model_loss_terms(demo_recipe, choice, unused):
+AUXILIARY = {"speaker_adv", "cpc"}  # the terms of the speaker adversary and CPC, off in the recipes
+
+
+@pytest.mark.parametrize("choices, unused", [
+    (["quantizer=vq"], {"kl", *AUXILIARY}), (["quantizer=ema"], {"codebook", "kl", *AUXILIARY}),
+    (["bottleneck=vae"], {"codebook", "commitment", *AUXILIARY}),
+    (["bottleneck=ae"], {"codebook", "commitment", "kl", *AUXILIARY}),
+    (["model.speaker_adversary=4", "model.cpc_steps=2"], {"kl"})])
+def test_loss_weights_name_exactly_the_model_loss_terms(demo_recipe, choices, unused):
     """Every loss term the model returns has a weight; the weights it leaves unused are the other bottlenecks'
-    terms (EMA drops 'codebook', only a VAE returns 'kl')."""
-    cfg = compose_recipe(demo_recipe, ["+debug=tiny", choice])
+    terms (EMA drops 'codebook', only a VAE returns 'kl') and those of the auxiliary losses that are off."""
+    cfg = compose_recipe(demo_recipe, ["+debug=tiny", *choices])
     model = build_model(model_kwargs(cfg.model, cfg.quantizer, ["a"]))
     out = model(torch.rand(1, 1, 512) * 2 - 1, torch.tensor([0]))
     weights = set(cfg.train.loss_weights)
