@@ -220,11 +220,11 @@ def main() -> None:
     parser.add_argument("--png", default=str(REPO / "benchmarks" / "quality.png"))
     parser.add_argument("--runs", default="runs/quality")
     parser.add_argument("--seconds", type=float, default=2.0, help="cut scored utterances to this length")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--temperature", type=float, help="default: GenerationConfig's (1.0)")
+    parser.add_argument("--top-p", type=float, help="default: GenerationConfig's (1.0)")
     parser.add_argument("--loud-temperature", type=float, help="conditional sampling: this temperature where the "
                         "generated audio is louder than --loud-db (default: off)")
-    parser.add_argument("--loud-db", type=float, default=-30.0)
+    parser.add_argument("--loud-db", type=float, help="default: GenerationConfig's (-30 dBFS)")
     parser.add_argument("--from-run", help="score the snapshots of runs/quality/FROM_RUN again under --name, with "
                         "other sampling settings (no training; the overrides must be that run's)")
     parser.add_argument("--at", type=float, help="score only the snapshot at this many minutes")
@@ -247,7 +247,7 @@ def main() -> None:
     from vqspeech.data.corpus import load_corpus
     from vqspeech.errors import UserError
     from vqspeech.eval.speech_metrics import Dnsmos
-    from vqspeech.models.generation import GenerationConfig
+    from vqspeech.models.generation import SAMPLING_KEYS, GenerationConfig
     from vqspeech.training import train
 
     run_dir = Path(args.runs) / (args.from_run or args.name)
@@ -256,8 +256,8 @@ def main() -> None:
     try:
         cfg = compose_recipe(args.recipe, overrides)
         try:  # checked before training, so a bad --temperature / --top-p costs no minutes
-            generation = GenerationConfig(temperature=args.temperature, top_p=args.top_p,
-                                          loud_temperature=args.loud_temperature, loud_db=args.loud_db)
+            given = {key: getattr(args, key) for key in SAMPLING_KEYS}
+            generation = GenerationConfig(**{key: value for key, value in given.items() if value is not None})
         except ValueError as exc:
             raise UserError(str(exc)) from None
         if not args.from_run:

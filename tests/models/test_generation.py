@@ -169,11 +169,12 @@ def test_bad_sampling_settings_are_refused(options):
 def test_conditional_sampling_sharpens_only_where_the_generated_audio_is_loud():
     from vqspeech.models.generation import _Loudness, draw
 
-    loudness = _Loudness(rows=2, hop=4, device=torch.device("cpu"))
+    loudness = _Loudness(rows=2, hop=4, config=GenerationConfig(loud_temperature=0.5, loud_db=-30.0),
+                         device=torch.device("cpu"))
     loud, quiet = mu_law_encode(torch.tensor([0.5])).item(), mu_law_encode(torch.tensor([0.0])).item()
     for _ in range(20):
         loudness.update(torch.tensor([loud, quiet]))
-    temperature = loudness.temperature(1.0, 0.5, -30.0)
+    temperature = loudness.temperature()
     assert temperature[:, 0].tolist() == [0.5, 1.0]
     # at temperature → 0 the draw is the argmax; at 1 it follows the distribution
     logits = torch.tensor([[0.0, 1.0, 0.5] + [-9.0] * 253] * 2)

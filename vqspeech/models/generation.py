@@ -88,7 +88,7 @@ class GenerationConfig:
     @property
     def sampling(self) -> dict[str, float | None]:
         """The sampling settings (the keys of a recipe's ``generation`` block)."""
-        return {key: getattr(self, key) for key in SAMPLING_DEFAULTS}
+        return {key: getattr(self, key) for key in SAMPLING_KEYS}
 
     def describe(self) -> str:
         """The sampling settings in words, as reports and the harness state them."""
@@ -100,14 +100,16 @@ class GenerationConfig:
         return text
 
 
-SAMPLING_DEFAULTS = {"temperature": 1.0, "top_p": 1.0, "loud_temperature": None, "loud_db": -30.0}
+SAMPLING_KEYS = ("temperature", "top_p", "loud_temperature", "loud_db")  # a recipe's generation block
 
 
 def recipe_sampling(run_config: Mapping) -> dict[str, float | None]:
     """A run's sampling settings: its recipe's ``generation`` block (temperature, top_p, loud_temperature,
-    loud_db), else plain sampling. What convert, reconstruct and report generate with unless told otherwise."""
+    loud_db), else GenerationConfig's defaults (plain sampling). What convert, reconstruct and report
+    generate with unless told otherwise."""
     given = run_config.get("generation") or {}
-    return {key: given.get(key, default) for key, default in SAMPLING_DEFAULTS.items()}
+    defaults = GenerationConfig().sampling
+    return {key: given.get(key, defaults[key]) for key in SAMPLING_KEYS}
 
 
 class IncrementalWaveNet:
@@ -220,15 +222,13 @@ def _generate_rows(decoder: WaveNetDecoder, conds: list[Tensor | Conditioning], 
     net.start(batch)
     samples = torch.empty(len(pieces), longest * hop, dtype=torch.long, device=batch.device)
     sample = torch.full((len(pieces),), SILENCE, dtype=torch.long, device=batch.device)
-    loudness = _Loudness(len(pieces), hop, batch.device) if config.loud_temperature is not None else None
+    loudness = _Loudness(len(pieces), hop, config, batch.device) if config.loud_temperature is not None else None
     for t in tqdm(range(longest * hop), desc="generate", unit="sample", disable=not progress, leave=False):
         logits = net.step(sample)
         if config.greedy:
             sample = logits.argmax(-1)
         else:
-            temperature = (config.temperature if loudness is None else
-                           loudness.temperature(config.temperature, config.loud_temperature, config.loud_db))
-            sample = draw(logits, config, generator, temperature)
+            sample = draw(logits, config, generator, None if loudness is None else loudness.temperature())
             if loudness is not None:
                 loudness.update(sample)
         samples[:, t] = sample
@@ -238,20 +238,21 @@ def _generate_rows(decoder: WaveNetDecoder, conds: list[Tensor | Conditioning], 
 
 class _Loudness:
     """The running mean square of each row's generated audio over about one frame (an exponential average
-    with time constant hop samples), for conditional sampling."""
+    with time constant hop samples), and the temperature conditional sampling takes from it."""
 
-    def __init__(self, rows: int, hop: int, device: torch.device):
+    def __init__(self, rows: int, hop: int, config: GenerationConfig, device: torch.device):
         self.mean_square = torch.zeros(rows, device=device)
         self.rate = 1.0 / hop
+        self.quiet, self.loud = config.temperature, config.loud_temperature
+        self.threshold = 10 ** (config.loud_db / 10)  # mean square at loud_db dBFS
 
     def update(self, sample: Tensor) -> None:
         """sample: LongTensor[B], the μ-law samples just drawn."""
         self.mean_square.lerp_(mu_law_decode(sample) ** 2, self.rate)
 
-    def temperature(self, quiet: float, loud: float, threshold_db: float) -> Tensor:
-        """Tensor[B, 1]: ``loud`` for the rows above threshold_db dBFS, else ``quiet``."""
-        is_loud = self.mean_square > 10 ** (threshold_db / 10)
-        return torch.where(is_loud, loud, quiet)[:, None]
+    def temperature(self) -> Tensor:
+        """Tensor[B, 1]: the loud temperature for the rows above the threshold, else the configured one."""
+        return torch.where(self.mean_square > self.threshold, self.loud, self.quiet)[:, None]
 
 
 def draw(logits: Tensor, config: GenerationConfig, generator: torch.Generator | None = None,
