@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One training at a time: pops the first line of runs/queue.txt ("NAME OVERRIDE ..." or "--raw COMMAND"),
+# One training at a time: pops the first line of runs/queue.txt ("NAME OVERRIDE ..." or "--raw NAME COMMAND ..."),
 # runs it through the quality harness (10 CPU minutes, scored at 10) into benchmarks/levers.csv, and waits
 # for more lines; a line "END" stops it. Lines can be appended while it runs.
 set -u
@@ -13,7 +13,9 @@ while true; do
   [ "$line" = END ] && break
   set -- $line
   echo "== $* $(date +%T) load $(cut -d' ' -f1 /proc/loadavg)"
-  if [ "$1" = --raw ]; then shift; "$@" > "benchmarks/log-raw-$(date +%H%M).txt" 2>&1; continue; fi
+  if [ "$1" = --raw ]; then
+    name=$2; shift 2; "$@" > "benchmarks/log-$name.txt" 2>&1; echo "   exit $? $(date +%T)"; continue
+  fi
   name=$1; shift
   .venv/bin/python tools/bench_quality.py --name "$name" --minutes 10 --every 10 \
     --csv benchmarks/levers.csv --png benchmarks/levers.png "$@" > "benchmarks/log-$name.txt" 2>&1
