@@ -14,11 +14,13 @@ while true; do
   set -- $line
   echo "== $* $(date +%T) load $(cut -d' ' -f1 /proc/loadavg)"
   if [ "$1" = --raw ]; then
-    name=$2; shift 2; "$@" > "benchmarks/log-$name.txt" 2>&1; echo "   exit $? $(date +%T)"; continue
+    name=$2; shift 2; cmd=("$@")
+  else
+    name=$1; shift
+    cmd=(.venv/bin/python tools/bench_quality.py --name "$name" --minutes 10 --every 10
+         --csv benchmarks/levers.csv --png benchmarks/levers.png "$@")
   fi
-  name=$1; shift
-  .venv/bin/python tools/bench_quality.py --name "$name" --minutes 10 --every 10 \
-    --csv benchmarks/levers.csv --png benchmarks/levers.png "$@" > "benchmarks/log-$name.txt" 2>&1
+  "${cmd[@]}" > "benchmarks/log-$name.txt" 2>&1
   echo "   exit $? $(date +%T)"
 done
 echo "== done $(date +%T)"
