@@ -77,23 +77,49 @@ def save_audio(path: str | os.PathLike, wav: np.ndarray | torch.Tensor, sample_r
     return path
 
 
-def match_loudness(audio: np.ndarray, reference: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Scale audio [T] to the integrated loudness of reference [T] (ITU-R BS.1770 through pyloudnorm; RMS
-    when either is shorter than the meter's 0.4 s block or gated to silence), peak-limited to 0.99."""
+def loudness(wav: np.ndarray, sample_rate: int) -> float | None:
+    """Integrated loudness of wav [T] in LUFS (ITU-R BS.1770 through pyloudnorm); None when it is shorter than
+    the meter's 0.4 s block or gated to silence."""
     import pyloudnorm
 
-    block = int(0.4 * sample_rate)
-    gain = None
-    if min(len(audio), len(reference)) >= block:
-        meter = pyloudnorm.Meter(sample_rate)
-        target, current = meter.integrated_loudness(reference), meter.integrated_loudness(audio)
-        if np.isfinite(target) and np.isfinite(current):
-            gain = 10 ** ((target - current) / 20)
-    if gain is None:  # too short for the meter, or gated to silence: match RMS
+    if len(wav) < int(0.4 * sample_rate):
+        return None
+    value = pyloudnorm.Meter(sample_rate).integrated_loudness(wav.astype(np.float64))
+    return float(value) if np.isfinite(value) else None
+
+
+def match_loudness(audio: np.ndarray, reference: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Scale audio [T] to the integrated loudness of reference [T] (:func:`loudness`; RMS when either is
+    too short for the meter or gated to silence), peak-limited to 0.99."""
+    target, current = loudness(reference, sample_rate), loudness(audio, sample_rate)
+    if target is not None and current is not None:
+        gain = 10 ** ((target - current) / 20)
+    else:
         gain = np.sqrt((reference ** 2).mean() / max((audio ** 2).mean(), 1e-12))
-    out = audio * gain
-    peak = np.abs(out).max()
-    return out * (0.99 / peak) if peak > 0.99 else out
+    return _limit(audio * gain)
+
+
+def normalize_loudness(wav: np.ndarray, sample_rate: int, lufs: float | None) -> np.ndarray:
+    """wav [T] scaled to ``lufs`` integrated loudness (None: returned as it is), peak-limited to 0.99.
+
+    Quiet recordings get few of the 256 levels of 8-bit μ-law; the model's input level
+    (``model.loudness_lufs``) puts every utterance at one level before encoding. Audio too short for the
+    meter is scaled to an RMS of ``lufs`` dBFS (near its loudness, for speech).
+    """
+    if lufs is None:
+        return wav
+    current = loudness(wav, sample_rate)
+    if current is not None:
+        gain = 10 ** ((lufs - current) / 20)
+    else:
+        rms = float(np.sqrt((wav.astype(np.float64) ** 2).mean()))
+        gain = 10 ** (lufs / 20) / rms if rms > 0 else 1.0
+    return _limit(wav * gain).astype(np.float32)
+
+
+def _limit(wav: np.ndarray, peak: float = 0.99) -> np.ndarray:
+    top = np.abs(wav).max() if wav.size else 0.0
+    return wav * (peak / top) if top > peak else wav
 
 
 def mu_law_compand(wav: torch.Tensor, channels: int = MU_LAW_CHANNELS) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 Two ways to describe one:
   * a manifest (JSONL, or CSV with a header) with ``path`` and ``speaker`` columns, and optionally
-    ``split``, ``utterance``, ``text`` and ``alignment``; paths are relative to the corpus root; other
+    ``split``, ``utterance``, ``text``, ``alignment``, and ``start``/``end`` (seconds: the row is that part
+    of the file, as ``vqspeech prepare`` writes validation audio cut from a reader's only utterance); paths are relative to the corpus root; other
     columns (``duration``, ``gender``, ``accent`` from ``vqspeech prepare``) are allowed and not read;
   * a folder, ``root/<speaker>/**/*.wav|flac``, or TIMIT's ``root/{TRAIN,TEST}/DRx/<speaker>/*.WAV`` (its
     split taken from the top folder). Each audio file ``x.wav`` is paired with the phone alignment beside
@@ -43,6 +44,18 @@ class Utterance:
     split: str                     # train | valid | test | heldout
     text: str | None = None
     alignment: Path | None = None  # phone alignment file, if the corpus has one
+    start: float | None = None     # seconds: the row is this part of the file (None: from its start)
+    end: float | None = None       # seconds (None: to its end)
+
+    @property
+    def part(self) -> str:
+        """'' for a whole file, else '@start-end' (seconds): what distinguishes rows of one file."""
+        return "" if self.start is None and self.end is None else f"@{self.start or 0:g}-{self.end or ''}"
+
+    def cut(self, wav, sample_rate: int):
+        """The row's part of its file's audio wav [T] at sample_rate."""
+        first = 0 if self.start is None else int(round(self.start * sample_rate))
+        return wav[first:] if self.end is None else wav[first:int(round(self.end * sample_rate))]
 
 
 @dataclass
@@ -156,7 +169,12 @@ def _utterance(root: Path, row: dict, valid_fraction: float, test_fraction: floa
     alignment = row.get("alignment")
     return Utterance(path=path if path.is_absolute() else root / path, speaker=str(row["speaker"]),
                      utterance=row.get("utterance") or path.stem, split=split, text=row.get("text") or None,
-                     alignment=(root / alignment) if alignment else None)
+                     alignment=(root / alignment) if alignment else None,
+                     start=_seconds(row.get("start")), end=_seconds(row.get("end")))
+
+
+def _seconds(value) -> float | None:
+    return None if value in (None, "") else float(value)
 
 
 def _hash_split(name: str, valid_fraction: float, test_fraction: float) -> str:

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
-from vqspeech.data.audio import AudioError, load_audio
+from vqspeech.data.audio import AudioError, load_audio, normalize_loudness
 from vqspeech.data.corpus import Utterance
 
 log = logging.getLogger(__name__)
@@ -51,16 +51,19 @@ def as_float(wav: np.ndarray) -> np.ndarray:
 
 
 def load_split(utterances: Sequence[Utterance], speakers: Sequence[str], sample_rate: int,
-               progress: bool = True, desc: str = "load audio", pcm16: bool = False) -> LoadedSplit:
-    """Read every utterance whose speaker is in ``speakers``; unreadable files are skipped with a warning.
-    With ``pcm16`` the waves are kept as int16 (see :class:`LoadedSplit`)."""
+               progress: bool = True, desc: str = "load audio", pcm16: bool = False,
+               loudness_lufs: float | None = None) -> LoadedSplit:
+    """Read every utterance (its part of its file) whose speaker is in ``speakers``; unreadable files are
+    skipped with a warning. With ``loudness_lufs`` each is scaled to that loudness (the model's input level);
+    with ``pcm16`` the waves are kept as int16 (see :class:`LoadedSplit`)."""
     index = {name: i for i, name in enumerate(speakers)}
     kept, waves, ids, skipped = [], [], [], []
     for utt in tqdm(utterances, desc=desc, unit="file", disable=not progress, leave=False):
         if utt.speaker not in index:
             continue
         try:
-            wav = load_audio(utt.path, sample_rate)
+            wav = normalize_loudness(utt.cut(load_audio(utt.path, sample_rate), sample_rate), sample_rate,
+                                     loudness_lufs)
         except AudioError as exc:
             log.warning("%s; skipped", exc)
             skipped.append(str(exc))
@@ -76,10 +79,15 @@ class RandomCrops(Dataset):
     """Item i: a crop of ``crop`` samples at a position drawn uniformly over all audio, seeded by (seed, i).
 
     Utterances shorter than the crop are zero-padded on the right.
-    Returns (wav Tensor[1, crop] float32, speaker_id LongTensor[]), whether the split holds float or int16.
+    Returns (wav Tensor[1, crop] float32, speaker_id LongTensor[]), whether the split holds float or int16;
+    with ``segments`` (each utterance's speaker vectors, :mod:`vqspeech.data.speaker_vectors`) also the
+    crop's speaker vector Tensor[V]: the unit-norm mean of every segment of the speaker that does not
+    overlap the crop (the speaker's other utterances whole, and the rest of this one), so the vector is
+    never computed from the audio it conditions. A crop with no such segment (a speaker whose one
+    utterance is shorter than crop + segment) gets the mean over all speakers.
     """
 
-    def __init__(self, split: LoadedSplit, crop: int, seed: int):
+    def __init__(self, split: LoadedSplit, crop: int, seed: int, segments: Sequence | None = None):
         if not split.waves:
             raise ValueError("no audio to crop from")
         self.waves = split.waves
@@ -87,11 +95,24 @@ class RandomCrops(Dataset):
         self.crop = crop
         self.seed = seed
         self.ends = np.cumsum([len(w) for w in self.waves])
+        self.segments = segments
+        if segments is not None:
+            if len(segments) != len(self.waves):
+                raise ValueError(f"{len(segments)} utterances' speaker vectors for {len(self.waves)} utterances")
+            sums = [s.vectors.astype(np.float64).sum(axis=0) for s in segments]
+            counts = [len(s.vectors) for s in segments]
+            self.speaker_sum: dict[int, np.ndarray] = {}
+            self.speaker_count: dict[int, int] = {}
+            for spk, total, n in zip(self.speaker_ids, sums, counts):
+                self.speaker_sum[spk] = self.speaker_sum.get(spk, 0.0) + total
+                self.speaker_count[spk] = self.speaker_count.get(spk, 0) + n
+            self.utterance_sum, self.utterance_count = sums, counts
+            self.everyone = np.sum(sums, axis=0) / max(sum(counts), 1)
 
     def __len__(self) -> int:
         return 2 ** 62
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         rng = np.random.default_rng([self.seed, i])
         u = int(np.searchsorted(self.ends, rng.integers(self.ends[-1]), side="right"))
         wav = self.waves[u]
@@ -99,8 +120,20 @@ class RandomCrops(Dataset):
             start = int(rng.integers(len(wav) - self.crop + 1))
             piece = wav[start:start + self.crop]
         else:
-            piece = np.pad(wav, (0, self.crop - len(wav)))
-        return torch.from_numpy(np.ascontiguousarray(as_float(piece)))[None], torch.tensor(self.speaker_ids[u])
+            start, piece = 0, np.pad(wav, (0, self.crop - len(wav)))
+        item = (torch.from_numpy(np.ascontiguousarray(as_float(piece)))[None], torch.tensor(self.speaker_ids[u]))
+        if self.segments is None:
+            return item
+        return (*item, torch.from_numpy(self.reference_vector(u, start, start + self.crop)))
+
+    def reference_vector(self, u: int, start: int, end: int) -> np.ndarray:
+        """The speaker vector float32 [V] for the crop [start, end) of utterance u (see the class docstring)."""
+        spk, own = self.speaker_ids[u], self.segments[u]
+        apart = (own.bounds[:, 1] <= start) | (own.bounds[:, 0] >= end)
+        total = self.speaker_sum[spk] - self.utterance_sum[u] + own.vectors[apart].astype(np.float64).sum(axis=0)
+        count = self.speaker_count[spk] - self.utterance_count[u] + int(apart.sum())
+        mean = total / count if count else self.everyone
+        return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
 
 class StepItems(Sampler[int]):

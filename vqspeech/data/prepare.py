@@ -16,6 +16,7 @@ changing a setting that shapes the audio is refused (choose another folder or de
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -92,13 +93,15 @@ class PreparedCorpus:
     seconds: float                # total audio in the manifest
     splits: dict[str, int] = field(default_factory=dict)
     heldout_speakers: list[str] = field(default_factory=list)
+    note: str | None = None       # one line on a split made differently (one utterance per speaker)
 
     def summary(self) -> str:
         splits = ", ".join(f"{n} {name}" for name, n in self.splits.items())
         held = f" (held out: {' '.join(self.heldout_speakers)})" if self.heldout_speakers else ""
         return (f"{self.name} -> {self.root}: {self.speakers} speakers{held}, {self.utterances} utterances "
                 f"({self.made} made, {self.reused} reused; {splits}), {self.corrupt} skipped as corrupt, "
-                f"{self.missing_text} without text, {self.seconds / 60:.1f} min of audio; manifest {self.manifest}")
+                f"{self.missing_text} without text, {self.seconds / 60:.1f} min of audio; manifest {self.manifest}"
+                + (f"\n{self.note}" if self.note else ""))
 
 
 def corpus_options(corpus: str, **given) -> dict:
@@ -141,7 +144,7 @@ def prepare_corpus(name: str, sources: Sequence[Source], out_dir: str | os.PathL
         raise UserError(f"--out {root} is a file, not a folder; choose another --out")
     root.mkdir(parents=True, exist_ok=True)
     _check_settings(root, {**(settings or {}), "sample_rate": sample_rate, "trim_db": trim_db})
-    _heldout_speakers(sorted({s.speaker for s in sources}), policy)  # a bad name fails before the long part
+    _heldout_speakers(sorted({s.speaker for s in sources}), policy, _genders(sources))  # a bad name fails early
 
     durations, errors, made = _fill_cache(root, sources, sample_rate, trim_db, workers, progress)
     for error in errors:
@@ -155,26 +158,66 @@ def prepare_corpus(name: str, sources: Sequence[Source], out_dir: str | os.PathL
     rows = [{"path": _cached(s), "speaker": s.speaker, "utterance": s.utterance,
              "duration": round(durations[s.utterance], 3), "text": s.text, "gender": s.gender, "accent": s.accent,
              "split": splits[s.utterance]} for s in usable]
+    rows, note = split_single_utterances(rows, policy, heldout)
     manifest_path = root / manifest
     write_atomic(manifest_path, "".join(json.dumps(row) + "\n" for row in rows))
     counts = Counter(row["split"] for row in rows)
     return PreparedCorpus(
         name=name, root=root, manifest=manifest_path, speakers=len({row["speaker"] for row in rows}),
-        utterances=len(rows), made=made, reused=len(rows) - made, corrupt=len(errors),
+        utterances=len(rows), made=made, reused=len(usable) - made, corrupt=len(errors),
         missing_text=sum(row["text"] is None for row in rows), seconds=sum(durations.values()),
-        splits={k: counts[k] for k in ("train", "valid", "test", HELDOUT) if counts[k]}, heldout_speakers=heldout)
+        splits={k: counts[k] for k in ("train", "valid", "test", HELDOUT) if counts[k]}, heldout_speakers=heldout,
+        note=note)
+
+
+SEGMENT_SECONDS = 3.0   # validation / test audio cut from the end of a single-utterance speaker's recording
+SEGMENT_SPEAKERS = 10   # speakers per split who give it such a segment
+
+
+def split_single_utterances(rows: list[dict], policy: SplitPolicy, heldout: Sequence[str]) -> tuple[list[dict], str | None]:
+    """Validation and test audio for a corpus whose speakers have one utterance each (LibriSpeech excerpts).
+
+    Such a speaker's only utterance stays in training (:func:`assign_splits` asks none of it). When that
+    leaves the valid (or test) split empty although the policy asks for it, the last SEGMENT_SECONDS of
+    SEGMENT_SPEAKERS training speakers' utterances (picked by a stable hash, each speaker used once) become
+    that split, as manifest rows with ``start``, and their training rows end there (``end``): no audio is in
+    two splits. Returns the rows and the one line that says what was done (None when nothing was).
+    """
+    wanted = [name for name, n in (("valid", policy.valid_per_speaker), ("test", policy.test_per_speaker))
+              if n > 0 and not any(r["split"] == name for r in rows)]
+    per_speaker = Counter(r["speaker"] for r in rows)
+    alone = [r for r in rows if r["split"] == "train" and per_speaker[r["speaker"]] == 1]
+    single = [r for r in alone if r["duration"] >= 3 * SEGMENT_SECONDS]  # long enough to lose 3 s
+    if not wanted or not single:
+        return rows, None
+    single.sort(key=lambda r: (_stable_hash(r["speaker"]), r["speaker"]))
+    out, made = list(rows), {}
+    for i, name in enumerate(wanted):
+        chosen = single[i * SEGMENT_SPEAKERS:(i + 1) * SEGMENT_SPEAKERS]
+        for row in chosen:
+            cut = round(row["duration"] - SEGMENT_SECONDS, 3)
+            row.update(end=cut, duration=cut)
+            out.append({**row, "utterance": f"{row['utterance']}_{name}", "start": cut, "end": None,
+                        "duration": SEGMENT_SECONDS, "split": name})
+        made[name] = len(chosen)
+    parts = " and ".join(f"{name} from {n}" for name, n in made.items())
+    held = f"{len(heldout)} whole speakers are held out (split heldout); " if heldout else ""
+    return out, (f"{len(alone)} training speakers have a single utterance: {held}{parts} of them is the last "
+                 f"{SEGMENT_SECONDS:g} s of that utterance (manifest start/end), the rest trains")
 
 
 def assign_splits(sources: Sequence[Source], policy: SplitPolicy) -> tuple[dict[str, str], list[str]]:
-    """Split of every utterance id, and the held-out speakers (see :class:`SplitPolicy`)."""
+    """Split of every utterance id, and the held-out speakers (see :class:`SplitPolicy`). A speaker with a
+    single utterance gives none to valid or test (see :func:`split_single_utterances`)."""
     speakers = sorted({s.speaker for s in sources})
-    heldout = _heldout_speakers(speakers, policy)
+    heldout = _heldout_speakers(speakers, policy, _genders(sources))
+    single = {spk for spk, n in Counter(s.speaker for s in sources).items() if n == 1}
     readers: dict[str, set[str]] = defaultdict(set)
     for s in sources:
         if s.speaker not in heldout:
             readers[sentence_key(s)].add(s.speaker)
-    need = {"valid": Counter({spk: policy.valid_per_speaker for spk in speakers}),
-            "test": Counter({spk: policy.test_per_speaker for spk in speakers})}
+    need = {"valid": Counter({spk: 0 if spk in single else policy.valid_per_speaker for spk in speakers}),
+            "test": Counter({spk: 0 if spk in single else policy.test_per_speaker for spk in speakers})}
     split_of_sentence = {}
     for key in sorted(readers, key=lambda k: (-len(readers[k]), _stable_hash(k), k)):
         split = next((name for name in ("valid", "test") if any(need[name][spk] > 0 for spk in readers[key])),
@@ -201,12 +244,22 @@ def sentence_key(source: Source) -> str:
     return f"#{source.sentence or source.utterance}"
 
 
-def _heldout_speakers(speakers: list[str], policy: SplitPolicy) -> set[str]:
+def _genders(sources: Sequence[Source]) -> dict[str, str]:
+    return {s.speaker: s.gender for s in sources if s.gender}
+
+
+def _heldout_speakers(speakers: list[str], policy: SplitPolicy, genders: dict[str, str] | None = None) -> set[str]:
+    """The named held-out speakers and n_heldout_speakers more in a stable hash order; when every speaker's
+    gender is known, the extra ones alternate F and M (10 F and 10 M for 20), as far as each has speakers."""
     unknown = sorted(set(policy.heldout_speakers) - set(speakers))
     if unknown:
         raise UserError(f"held-out speaker(s) not in the corpus: {' '.join(unknown)}")
     heldout = set(policy.heldout_speakers)
     rest = sorted((spk for spk in speakers if spk not in heldout), key=lambda spk: (_stable_hash(spk), spk))
+    genders = genders or {}
+    if rest and all(spk in genders for spk in rest):
+        queues = [[spk for spk in rest if genders[spk] == g] for g in sorted({genders[spk] for spk in rest})]
+        rest = [spk for group in itertools.zip_longest(*queues) for spk in group if spk is not None]
     heldout.update(rest[: policy.n_heldout_speakers])
     if len(heldout) >= len(speakers):
         raise UserError(f"holding out {len(heldout)} of {len(speakers)} speakers leaves none to train on")

@@ -9,7 +9,7 @@ from typing import Any
 from vqspeech.models.adversary import SpeakerAdversary
 from vqspeech.models.cpc import ContrastivePredictor
 from vqspeech.models.encoder import ConvEncoder
-from vqspeech.models.speaker import SpeakerTable
+from vqspeech.models.speaker import build_speakers
 from vqspeech.models.vqvae import VQVAE
 from vqspeech.models.wavenet import WaveNetDecoder
 from vqspeech.quantization import Bottleneck, GaussianBottleneck, IdentityBottleneck, VectorQuantizer
@@ -17,14 +17,16 @@ from vqspeech.quantization import Bottleneck, GaussianBottleneck, IdentityBottle
 BOTTLENECKS = ("vq", "vae", "ae")
 
 
-def model_kwargs(model_cfg: Mapping[str, Any], quantizer_cfg: Mapping[str, Any],
-                 speakers: Sequence[str]) -> dict[str, Any]:
+def model_kwargs(model_cfg: Mapping[str, Any], quantizer_cfg: Mapping[str, Any], speakers: Sequence[str],
+                 sample_rate: int | None = None) -> dict[str, Any]:
     """The constructor arguments of a VQVAE as plain Python values (what a checkpoint stores). A continuous
-    bottleneck keeps only quantizer.codebook_size (the K of the k-means that scores its latents)."""
+    bottleneck keeps only quantizer.codebook_size (the K of the k-means that scores its latents).
+    ``sample_rate`` (the data's) is stored when given; models built without it assume 16 kHz."""
     model, quantizer = _plain(model_cfg), _plain(quantizer_cfg)
     if _bottleneck_spec(model)["kind"] != "vq":
         quantizer = {"codebook_size": quantizer["codebook_size"]}
-    return {"model": model, "quantizer": quantizer, "speakers": list(speakers)}
+    kwargs = {"model": model, "quantizer": quantizer, "speakers": list(speakers)}
+    return kwargs if sample_rate is None else {**kwargs, "sample_rate": int(sample_rate)}
 
 
 def build_model(kwargs: Mapping[str, Any]) -> VQVAE:
@@ -32,7 +34,7 @@ def build_model(kwargs: Mapping[str, Any]) -> VQVAE:
     model, quant = kwargs["model"], kwargs["quantizer"]
     encoder = ConvEncoder(**model["encoder"])
     bottleneck = build_bottleneck(_bottleneck_spec(model), quant, encoder.latent_dim, encoder.hop_length)
-    speakers = SpeakerTable(kwargs["speakers"], model["speaker_dim"])
+    speakers = build_speakers(model.get("speaker"), kwargs["speakers"], model["speaker_dim"])
     decoder = WaveNetDecoder(latent_dim=encoder.latent_dim, speaker_dim=speakers.dim,
                              hop_length=encoder.hop_length, **model["decoder"])
     channels = model.get("speaker_adversary", 0)
@@ -42,7 +44,8 @@ def build_model(kwargs: Mapping[str, Any]) -> VQVAE:
     steps = model.get("cpc_steps", 0)
     cpc = ContrastivePredictor(encoder.latent_dim, steps) if steps else None
     return VQVAE(encoder, bottleneck, decoder, speakers, jitter=model.get("jitter", 0.0),
-                 preemphasis=model.get("preemphasis", 0.0), adversary=adversary, cpc=cpc)
+                 preemphasis=model.get("preemphasis", 0.0), adversary=adversary, cpc=cpc,
+                 loudness_lufs=model.get("loudness_lufs"), sample_rate=kwargs.get("sample_rate", 16000))
 
 
 def build_bottleneck(spec: Mapping[str, Any], quantizer: Mapping[str, Any], dim: int, hop_length: int) -> Bottleneck:

@@ -1,21 +1,34 @@
-"""The speaker table: names of the training speakers and a learned embedding per speaker."""
+"""The decoder's global conditioning: whose voice to speak in.
+
+Two kinds (``model.speaker.kind``, configs/speaker/):
+  * ``table``: a learned embedding per training speaker (van den Oord et al. 2017). Only those voices exist.
+  * ``reference``: a speaker vector computed from reference audio (the frozen Resemblyzer d-vector, see
+    :mod:`vqspeech.data.speaker_vectors`) projected to the decoder's size, so any voice given by a few
+    seconds of audio can be spoken. The mean vector of each training speaker is kept with the model, so a
+    training voice can still be named.
+
+Both take speaker indices LongTensor[B] (a reference model then uses the speakers' mean vectors) and give
+Tensor[B, E]; a reference model also takes the vectors themselves, Tensor[B, V].
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from vqspeech.errors import UserError
 
+SPEAKER_KINDS = ("table", "reference")
 
-class SpeakerTable(nn.Module):
-    """Global conditioning: speaker name -> index -> embedding [E].
 
-    The names are part of the model (saved with every checkpoint) so that ``--speaker p225`` means the
-    same voice at conversion time as at training time.
-    """
+class _Voices(nn.Module):
+    """The names of the training speakers, part of the model (saved with every checkpoint) so that
+    ``--speaker p225`` means the same voice at conversion time as at training time."""
+
+    kind = ""
 
     def __init__(self, names: Sequence[str], dim: int):
         super().__init__()
@@ -23,7 +36,6 @@ class SpeakerTable(nn.Module):
             raise ValueError("speaker names must be unique")
         self.names = list(names)
         self.dim = dim
-        self.embedding = nn.Embedding(len(self.names), dim)
 
     def index(self, name: str) -> int:
         try:
@@ -35,6 +47,64 @@ class SpeakerTable(nn.Module):
         """LongTensor[B] of indices for names."""
         return torch.tensor([self.index(n) for n in names], dtype=torch.long, device=device)
 
-    def forward(self, speaker_ids: Tensor) -> Tensor:
-        """speaker_ids: LongTensor[B] -> Tensor[B, E]."""
+
+class SpeakerTable(_Voices):
+    """speaker index -> learned embedding [E]."""
+
+    kind = "table"
+
+    def __init__(self, names: Sequence[str], dim: int):
+        super().__init__(names, dim)
+        self.embedding = nn.Embedding(len(self.names), dim)
+
+    def forward(self, speaker_ids: Tensor, vectors: Tensor | None = None) -> Tensor:
+        """speaker_ids: LongTensor[B] -> Tensor[B, E]. ``vectors`` must be None (a table has no encoder)."""
+        if vectors is not None:
+            raise UserError("this model has no reference encoder (it was trained with speaker=table); name a "
+                            "training voice with --speaker NAME (--list-speakers shows them)")
         return self.embedding(speaker_ids)
+
+
+class ReferenceSpeaker(_Voices):
+    """speaker vector [V] (from reference audio) -> linear projection -> [E]; ``means`` [S, V] holds each
+    training speaker's mean vector (a buffer: saved in the state dict, set by training)."""
+
+    kind = "reference"
+
+    def __init__(self, names: Sequence[str], dim: int, encoder: str = "resemblyzer", vector_dim: int = 256,
+                 segment_seconds: float = 2.0):
+        super().__init__(names, dim)
+        if encoder != "resemblyzer":
+            raise ValueError(f"model.speaker.encoder must be resemblyzer, got {encoder!r}")
+        self.encoder, self.vector_dim, self.segment_seconds = encoder, vector_dim, segment_seconds
+        self.register_buffer("means", torch.zeros(len(self.names), vector_dim))
+        self.projection = nn.Linear(vector_dim, dim)
+
+    def set_means(self, means: Tensor) -> None:
+        """means: Tensor[S, V], one unit-norm vector per training speaker, in ``names`` order."""
+        if tuple(means.shape) != tuple(self.means.shape):
+            raise ValueError(f"speaker means must be {tuple(self.means.shape)}, got {tuple(means.shape)}")
+        self.means.copy_(means)
+
+    def forward(self, speaker_ids: Tensor | None, vectors: Tensor | None = None) -> Tensor:
+        """speaker_ids LongTensor[B] (their means are used) or vectors Tensor[B, V] -> Tensor[B, E]."""
+        if vectors is None:
+            vectors = self.means[speaker_ids]
+        return self.projection(vectors.to(self.projection.weight.dtype))
+
+
+def build_speakers(spec: Mapping[str, Any] | None, names: Sequence[str], dim: int) -> SpeakerTable | ReferenceSpeaker:
+    """The conditioning ``model.speaker`` names; kwargs without one (checkpoints before it existed) mean a table.
+
+    Raises:
+        ValueError: an unknown kind or option value. TypeError: an option the kind does not take.
+    """
+    spec = dict(spec or {"kind": "table"})
+    kind = spec.pop("kind", "table")
+    if kind == "table":
+        if spec:
+            raise TypeError(f"model.speaker table takes no options (got {sorted(spec)})")
+        return SpeakerTable(names, dim)
+    if kind == "reference":
+        return ReferenceSpeaker(names, dim, **spec)
+    raise ValueError(f"model.speaker.kind must be one of {', '.join(SPEAKER_KINDS)}, got {kind!r}")

@@ -10,12 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vqspeech.data.audio import de_emphasis, mu_law_encode, pre_emphasis
+from vqspeech.data.audio import de_emphasis, mu_law_encode, normalize_loudness, pre_emphasis
 from vqspeech.models.adversary import SpeakerAdversary
 from vqspeech.models.cpc import ContrastivePredictor
 from vqspeech.models.encoder import ConvEncoder
 from vqspeech.models.generation import Conditioning, GenerationConfig, generate
-from vqspeech.models.speaker import SpeakerTable
+from vqspeech.models.speaker import ReferenceSpeaker, SpeakerTable
 from vqspeech.models.wavenet import WaveNetDecoder
 from vqspeech.quantization import Bottleneck, BottleneckResult
 
@@ -62,8 +62,9 @@ class VQVAE(nn.Module):
     """Holds the built parts; see :func:`vqspeech.models.build_model` for the construction from config."""
 
     def __init__(self, encoder: ConvEncoder, bottleneck: Bottleneck, decoder: WaveNetDecoder,
-                 speakers: SpeakerTable, jitter: float = 0.0, preemphasis: float = 0.0,
-                 adversary: SpeakerAdversary | None = None, cpc: ContrastivePredictor | None = None):
+                 speakers: SpeakerTable | ReferenceSpeaker, jitter: float = 0.0, preemphasis: float = 0.0,
+                 adversary: SpeakerAdversary | None = None, cpc: ContrastivePredictor | None = None,
+                 loudness_lufs: float | None = None, sample_rate: int = 16000):
         super().__init__()
         if not 0.0 <= jitter <= 0.5:
             raise ValueError(f"model.jitter must lie in [0, 0.5], got {jitter}")
@@ -77,6 +78,8 @@ class VQVAE(nn.Module):
         self.preemphasis = preemphasis  # α of the decoder's targets; generated audio is de-emphasised
         self.adversary = adversary  # a speaker classifier on z_e behind gradient reversal, in training only
         self.cpc = cpc  # contrastive prediction of future z_e frames, in training only
+        self.sample_rate = sample_rate  # of the audio it was trained on (Hz)
+        self.loudness_lufs = loudness_lufs  # the input level every utterance is scaled to before encoding (None: as is)
 
     @property
     def hop_length(self) -> int:
@@ -93,12 +96,14 @@ class VQVAE(nn.Module):
 
     @torch.no_grad()
     def encode_waveform(self, wav: np.ndarray, latents: bool = False) -> Tensor:
-        """One waveform's codes: wav float32 [T], zero-padded to a multiple of hop_length, on self.device.
+        """One waveform's codes: wav float32 [T] (a whole utterance: scaled to ``loudness_lufs`` first, when the
+        model has an input level), zero-padded to a multiple of hop_length, on self.device.
 
         Returns:
             codes, F = ⌈T / hop⌉ frames: LongTensor[F] for a discrete bottleneck, Tensor[D, F] latents for a
             continuous one; with ``latents``, the encoder output z_e Tensor[D, F] instead (before the bottleneck).
         """
+        wav = normalize_loudness(wav, self.sample_rate, self.loudness_lufs)
         padded = torch.from_numpy(np.pad(wav, (0, -len(wav) % self.hop_length))).to(self.device)[None, None]
         return self.encoder(padded)[0] if latents else self.encode(padded).codes[0]
 
@@ -107,13 +112,14 @@ class VQVAE(nn.Module):
         pre-emphasised by ``preemphasis`` (0: as it is)."""
         return mu_law_encode(pre_emphasis(wav[:, 0], self.preemphasis))
 
-    def forward(self, wav: Tensor, speaker_ids: Tensor) -> VQVAEOutput:
-        """wav: Tensor[B, 1, T] in [-1, 1]; speaker_ids: LongTensor[B]."""
+    def forward(self, wav: Tensor, speaker_ids: Tensor, speaker_vectors: Tensor | None = None) -> VQVAEOutput:
+        """wav: Tensor[B, 1, T] in [-1, 1]; speaker_ids: LongTensor[B]; speaker_vectors: Tensor[B, V], the
+        voice of each crop from other audio (a reference model; None: the speakers' own conditioning)."""
         targets = self.targets(wav)
         z_e = self.encoder(wav)
         vq = self.bottleneck(z_e)
         latents = time_jitter(vq.quantized, self.jitter) if self.training and self.jitter else vq.quantized
-        logits = self.decoder(targets, latents, self.speakers(speaker_ids))
+        logits = self.decoder(targets, latents, self.speakers(speaker_ids, speaker_vectors))
         losses = {"reconstruction": F.cross_entropy(logits, targets), **vq.losses}
         metrics = dict(vq.metrics)
         if self.adversary is not None and self.training:
@@ -125,17 +131,19 @@ class VQVAE(nn.Module):
         return VQVAEOutput(logits=logits, targets=targets, vq=vq, losses=losses, metrics=metrics)
 
     @torch.inference_mode()
-    def decode(self, codes: list[Tensor], speaker_ids: Tensor, config: GenerationConfig | None = None,
-               generator: torch.Generator | None = None, progress: bool = False) -> list[Tensor]:
+    def decode(self, codes: list[Tensor], speaker_ids: Tensor | None, config: GenerationConfig | None = None,
+               generator: torch.Generator | None = None, progress: bool = False,
+               speaker_vectors: Tensor | None = None) -> list[Tensor]:
         """Generate audio from codes, one utterance per entry, all in one batch.
 
         Args:
             codes: per utterance, as :meth:`encode_waveform` gives them (LongTensor[F_i], or Tensor[D, F_i]).
-            speaker_ids: LongTensor[B], the voice to generate each utterance in.
+            speaker_ids: LongTensor[B], the voice to generate each utterance in (a training speaker).
+            speaker_vectors: Tensor[B, V] instead, voices given by reference audio (a reference model).
         Returns:
             waveform Tensor[F_i · hop] per utterance (de-emphasised when the model was trained pre-emphasised).
         """
-        speakers = self.speakers(speaker_ids)
+        speakers = self.speakers(speaker_ids, speaker_vectors)
         conds = [Conditioning(self.decoder, self.bottleneck.decode(c[None])[0], speakers[i])
                  for i, c in enumerate(codes)]
         generated = generate(self.decoder, conds, config or GenerationConfig(), generator, progress)
@@ -150,4 +158,4 @@ class VQVAE(nn.Module):
                 f"  bottleneck {self.bottleneck.extra_repr()}\n"
                 f"  decoder   {count(self.decoder)}, {len(self.decoder.blocks)} blocks, receptive field "
                 f"{self.decoder.receptive_field} samples\n"
-                f"  speakers  {len(self.speakers.names)} × {self.speakers.dim}")
+                f"  speakers  {self.speakers.kind}: {len(self.speakers.names)} voices, {self.speakers.dim}-d")

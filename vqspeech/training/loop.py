@@ -18,6 +18,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -92,7 +93,7 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
         return TrainResult(run_dir=run.run_dir, step=run.step, resumed_from=run.step, train_losses={},
                            valid_loss=None, metrics={}, checkpoint=run.last_path, already_done=True)
     train_audio, valid_audio = run.load_audio(corpus)
-    loader = crop_loader(RandomCrops(train_audio, tcfg.crop_samples, tcfg.seed), tcfg.batch_size, run.step,
+    loader = crop_loader(RandomCrops(train_audio, tcfg.crop_samples, tcfg.seed, run.segments), tcfg.batch_size, run.step,
                          tcfg.num_workers, pin_memory=device.type == "cuda", rank=env.rank,
                          world_size=env.world_size)
     run.start()
@@ -156,7 +157,7 @@ class _Run:
         self.main = env.is_main  # the one process that writes files and shows progress
         self.progress = progress
         self.precision, self.scaler = precision, precision.scaler
-        self.kwargs = model_kwargs(cfg.model, cfg.quantizer, speakers)
+        self.kwargs = model_kwargs(cfg.model, cfg.quantizer, speakers, cfg.data.sample_rate)
         state = self._saved_state()
         try:
             self.model = build_model(self.kwargs).to(device)
@@ -211,12 +212,37 @@ class _Run:
                             f"{self.model.cpc.steps} ahead; use longer crops or fewer model.cpc_steps")
         sample_rate = self.cfg.data.sample_rate
         train_audio = load_split(corpus.split("train"), self.speakers, sample_rate, self.progress,
-                                 "load train audio", pcm16=True)
+                                 "load train audio", pcm16=True, loudness_lufs=self.model.loudness_lufs)
         if not train_audio.waves:
             raise UserError(f"no usable training audio in {corpus.root} ({len(train_audio.skipped)} files skipped)")
-        valid_audio = _validation_set(corpus, self.speakers, self.cfg, self.progress)
+        self.segments = self._speaker_vectors(corpus, train_audio)
+        valid_audio = _validation_set(corpus, self.speakers, self.cfg, self.progress, self.model.loudness_lufs)
         self.audio_summary = (len(train_audio.waves), train_audio.samples / sample_rate / 60)  # minutes
         return train_audio, valid_audio
+
+    def _speaker_vectors(self, corpus, train_audio: LoadedSplit) -> list | None:
+        """A reference model's segment vectors of every training utterance (cached with the corpus), and its
+        speakers' mean vectors set from them; None for a table model."""
+        speakers = self.model.speakers
+        if speakers.kind != "reference":
+            return None
+        from vqspeech.data.speaker_vectors import SpeakerEncoder, cached_segments, mean_vector
+
+        encoder = SpeakerEncoder(self.cfg.data.sample_rate, speakers.segment_seconds)
+        started = time.monotonic()
+        segments = cached_segments(encoder, [(u.path, u.part) for u in train_audio.utterances], train_audio.waves,
+                                   corpus.root / "speaker_vectors", self.progress)
+        by_speaker: dict[int, list] = {}
+        for spk, seg in zip(train_audio.speaker_ids, segments):
+            by_speaker.setdefault(spk, []).append(seg.vectors)
+        means = torch.stack([torch.from_numpy(mean_vector(np.concatenate(by_speaker[i])))
+                             for i in range(len(self.speakers))])
+        speakers.set_means(means.to(self.device))
+        if self.main:
+            log.info("speaker vectors (%s): %d segments of %d utterances in %.1f s; a crop is conditioned on its "
+                     "speaker's segments that do not overlap it", encoder.id, sum(len(s.vectors) for s in segments),
+                     len(segments), time.monotonic() - started)
+        return segments
 
     def start(self) -> None:
         """Write config.yaml (a new run), open TensorBoard and the bar, wrap the model, set it training."""
@@ -245,12 +271,16 @@ class _Run:
             group["lr"] = lr
         self.lr = lr
 
-    def train_step(self, wav: torch.Tensor, speaker_ids: torch.Tensor) -> StepOutcome:
-        """One step on a batch (wav [B, 1, T], speaker_ids [B]); a non-finite loss or gradient skips the update
-        (on every rank alike) and, train.max_bad_steps times in a row, stops the run."""
+    def train_step(self, wav: torch.Tensor, speaker_ids: torch.Tensor,
+                   speaker_vectors: torch.Tensor | None = None) -> StepOutcome:
+        """One step on a batch (wav [B, 1, T], speaker_ids [B], a reference model's speaker_vectors [B, V]); a
+        non-finite loss or gradient skips the update (on every rank alike) and, train.max_bad_steps times in a
+        row, stops the run."""
         wav, speaker_ids = wav.to(self.device, non_blocking=True), speaker_ids.to(self.device, non_blocking=True)
+        if speaker_vectors is not None:
+            speaker_vectors = speaker_vectors.to(self.device, non_blocking=True)
         with self.precision.autocast():
-            out = self.net(wav, speaker_ids)
+            out = self.net(wav, speaker_ids, speaker_vectors)
             loss = weighted_loss(out.losses, loss_weights(self.tcfg, self.step))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -343,7 +373,7 @@ class _Run:
             self.writer.close()
 
 
-def _validation_set(corpus, speakers, cfg: DictConfig, progress: bool) -> LoadedSplit:
+def _validation_set(corpus, speakers, cfg: DictConfig, progress: bool, loudness_lufs: float | None) -> LoadedSplit:
     """Up to train.valid_utterances held-out utterances, spread over speakers, each cut to
     valid_max_seconds and to a multiple of the hop."""
     tcfg = cfg.train
@@ -356,7 +386,8 @@ def _validation_set(corpus, speakers, cfg: DictConfig, progress: bool) -> Loaded
         for name in sorted(by_speaker):
             if by_speaker[name] and len(chosen) < tcfg.valid_utterances:
                 chosen.append(by_speaker[name].pop(0))
-    split = load_split(chosen, speakers, cfg.data.sample_rate, progress, "load valid audio")
+    split = load_split(chosen, speakers, cfg.data.sample_rate, progress, "load valid audio",
+                       loudness_lufs=loudness_lufs)
     limit = int(tcfg.valid_max_seconds * cfg.data.sample_rate)
     split.waves = [w[:limit] for w in split.waves]
     return split

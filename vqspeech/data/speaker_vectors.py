@@ -1,0 +1,167 @@
+"""Speaker vectors from reference audio: the frozen Resemblyzer d-vector, per fixed segment, cached on disk.
+
+The one place Resemblyzer is called, for conditioning (``speaker=reference``) and for scoring conversions.
+Every utterance is cut into segments of ``SEGMENT_SECONDS`` (the last one takes the remainder when it is at
+least ``MIN_SECONDS``, else it joins the one before), and each segment gets a unit-norm d-vector [256]. A
+voice given by several segments or files is the unit-norm mean of their vectors
+(:func:`mean_vector`). Training conditions a crop on the segments that do not overlap it (see
+:class:`vqspeech.data.dataset.RandomCrops`), so a crop's vector never comes from its own audio.
+
+Computing the vectors of a corpus takes about a minute on a CPU per hour of audio, once: they are cached in
+``<corpus root>/speaker_vectors/<encoder id>.pt``, one entry per file keyed by its path, size and
+modification time (and the slice a manifest row takes of it). A changed file, or another encoder, gets new
+vectors; the others are reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vqspeech.data.audio import SILENCE_PEAK, AudioError, load_audio
+from vqspeech.files import atomic_target
+
+log = logging.getLogger(__name__)
+
+SEGMENT_SECONDS = 2.0
+MIN_SECONDS = 1.0          # a reference shorter than this is refused; shorter tails join the segment before
+CACHE_FOLDER = "speaker_vectors"
+
+
+@dataclass
+class SegmentVectors:
+    """One utterance's segments: ``bounds`` int64 [N, 2] (start, end) in samples at the model rate, and
+    ``vectors`` float32 [N, D], unit norm."""
+
+    bounds: np.ndarray
+    vectors: np.ndarray
+
+
+def segment_bounds(length: int, sample_rate: int, seconds: float = SEGMENT_SECONDS) -> np.ndarray:
+    """int64 [N, 2]: consecutive segments of ``seconds`` covering [0, length); a tail shorter than MIN_SECONDS
+    joins the segment before (one segment when the whole is shorter)."""
+    size, least = int(round(seconds * sample_rate)), int(round(MIN_SECONDS * sample_rate))
+    starts = list(range(0, max(length, 1), size))
+    if len(starts) > 1 and length - starts[-1] < least:
+        starts.pop()
+    ends = starts[1:] + [length]
+    return np.array(list(zip(starts, ends)), dtype=np.int64).reshape(-1, 2)
+
+
+def mean_vector(vectors: np.ndarray) -> np.ndarray:
+    """vectors [N, D] -> their unit-norm mean [D]."""
+    mean = np.asarray(vectors, dtype=np.float64).mean(axis=0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
+
+class SpeakerEncoder:
+    """The frozen Resemblyzer voice encoder on the CPU: waveform at ``sample_rate`` -> d-vector [256].
+
+    Resemblyzer drops long silences; when that leaves under 0.1 s (noise, a broken output) the untrimmed
+    audio is used.
+    """
+
+    dim = 256
+
+    def __init__(self, sample_rate: int, segment_seconds: float = SEGMENT_SECONDS):
+        with warnings.catch_warnings():  # resemblyzer imports a deprecated scipy namespace
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import resemblyzer
+            from resemblyzer import VoiceEncoder
+
+        self.sample_rate, self.segment_seconds = sample_rate, segment_seconds
+        self.encoder = VoiceEncoder(device="cpu", verbose=False)
+        weights = Path(resemblyzer.__file__).parent / "pretrained.pt"
+        digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12] if weights.is_file() else "unknown"
+        self.id = f"resemblyzer-{digest}-seg{segment_seconds:g}s-{sample_rate}hz"
+
+    def __call__(self, wav: np.ndarray) -> np.ndarray:
+        """wav float32 [T] -> unit-norm d-vector float32 [256]."""
+        from resemblyzer import preprocess_wav
+        from resemblyzer.audio import normalize_volume
+        from resemblyzer.hparams import audio_norm_target_dBFS, sampling_rate
+
+        prepared = preprocess_wav(wav, source_sr=self.sample_rate)
+        if len(prepared) < 0.1 * sampling_rate:
+            import librosa
+
+            resampled = librosa.resample(wav, orig_sr=self.sample_rate, target_sr=sampling_rate)
+            prepared = normalize_volume(resampled, audio_norm_target_dBFS, increase_only=True)
+        with torch.inference_mode():
+            return self.encoder.embed_utterance(prepared.astype(np.float32)).astype(np.float32)
+
+    def segments(self, wav: np.ndarray) -> SegmentVectors:
+        """The vector of each segment of wav [T] (see :func:`segment_bounds`)."""
+        bounds = segment_bounds(len(wav), self.sample_rate, self.segment_seconds)
+        return SegmentVectors(bounds=bounds, vectors=np.stack([self(wav[a:b]) for a, b in bounds]))
+
+    def reference(self, paths: Sequence[str | os.PathLike]) -> np.ndarray:
+        """The voice of reference files: the unit-norm mean of all their segments' vectors [256].
+
+        Raises:
+            AudioError: a file that cannot be read, is silent, or is shorter than MIN_SECONDS (one line
+                naming it).
+        """
+        vectors = []
+        for path in paths:
+            wav = load_audio(path, self.sample_rate)
+            if np.abs(wav).max() < SILENCE_PEAK:
+                raise AudioError(f"{path}: the reference audio is silent; give a recording of the target voice")
+            if len(wav) < MIN_SECONDS * self.sample_rate:
+                raise AudioError(f"{path}: the reference is {len(wav) / self.sample_rate:.2f} s long; a reference "
+                                 f"needs at least {MIN_SECONDS:g} s of speech")
+            vectors.append(self.segments(wav).vectors)
+        return mean_vector(np.concatenate(vectors))
+
+
+def cached_segments(encoder: SpeakerEncoder, keys: Sequence[tuple[Path, str]], waves: Sequence[np.ndarray],
+                    cache_dir: Path, progress: bool = False) -> list[SegmentVectors]:
+    """Segment vectors of each wave, from ``cache_dir/<encoder.id>.pt`` where its entry is current.
+
+    Args:
+        keys: per wave, the file it was read from and the part of it taken ("" for the whole file).
+        waves: float32 or int16 [T_i], at the encoder's rate.
+    An entry is current when the file's size and modification time are those it was computed from. New
+    entries are written back (atomically); a cache that cannot be written is only warned about.
+    """
+    from tqdm import tqdm
+
+    from vqspeech.data.dataset import as_float
+
+    path = cache_dir / f"{encoder.id}.pt"
+    cache: dict = {}
+    if path.is_file():
+        try:
+            cache = torch.load(path, weights_only=True)
+        except Exception as exc:  # a damaged cache is rebuilt
+            log.warning("%s is damaged (%s); computing the speaker vectors again", path, exc)
+    out, changed = [], 0
+    for (file, part), wav in tqdm(list(zip(keys, waves)), desc="speaker vectors", unit="file",
+                                  disable=not progress, leave=False):
+        stat = os.stat(file)
+        key, stamp = f"{Path(file).resolve()}{part}", [stat.st_size, stat.st_mtime_ns]
+        entry = cache.get(key)
+        if entry is None or entry["stamp"].tolist() != stamp:
+            segments = encoder.segments(as_float(wav))
+            entry = {"stamp": torch.tensor(stamp, dtype=torch.int64), "bounds": torch.from_numpy(segments.bounds),
+                     "vectors": torch.from_numpy(segments.vectors)}
+            cache[key] = entry
+            changed += 1
+        out.append(SegmentVectors(bounds=entry["bounds"].numpy(), vectors=entry["vectors"].numpy()))
+    if changed:
+        try:
+            with atomic_target(path) as tmp:
+                torch.save(cache, tmp)
+            log.info("speaker vectors: %d computed, %d reused (%s)", changed, len(out) - changed, path)
+        except OSError as exc:
+            log.warning("cannot write the speaker-vector cache %s (%s); they will be computed again next time",
+                        path, exc)
+    return out
