@@ -134,12 +134,13 @@ def _convert(args: argparse.Namespace) -> int:
     if args.list_speakers:
         print("\n".join(run.model.speakers.names))
         return 0
-    if not args.inputs or args.speaker is None:
-        raise UserError("name the input files and the target voice: vqspeech convert in.wav --speaker NAME "
-                        "(--list-speakers shows the voices)")
+    if not args.inputs or (args.speaker is None) == (not args.reference):
+        raise UserError("name the input files and one target voice: vqspeech convert in.wav --speaker NAME "
+                        "(--list-speakers shows the voices), or --reference target.wav [more.wav ...]")
     results = convert_files(run.model, args.inputs, args.speaker, args.output, run.config["data"]["sample_rate"],
                             _generation(args, run), overwrite=args.overwrite,
-                            generator=torch_generator(args.seed), progress=not args.quiet)
+                            generator=torch_generator(args.seed), progress=not args.quiet,
+                            reference=args.reference or ())
     return _print_files(results)
 
 
@@ -151,6 +152,15 @@ def _evaluate_conversion(args: argparse.Namespace) -> None:
         raise UserError("--sentences must be at least 1 and --seconds positive")
     run = _load_run(args)
     corpus = _run_corpus(run, args)
+    if args.unseen:
+        from vqspeech.eval.unseen import evaluate_unseen
+
+        out = args.out or run.checkpoint.parent.parent / "unseen"
+        report = evaluate_unseen(run.model, corpus, out, targets_per_source=args.targets, max_seconds=args.seconds,
+                                 seed=args.seed, asr=not args.no_asr, progress=not args.quiet)
+        print(report.markdown())
+        print(f"written to {out}")
+        return
     out = args.out or run.checkpoint.parent.parent / "conversion"
     report = evaluate_conversion(run.model, corpus, run.config["data"]["sample_rate"], out,
                                  n_sentences=args.sentences, max_seconds=args.seconds, seed=args.seed,
@@ -168,7 +178,8 @@ def _reconstruct(args: argparse.Namespace) -> int:
     run = _load_run(args)
     results = reconstruct_files(run.model, args.inputs, args.output, run.config["data"]["sample_rate"],
                                 _generation(args, run), speaker=args.speaker, overwrite=args.overwrite,
-                                generator=torch_generator(args.seed), progress=not args.quiet)
+                                generator=torch_generator(args.seed), progress=not args.quiet,
+                                reference=args.reference or ())
     return _print_files(results)
 
 
@@ -180,16 +191,23 @@ def _evaluate_reconstruction(args: argparse.Namespace) -> None:
         raise UserError("--limit must be at least 1 and --seconds positive")
     run = _load_run(args)
     corpus = _run_corpus(run, args)
-    test = corpus.split("test")
-    if not test:
-        raise UserError(f"corpus {corpus.root} has no test utterances")
+    voices = None
+    if args.unseen:  # held-out speakers: the first half of each, in the voice of its second half
+        from vqspeech.eval.unseen import unseen_voices
+
+        test, voices = unseen_voices(run.model, corpus, progress=not args.quiet)
+    else:
+        test = [u for u in corpus.split("test") if u.speaker in run.model.speakers.names]
+        if not test:
+            raise UserError(f"corpus {corpus.root} has no test utterances of the model's speakers")
     if args.limit is not None:
-        test = [u for u in test if u.speaker in run.model.speakers.names][: args.limit]
-    out = args.out or run.checkpoint.parent.parent / "reconstruction"
+        test = test[: args.limit]
+    out = args.out or run.checkpoint.parent.parent / ("reconstruction-unseen" if args.unseen else "reconstruction")
     report = evaluate_reconstruction(run.model, test, run.config["data"]["sample_rate"], out,
                                      max_seconds=args.seconds, dnsmos=not args.no_dnsmos, seed=args.seed,
-                                     source=f"checkpoint `{run.checkpoint}` (step {run.step})",
-                                     progress=not args.quiet)
+                                     source=f"checkpoint `{run.checkpoint}` (step {run.step})"
+                                     + (", held-out speakers, each in the voice of its own reference" if args.unseen
+                                        else ""), progress=not args.quiet, voices=voices)
     print(report.markdown())
     print(f"written to {out}")
 
@@ -324,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("convert", parents=[common, run_opts, device_opts, files_opts], help="speak input files in another voice")
     p.add_argument("--speaker", help="the target voice (see --list-speakers)")
+    p.add_argument("--reference", nargs="+", metavar="WAV", help="the target voice given by recordings (at least "
+                   "1 s each; their speaker vectors are averaged): models trained with speaker=reference")
     p.add_argument("--list-speakers", action="store_true", help="print the voices the model knows")
     p.add_argument("-o", "--output", default="converted", help="output folder, or a .wav for one input "
                    "(default converted/)")
@@ -333,6 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="encode and decode input files in their own speaker's voice")
     p.add_argument("--speaker", help="the voice to decode in (default: the folder each file lies in, when it "
                    "is named after a speaker the model knows)")
+    p.add_argument("--reference", nargs="+", metavar="WAV", help="decode in the voice of these recordings "
+                   "(speaker=reference models; without it such a model takes an unknown speaker's file itself)")
     p.add_argument("-o", "--output", default="reconstructed", help="output folder, or a .wav for one input "
                    "(default reconstructed/); files are named <stem>_reconstructed.wav")
     p.set_defaults(func=_reconstruct)
@@ -340,6 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate-conversion", parents=[common, run_opts, device_opts, corpus_opts],
                        help="convert held-out sentences between all voices and score them (RUN/conversion)")
     p.add_argument("--sentences", type=int, default=3, help="held-out sentences per voice (default 3)")
+    p.add_argument("--unseen", action="store_true", help="any-to-any over the held-out speakers (split heldout), "
+                   "each target given by reference audio (RUN/unseen)")
+    p.add_argument("--targets", type=int, default=3, help="with --unseen: targets per source (default 3)")
+    p.add_argument("--no-asr", action="store_true", help="with --unseen: skip the pocketsphinx agreement proxy")
     p.add_argument("--seconds", type=float, default=4.0, help="cut utterances to this length (default 4)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_evaluate_conversion)
@@ -350,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, help="cut utterances to this length (default: whole)")
     p.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS (the slowest metric)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler (default 0)")
+    p.add_argument("--unseen", action="store_true", help="score the held-out speakers (split heldout) instead: "
+                   "the first half of each, decoded in the voice of its second half (RUN/reconstruction-unseen)")
     p.set_defaults(func=_evaluate_reconstruction)
 
     p = sub.add_parser("probe-phonemes", parents=[common, run_opts],

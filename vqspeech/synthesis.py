@@ -5,15 +5,19 @@ the model rate). All files generate as one batch (folded when long: see models/g
 each output is loudness-matched to its input (:func:`vqspeech.data.audio.match_loudness`) and written
 whole. A file that cannot be synthesised is reported and the others still are.
 
-:func:`synthesize_files` takes a voice per file; conversion (:mod:`vqspeech.convert`) gives every file
-the same voice, reconstruction (:mod:`vqspeech.reconstruct`) each file its own speaker's.
+:func:`synthesize_files` takes a voice per file: a training speaker's name, or (a model with
+``speaker=reference``) a speaker vector from reference audio, :func:`reference_voice`. Conversion
+(:mod:`vqspeech.convert`) gives every file the same voice, reconstruction (:mod:`vqspeech.reconstruct`)
+each file its own speaker's.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Union
 
 import numpy as np
 import torch
@@ -22,6 +26,39 @@ from vqspeech.data.audio import SILENCE_PEAK, load_audio, match_loudness, save_a
 from vqspeech.errors import UserError
 from vqspeech.models import VQVAE
 from vqspeech.models.generation import GenerationConfig
+
+
+Voice = Union[str, np.ndarray]  # a training speaker's name, or a speaker vector float32 [V]
+
+
+def reference_voice(model: VQVAE, paths: Sequence[str | os.PathLike]) -> np.ndarray:
+    """The voice of reference recordings for ``model``: the unit-norm mean of their speaker vectors [V].
+
+    Raises:
+        UserError: the model has no reference encoder (speaker=table); a reference that cannot be read, is
+            silent or too short (one line naming the file).
+    """
+    speakers = model.speakers
+    if speakers.kind != "reference":
+        raise UserError("--reference needs a model trained with speaker=reference; this one has a speaker table "
+                        "and no reference encoder: name a training voice with --speaker NAME (--list-speakers)")
+    from vqspeech.data.speaker_vectors import SpeakerEncoder
+
+    return SpeakerEncoder(model.sample_rate, speakers.segment_seconds).reference(paths)
+
+
+def decode_in_voices(model: VQVAE, codes: Sequence[torch.Tensor], voices: Sequence[Voice],
+                     generation: GenerationConfig, generator: torch.Generator | None = None,
+                     progress: bool = False) -> list[torch.Tensor]:
+    """:meth:`VQVAE.decode` of each utterance's codes in its voice (a name, or a speaker vector [V]), in one
+    batch; named training voices are their mean vectors when any voice is a vector."""
+    if all(isinstance(v, str) for v in voices):
+        return model.decode(list(codes), model.speakers.ids(list(voices), model.device), generation, generator,
+                            progress)
+    means = model.speakers.means.detach().cpu()  # a vector means a reference model (see reference_voice)
+    vectors = torch.stack([means[model.speakers.index(v)] if isinstance(v, str) else torch.from_numpy(v)
+                           for v in voices])
+    return model.decode(list(codes), None, generation, generator, progress, speaker_vectors=vectors.to(model.device))
 
 
 @dataclass
@@ -52,21 +89,23 @@ def suffixed_paths(sources: list[Path], suffix: str, out: Path) -> list[Path]:
 
 @torch.inference_mode()
 def synthesize_files(model: VQVAE, sources: Sequence[Path], destinations: Sequence[Path],
-                     speaker_of: Callable[[Path], str], sample_rate: int, generation: GenerationConfig,
+                     voice_of: Callable[[Path], Voice], sample_rate: int, generation: GenerationConfig,
                      overwrite: bool = False, loudness_match: bool = True,
                      generator: torch.Generator | None = None, progress: bool = False) -> list[Converted]:
-    """Encode every source, decode its codes in the voice ``speaker_of(source)`` names, write it to its
-    destination. A UserError from ``speaker_of`` (or from the speaker table, for a name the model does
+    """Encode every source, decode its codes in the voice ``voice_of(source)`` gives, write it to its
+    destination. A UserError from ``voice_of`` (or from the speaker table, for a name the model does
     not know) is that file's error; the other files still go through."""
     results = [Converted(source=Path(s)) for s in sources]
-    jobs = []  # (result, input waveform, codes, speaker index)
+    jobs = []  # (result, input waveform, codes, speaker index or vector)
     for result, destination in zip(results, destinations):
         if destination.exists() and not overwrite:
             result.error = f"{destination} already exists; pass --overwrite to replace it"
             continue
         try:
             wav = load_audio(result.source, sample_rate)  # first: a missing file is named as such
-            target = model.speakers.index(speaker_of(result.source))
+            voice = voice_of(result.source)
+            if isinstance(voice, str):
+                model.speakers.index(voice)  # UserError listing the known speakers
         except UserError as exc:  # AudioError included
             result.error = str(exc)
             continue
@@ -74,12 +113,12 @@ def synthesize_files(model: VQVAE, sources: Sequence[Path], destinations: Sequen
             result.error = f"{result.source}: the audio is silent; nothing to encode"
             continue
         result.output, result.seconds = destination, len(wav) / sample_rate
-        jobs.append((result, wav, model.encode_waveform(wav), target))
+        jobs.append((result, wav, model.encode_waveform(wav), voice))
     if not jobs:
         return results
 
-    speaker_ids = torch.tensor([target for *_, target in jobs], dtype=torch.long, device=model.device)
-    waves = model.decode([codes for _, _, codes, _ in jobs], speaker_ids, generation, generator, progress)
+    waves = decode_in_voices(model, [c for _, _, c, _ in jobs], [v for *_, v in jobs], generation, generator,
+                             progress)
     for (result, wav, _, _), generated in zip(jobs, waves):
         audio = generated[: len(wav)].cpu().numpy()
         if loudness_match:

@@ -165,3 +165,22 @@ def test_write_atomic_replaces_the_file_whole_with_the_usual_mode(tmp_path):
         assert sorted(p.name for p in path.parent.iterdir()) == ["manifest.jsonl"]  # no temp file left
     finally:
         os.umask(mask)
+
+
+def test_normalize_loudness_reaches_the_target_and_never_clips():
+    from vqspeech.data.audio import loudness, normalize_loudness
+
+    rng = np.random.default_rng(0)
+    t = np.arange(3 * 16000) / 16000
+    quiet = (0.02 * np.sin(2 * np.pi * 200 * t) * (1 + np.sin(2 * np.pi * 2 * t))
+             + 0.002 * rng.standard_normal(t.shape)).astype(np.float32)
+    louder = normalize_loudness(quiet, 16000, -20.0)
+    assert loudness(louder, 16000) == pytest.approx(-20.0, abs=0.2)
+    assert np.abs(louder).max() <= 0.99 + 1e-6
+    np.testing.assert_allclose(louder / quiet, louder[0] / quiet[0], rtol=1e-4)  # a gain, nothing else
+    spiky = quiet.copy()
+    spiky[100] = 0.5  # limiting wins over the target
+    assert np.abs(normalize_loudness(spiky, 16000, -5.0)).max() == pytest.approx(0.99, abs=1e-6)
+    assert normalize_loudness(quiet, 16000, None) is quiet
+    short = quiet[:3000]  # under the meter's 0.4 s: scaled by RMS
+    assert np.sqrt(np.mean(normalize_loudness(short, 16000, -20.0) ** 2)) == pytest.approx(0.1, rel=0.01)

@@ -96,3 +96,50 @@ def test_cli_prepare_librispeech(tmp_path, capsys):
     assert json.loads((out / "prepare.json").read_text())["trim_db"] is None
     # untrimmed: the files' own lengths, 0.3 + 0.4 + 0.5 s in each of 3 chapters
     assert sum(row["duration"] for row in rows(out / "manifest.jsonl")) == pytest.approx(3 * 1.2, abs=1e-3)
+
+
+def make_one_utterance_readers(base: Path, n_speakers: int = 24, seconds: float = 10.0) -> Path:
+    """An excerpt like ../shared/data/librispeech-excerpt: one utterance per reader, no transcripts,
+    half of the readers F, half M."""
+    root = base / "excerpt"
+    lines = [";ID  |SEX| SUBSET           |MINUTES| NAME\n"]
+    for s in range(n_speakers):
+        speaker, chapter = str(100 + s), "7"
+        folder = root / "train-clean-100" / speaker / chapter
+        folder.mkdir(parents=True)
+        t = np.arange(int(16000 * seconds)) / 16000
+        sf.write(str(folder / f"{speaker}-{chapter}-0000.flac"),
+                 (0.3 * np.sin(2 * np.pi * (120 + 7 * s) * t)).astype(np.float32), 16000)
+        lines.append(f"{speaker} | {'FM'[s % 2]} | train-clean-100 | 25.0 | Reader {s}\n")
+    (root / "SPEAKERS.TXT").write_text("".join(lines))
+    return root
+
+
+def test_one_utterance_per_reader_needs_no_extra_flags(tmp_path, caplog):
+    root = make_one_utterance_readers(tmp_path)
+    result = prepare_librispeech(root, tmp_path / "out", policy=SplitPolicy(valid_per_speaker=2, test_per_speaker=2,
+                                                                            n_heldout_speakers=4),
+                                 workers=1, progress=False)
+    rows = [json.loads(line) for line in result.manifest.read_text().splitlines()]
+    heldout = {r["speaker"] for r in rows if r["split"] == "heldout"}
+    assert len(heldout) == 4 and sorted(r["gender"] for r in rows if r["split"] == "heldout") == ["F", "F", "M", "M"]
+    assert all(r["split"] == "heldout" for r in rows if r["speaker"] in heldout)  # whole speakers
+    train = [r for r in rows if r["split"] == "train"]
+    assert {r["speaker"] for r in train} == {r["speaker"] for r in rows} - heldout  # every other reader trains
+    for name in ("valid", "test"):
+        cut = [r for r in rows if r["split"] == name]
+        assert len(cut) == 10 and all(r["start"] is not None and r["duration"] == 3.0 for r in cut)
+        for r in cut:  # the training row of that file ends where the cut begins: no audio in two splits
+            (own,) = [t for t in train if t["path"] == r["path"]]
+            assert own["end"] == r["start"] == pytest.approx(10.0 - 3.0, abs=0.05)
+    assert {r["speaker"] for r in rows if r["split"] == "valid"}.isdisjoint(
+        {r["speaker"] for r in rows if r["split"] == "test"})
+    assert "single utterance" in result.summary().splitlines()[-1]  # one line says what was done
+
+    corpus = load_corpus(result.root, "manifest.jsonl")
+    assert len(corpus.speakers) == 20
+    valid = corpus.split("valid")[0]
+    from vqspeech.data.dataset import load_split
+
+    (wav,) = load_split([valid], [valid.speaker], 16000, progress=False).waves
+    assert len(wav) == pytest.approx(3.0 * 16000, abs=2)

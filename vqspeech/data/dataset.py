@@ -84,7 +84,7 @@ class RandomCrops(Dataset):
     crop's speaker vector Tensor[V]: the unit-norm mean of every segment of the speaker that does not
     overlap the crop (the speaker's other utterances whole, and the rest of this one), so the vector is
     never computed from the audio it conditions. A crop with no such segment (a speaker whose one
-    utterance is shorter than crop + segment) gets the mean over all speakers.
+    utterance is shorter than crop + segment) gets the mean of all the other speakers' segments.
     """
 
     def __init__(self, split: LoadedSplit, crop: int, seed: int, segments: Sequence | None = None):
@@ -107,7 +107,7 @@ class RandomCrops(Dataset):
                 self.speaker_sum[spk] = self.speaker_sum.get(spk, 0.0) + total
                 self.speaker_count[spk] = self.speaker_count.get(spk, 0) + n
             self.utterance_sum, self.utterance_count = sums, counts
-            self.everyone = np.sum(sums, axis=0) / max(sum(counts), 1)
+            self.everyone_sum, self.everyone_count = np.sum(sums, axis=0), sum(counts)
 
     def __len__(self) -> int:
         return 2 ** 62
@@ -132,7 +132,10 @@ class RandomCrops(Dataset):
         apart = (own.bounds[:, 1] <= start) | (own.bounds[:, 0] >= end)
         total = self.speaker_sum[spk] - self.utterance_sum[u] + own.vectors[apart].astype(np.float64).sum(axis=0)
         count = self.speaker_count[spk] - self.utterance_count[u] + int(apart.sum())
-        mean = total / count if count else self.everyone
+        if not count:  # every segment of the speaker overlaps the crop: all the other speakers' voices
+            total = self.everyone_sum - self.speaker_sum[spk]
+            count = self.everyone_count - self.speaker_count[spk]
+        mean = total / max(count, 1)
         return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
 

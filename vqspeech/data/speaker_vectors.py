@@ -103,14 +103,18 @@ class SpeakerEncoder:
         bounds = segment_bounds(len(wav), self.sample_rate, self.segment_seconds)
         return SegmentVectors(bounds=bounds, vectors=np.stack([self(wav[a:b]) for a, b in bounds]))
 
+    def voice(self, waves: Sequence[np.ndarray]) -> np.ndarray:
+        """The voice of several waveforms [T_i]: the unit-norm mean of all their segments' vectors [256]."""
+        return mean_vector(np.concatenate([self.segments(w).vectors for w in waves]))
+
     def reference(self, paths: Sequence[str | os.PathLike]) -> np.ndarray:
-        """The voice of reference files: the unit-norm mean of all their segments' vectors [256].
+        """The voice of reference files (:meth:`voice` of their audio).
 
         Raises:
             AudioError: a file that cannot be read, is silent, or is shorter than MIN_SECONDS (one line
                 naming it).
         """
-        vectors = []
+        waves = []
         for path in paths:
             wav = load_audio(path, self.sample_rate)
             if np.abs(wav).max() < SILENCE_PEAK:
@@ -118,8 +122,8 @@ class SpeakerEncoder:
             if len(wav) < MIN_SECONDS * self.sample_rate:
                 raise AudioError(f"{path}: the reference is {len(wav) / self.sample_rate:.2f} s long; a reference "
                                  f"needs at least {MIN_SECONDS:g} s of speech")
-            vectors.append(self.segments(wav).vectors)
-        return mean_vector(np.concatenate(vectors))
+            waves.append(wav)
+        return self.voice(waves)
 
 
 def cached_segments(encoder: SpeakerEncoder, keys: Sequence[tuple[Path, str]], waves: Sequence[np.ndarray],

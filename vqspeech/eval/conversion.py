@@ -42,6 +42,7 @@ from vqspeech.data.audio import save_audio
 from vqspeech.data.corpus import Corpus, Utterance
 from vqspeech.data.dataset import load_split
 from vqspeech.data.features import mel_cepstral_distortion
+from vqspeech.data.speaker_vectors import SpeakerEncoder
 from vqspeech.errors import UserError
 from vqspeech.files import write_atomic
 from vqspeech.eval.speaker_classifier import SpeakerClassifier
@@ -190,8 +191,7 @@ def evaluate_conversion(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir:
     waves = [out.float().cpu().numpy() for out in outputs]
 
     predicted = classifier.predict(waves)
-    encoder = _voice_encoder()
-    embed = _Embedder(encoder, sample_rate)
+    embed = SpeakerEncoder(sample_rate)
     references = {spk: [(key, embed(wav)) for key, wav in held.pool[spk]]
                   for spk in tqdm(speakers, desc="embed real audio", disable=not progress, leave=False)}
     real = {(spk, key): wav for spk in speakers for key, wav in held.pool[spk]}
@@ -316,37 +316,6 @@ def _train_classifier(corpus: Corpus, speakers: list[str], sample_rate: int, max
         raise UserError(f"corpus {corpus.root} has no readable training audio of {', '.join(speakers)} "
                         f"to train the speaker classifier on")
     return SpeakerClassifier.fit(waves, loaded.speaker_ids, len(speakers), sample_rate), len(waves)
-
-
-def _voice_encoder():
-    import warnings
-
-    with warnings.catch_warnings():  # resemblyzer imports a deprecated scipy namespace
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from resemblyzer import VoiceEncoder
-
-    return VoiceEncoder(device="cpu", verbose=False)
-
-
-class _Embedder:
-    """Resemblyzer d-vector (unit norm, [256]) of a waveform [T] at the model rate. Resemblyzer drops
-    long silences; when that leaves under 0.1 s (noise, a broken output) the untrimmed audio is used."""
-
-    def __init__(self, encoder, sample_rate: int):
-        self.encoder, self.sample_rate = encoder, sample_rate
-
-    def __call__(self, wav: np.ndarray) -> np.ndarray:
-        from resemblyzer import preprocess_wav
-        from resemblyzer.audio import normalize_volume
-        from resemblyzer.hparams import audio_norm_target_dBFS, sampling_rate
-
-        prepared = preprocess_wav(wav, source_sr=self.sample_rate)
-        if len(prepared) < 0.1 * sampling_rate:
-            import librosa
-
-            resampled = librosa.resample(wav, orig_sr=self.sample_rate, target_sr=sampling_rate)
-            prepared = normalize_volume(resampled, audio_norm_target_dBFS, increase_only=True)
-        return self.encoder.embed_utterance(prepared.astype(np.float32))
 
 
 def _reference(embeddings: list[tuple[str, np.ndarray]], sentence: str) -> np.ndarray:

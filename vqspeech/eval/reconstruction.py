@@ -45,6 +45,7 @@ from vqspeech.files import write_atomic
 from vqspeech.models import VQVAE
 from vqspeech.models.generation import SEGMENT_SECONDS, GenerationConfig
 from vqspeech.quantization import CodeUsage, code_usage
+from vqspeech.synthesis import Voice, decode_in_voices
 
 MU_LAW_BITS = (8, 4)
 MODEL_SAMPLED, MODEL_GREEDY, ORIGINAL = "vqspeech (sampling)", "vqspeech (argmax)", "original"
@@ -177,8 +178,10 @@ class Evaluation:
                  generator: torch.Generator | None = None, codec2_modes: tuple[int, ...] = (),
                  mu_law_bits: tuple[int, ...] = (), mos: Dnsmos | None = None,
                  save_example: Callable[[Utterance, dict[str, tuple[np.ndarray, float | None]]], object] | None
-                 = None, examples: int = 0, progress: bool = False):
+                 = None, examples: int = 0, progress: bool = False,
+                 voice_of: Callable[[Utterance], Voice] | None = None):
         self.model, self.sample_rate, self.generations, self.generator = model, sample_rate, generations, generator
+        self.voice_of = voice_of or (lambda utt: utt.speaker)  # the voice each utterance is decoded in
         self.codec2_modes, self.mu_law_bits, self.mos, self.progress = codec2_modes, mu_law_bits, mos, progress
         self.save_example, self.examples = save_example, examples
         self.frame_rate = sample_rate / model.hop_length
@@ -198,10 +201,10 @@ class Evaluation:
         codes = [model.encode_waveform(wav) for _, wav in batch]
         for c in codes if model.bottleneck.discrete else ():
             self.counts.add_(torch.bincount(c.cpu(), minlength=len(self.counts)))
-        ids = model.speakers.ids([u.speaker for u, _ in batch], model.device)
+        voices = [self.voice_of(u) for u, _ in batch]
         started = time.monotonic()
-        generated = {system: model.decode(codes, ids, config, self.generator if not config.greedy else None,
-                                          self.progress)
+        generated = {system: decode_in_voices(model, codes, voices, config,
+                                              self.generator if not config.greedy else None, self.progress)
                      for system, config in self.generations.items()}
         self.generation_seconds += time.monotonic() - started
         for i, (utt, wav) in enumerate(batch):
@@ -253,7 +256,7 @@ def batches(utterances: list[Utterance], sample_rate: int, hop: int, segment_fra
     batch, used = [], 0
     for utt in utterances:
         try:
-            wav = load_audio(utt.path, sample_rate)
+            wav = utt.cut(load_audio(utt.path, sample_rate), sample_rate)
         except AudioError as exc:
             skipped.append(str(exc))
             bar.update(1)
@@ -274,13 +277,17 @@ def batches(utterances: list[Utterance], sample_rate: int, hop: int, segment_fra
 def evaluate_reconstruction(model: VQVAE, utterances: list[Utterance], sample_rate: int, out_dir: str | Path,
                             max_seconds: float | None = None, dnsmos: bool = True, seed: int = 0,
                             codec2_modes: tuple[int, ...] = baselines.CODEC2_MODES, batch_segments: int = 64,
-                            source: str = "model", progress: bool = True) -> ReconstructionReport:
-    """Reconstruct and score ``utterances`` (those of speakers the model knows); see the module docstring."""
+                            source: str = "model", progress: bool = True,
+                            voices: dict[str, Voice] | None = None) -> ReconstructionReport:
+    """Reconstruct and score ``utterances`` (those of speakers the model knows, or that ``voices`` gives a
+    voice: a speaker vector from their own reference audio, or a training speaker's name); see the module
+    docstring."""
     started = time.monotonic()
     out_dir = Path(out_dir)
     if codec2_modes:
         baselines.codec2_tools()  # fail before generating anything
-    utterances = [u for u in utterances if u.speaker in model.speakers.names]
+    voices = voices or {}
+    utterances = [u for u in utterances if u.speaker in model.speakers.names or u.speaker in voices]
     if not utterances:
         raise UserError(f"no test utterances of the model's speakers ({', '.join(model.speakers.names)})")
     mos = Dnsmos() if dnsmos else None
@@ -290,7 +297,7 @@ def evaluate_reconstruction(model: VQVAE, utterances: list[Utterance], sample_ra
     evaluation = Evaluation(model, sample_rate, {MODEL_SAMPLED: sampling, MODEL_GREEDY: argmax},
                             torch.Generator(device=model.device).manual_seed(seed), codec2_modes, MU_LAW_BITS, mos,
                             lambda utt, outputs: _save_examples(out_dir, utt, outputs, sample_rate),
-                            PLOTTED_UTTERANCES, progress)
+                            PLOTTED_UTTERANCES, progress, lambda utt: voices.get(utt.speaker, utt.speaker))
     skipped: list[str] = []
     bar = tqdm(total=len(utterances), desc="evaluate reconstruction", unit="utt", disable=not progress)
     for batch in batches(utterances, sample_rate, hop, sampling.segment_frames, batch_segments, max_seconds,
