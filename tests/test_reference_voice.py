@@ -114,3 +114,22 @@ def test_speaker_and_reference_together_are_refused(reference_run, tmp_path, cap
     assert main(["convert", str(src), "--speaker", "spk_a", "--reference", str(src), "--run", str(reference_run),
                  "-q"]) == 2
     assert "one target voice" in capsys.readouterr().err
+
+
+def test_a_learned_speaker_encoder_needs_no_pretrained_model(demo_recipe, tiny_corpus, tmp_path, capsys):
+    run_dir = tmp_path / "learned"
+    assert main(["train", str(demo_recipe), "+debug=tiny", f"data.root={tiny_corpus}", f"run_dir={run_dir}",
+                 "train.device=cpu", "train.audio_every=null", "speaker=learned", "model.speaker.reference_seconds=0.25",
+                 "-q"]) == 0
+    run = load_run(run_dir)
+    speakers = run.model.speakers
+    assert speakers.encoder == "learned" and speakers.means.shape == (3, 128)
+    assert speakers.means.abs().sum(dim=1).min() > 0  # every training voice has its mean vector
+    assert not torch.allclose(speakers.means[0], speakers.means[1])
+    src, ref = tmp_path / "in.wav", tmp_path / "ref.wav"
+    sf.write(src, speech_like(0.4), SR)
+    sf.write(ref, speech_like(1.5, 1, 240.0), SR)
+    out = tmp_path / "out"
+    assert main(["convert", str(src), "--reference", str(ref), "--run", str(run_dir), "-o", str(out), "-q"]) == 0
+    assert main(["convert", str(src), "--speaker", "spk_c", "--run", str(run_dir), "-o", str(out), "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["in_to_ref.wav", "in_to_spk_c.wav"]

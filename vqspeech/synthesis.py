@@ -22,7 +22,7 @@ from typing import Union
 import numpy as np
 import torch
 
-from vqspeech.data.audio import SILENCE_PEAK, load_audio, match_loudness, save_audio
+from vqspeech.data.audio import SILENCE_PEAK, load_audio, match_loudness, normalize_loudness, save_audio
 from vqspeech.errors import UserError
 from vqspeech.models import VQVAE
 from vqspeech.models.generation import GenerationConfig
@@ -32,19 +32,33 @@ Voice = Union[str, np.ndarray]  # a training speaker's name, or a speaker vector
 
 
 def reference_voice(model: VQVAE, paths: Sequence[str | os.PathLike]) -> np.ndarray:
-    """The voice of reference recordings for ``model``: the unit-norm mean of their speaker vectors [V].
+    """The voice of reference recordings for ``model`` (:func:`voice_of_waves` of their audio).
 
     Raises:
         UserError: the model has no reference encoder (speaker=table); a reference that cannot be read, is
             silent or too short (one line naming the file).
     """
-    speakers = model.speakers
-    if speakers.kind != "reference":
+    if model.speakers.kind != "reference":
         raise UserError("--reference needs a model trained with speaker=reference; this one has a speaker table "
                         "and no reference encoder: name a training voice with --speaker NAME (--list-speakers)")
-    from vqspeech.data.speaker_vectors import SpeakerEncoder
+    from vqspeech.data.speaker_vectors import load_references
 
-    return SpeakerEncoder(model.sample_rate, speakers.segment_seconds).reference(paths)
+    return voice_of_waves(model, load_references(paths, model.sample_rate))
+
+
+@torch.inference_mode()
+def voice_of_waves(model: VQVAE, waves: Sequence[np.ndarray]) -> np.ndarray:
+    """A reference model's speaker vector [V] for waveforms [T_i] of one voice: the unit-norm mean of their
+    Resemblyzer segment vectors, or the mean of the learned encoder's vectors (each wave scaled to the
+    model's input level first, as in training)."""
+    speakers = model.speakers
+    if speakers.encoder == "resemblyzer":
+        from vqspeech.data.speaker_vectors import SpeakerEncoder
+
+        return SpeakerEncoder(model.sample_rate, speakers.segment_seconds).voice(waves)
+    vectors = [speakers.embed_audio(torch.from_numpy(normalize_loudness(w, model.sample_rate, model.loudness_lufs))
+                                    [None, None].to(model.device))[0] for w in waves]
+    return torch.stack(vectors).mean(dim=0).float().cpu().numpy()
 
 
 def decode_in_voices(model: VQVAE, codes: Sequence[torch.Tensor], voices: Sequence[Voice],

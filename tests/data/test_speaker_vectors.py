@@ -120,3 +120,23 @@ def test_a_crop_is_never_conditioned_on_its_own_audio():
                 start = int(sum(len(s.bounds) for s in segments[:v]))
                 assert (vector[start:start + len(other.bounds)] > 0).all() == (not same_speaker_apart)
     assert seen_utterances == {0, 1, 2} and fallbacks > 0  # both cases were met
+
+
+def test_a_learned_encoder_hears_its_speaker_outside_the_crop():
+    lengths, speakers = [3 * SR, 2 * SR, SR], [0, 0, 1]
+    split = ramp_split(lengths, speakers)
+    crops = RandomCrops(split, crop=SR // 4, seed=5, reference_samples=SR // 2)
+    starts = np.cumsum([0, *lengths])
+    for i in range(200):
+        wav, speaker, reference = crops[i]
+        crop = np.round(wav[0].numpy() * 1e7).astype(np.int64)
+        heard = np.round(reference[0].numpy() * 1e7).astype(np.int64)
+        assert reference.shape == (1, SR // 2)
+        owner = np.searchsorted(starts, crop[0], side="right") - 1
+        if heard.any():
+            source = np.searchsorted(starts, heard[0], side="right") - 1
+            assert speakers[source] == speakers[owner]  # the same speaker
+            assert np.intersect1d(crop, heard).size == 0  # never the crop's own samples
+            assert (np.diff(heard) == 1).all()  # one contiguous piece
+        else:  # speaker 1 has one 1 s utterance: a 0.25 s crop may leave no 0.5 s piece apart
+            assert speakers[owner] == 1

@@ -85,9 +85,13 @@ class RandomCrops(Dataset):
     overlap the crop (the speaker's other utterances whole, and the rest of this one), so the vector is
     never computed from the audio it conditions. A crop with no such segment (a speaker whose one
     utterance is shorter than crop + segment) gets the mean of all the other speakers' segments.
+    With ``reference_samples`` R instead (a learned speaker encoder) the third element is reference audio
+    Tensor[1, R]: R samples of the speaker drawn (seeded like the crop) from anywhere that does not overlap
+    the crop, in this utterance or another of the speaker's; zeros when there is no such place.
     """
 
-    def __init__(self, split: LoadedSplit, crop: int, seed: int, segments: Sequence | None = None):
+    def __init__(self, split: LoadedSplit, crop: int, seed: int, segments: Sequence | None = None,
+                 reference_samples: int | None = None):
         if not split.waves:
             raise ValueError("no audio to crop from")
         self.waves = split.waves
@@ -96,6 +100,10 @@ class RandomCrops(Dataset):
         self.seed = seed
         self.ends = np.cumsum([len(w) for w in self.waves])
         self.segments = segments
+        self.reference_samples = reference_samples
+        self.by_speaker: dict[int, list[int]] = {}
+        for u, spk in enumerate(self.speaker_ids):
+            self.by_speaker.setdefault(spk, []).append(u)
         if segments is not None:
             if len(segments) != len(self.waves):
                 raise ValueError(f"{len(segments)} utterances' speaker vectors for {len(self.waves)} utterances")
@@ -122,9 +130,29 @@ class RandomCrops(Dataset):
         else:
             start, piece = 0, np.pad(wav, (0, self.crop - len(wav)))
         item = (torch.from_numpy(np.ascontiguousarray(as_float(piece)))[None], torch.tensor(self.speaker_ids[u]))
+        if self.reference_samples is not None:
+            return (*item, torch.from_numpy(self.reference_audio(u, start, start + self.crop, rng))[None])
         if self.segments is None:
             return item
         return (*item, torch.from_numpy(self.reference_vector(u, start, start + self.crop)))
+
+    def reference_audio(self, u: int, start: int, end: int, rng: np.random.Generator) -> np.ndarray:
+        """float32 [R]: R samples of utterance u's speaker that do not overlap the crop [start, end) of u."""
+        size = self.reference_samples
+        places = []  # (utterance, first start, last start)
+        for v in self.by_speaker[self.speaker_ids[u]]:
+            last = len(self.waves[v]) - size
+            if v != u:
+                places.append((v, 0, last))
+            else:
+                places += [(u, 0, start - size), (u, end, last)]
+        places = [(v, lo, hi) for v, lo, hi in places if hi >= lo]
+        if not places:
+            return np.zeros(size, dtype=np.float32)
+        weights = np.array([hi - lo + 1 for _, lo, hi in places], dtype=np.float64)
+        v, lo, hi = places[int(rng.choice(len(places), p=weights / weights.sum()))]
+        first = int(rng.integers(lo, hi + 1))
+        return np.ascontiguousarray(as_float(self.waves[v][first:first + size]))
 
     def reference_vector(self, u: int, start: int, end: int) -> np.ndarray:
         """The speaker vector float32 [V] for the crop [start, end) of utterance u (see the class docstring)."""

@@ -108,22 +108,26 @@ class SpeakerEncoder:
         return mean_vector(np.concatenate([self.segments(w).vectors for w in waves]))
 
     def reference(self, paths: Sequence[str | os.PathLike]) -> np.ndarray:
-        """The voice of reference files (:meth:`voice` of their audio).
+        """The voice of reference files (:meth:`voice` of :func:`load_references`)."""
+        return self.voice(load_references(paths, self.sample_rate))
 
-        Raises:
-            AudioError: a file that cannot be read, is silent, or is shorter than MIN_SECONDS (one line
-                naming it).
-        """
-        waves = []
-        for path in paths:
-            wav = load_audio(path, self.sample_rate)
-            if np.abs(wav).max() < SILENCE_PEAK:
-                raise AudioError(f"{path}: the reference audio is silent; give a recording of the target voice")
-            if len(wav) < MIN_SECONDS * self.sample_rate:
-                raise AudioError(f"{path}: the reference is {len(wav) / self.sample_rate:.2f} s long; a reference "
-                                 f"needs at least {MIN_SECONDS:g} s of speech")
-            waves.append(wav)
-        return self.voice(waves)
+
+def load_references(paths: Sequence[str | os.PathLike], sample_rate: int) -> list[np.ndarray]:
+    """Reference recordings at ``sample_rate``, float32 [T_i] each.
+
+    Raises:
+        AudioError: a file that cannot be read, is silent, or is shorter than MIN_SECONDS (one line naming it).
+    """
+    waves = []
+    for path in paths:
+        wav = load_audio(path, sample_rate)
+        if np.abs(wav).max() < SILENCE_PEAK:
+            raise AudioError(f"{path}: the reference audio is silent; give a recording of the target voice")
+        if len(wav) < MIN_SECONDS * sample_rate:
+            raise AudioError(f"{path}: the reference is {len(wav) / sample_rate:.2f} s long; a reference "
+                             f"needs at least {MIN_SECONDS:g} s of speech")
+        waves.append(wav)
+    return waves
 
 
 def cached_segments(encoder: SpeakerEncoder, keys: Sequence[tuple[Path, str]], waves: Sequence[np.ndarray],

@@ -45,7 +45,7 @@ from vqspeech.eval.speaker_classifier import SpeakerClassifier
 from vqspeech.files import write_atomic
 from vqspeech.models import VQVAE
 from vqspeech.models.generation import SEGMENT_SECONDS, GenerationConfig
-from vqspeech.synthesis import Voice, decode_in_voices
+from vqspeech.synthesis import Voice, decode_in_voices, voice_of_waves
 
 CHUNK_SECONDS = 1.5  # the classifier's training examples: chunks of the A pieces
 
@@ -145,8 +145,8 @@ def evaluate_unseen(model: VQVAE, corpus: Corpus, out_dir: str | Path, targets_p
     encoder = SpeakerEncoder(sample_rate, getattr(model.speakers, "segment_seconds", 2.0))
     centroids = np.stack([encoder(p.a) for p in pieces])            # [N, 256], the identification voices
     if model.speakers.kind == "reference":
-        voices: list[Voice] = [encoder.voice([p.b]) for p in pieces]
-        conditioning = "reference audio (Resemblyzer d-vector of the B piece)"
+        voices: list[Voice] = [voice_of_waves(model, [p.b]) for p in pieces]
+        conditioning = f"reference audio (the {model.speakers.encoder} speaker vector of the B piece)"
     else:
         voices = _nearest_training_voices(model, corpus, encoder, [encoder.voice([p.b]) for p in pieces], progress)
         conditioning = "nearest training voice to the B piece (a speaker table takes no reference)"
@@ -288,12 +288,11 @@ def unseen_voices(model: VQVAE, corpus: Corpus, progress: bool = True) -> tuple[
     rows = heldout_pieces(corpus)
     encoder = SpeakerEncoder(model.sample_rate, getattr(model.speakers, "segment_seconds", 2.0))
     b = load_split([r[2] for r in rows], [r[0] for r in rows], model.sample_rate, progress, "load references")
-    vectors = [encoder.voice([w]) for w in b.waves]
     speakers = [u.speaker for u in b.utterances]
     if model.speakers.kind == "reference":
-        voices: list[Voice] = vectors
+        voices: list[Voice] = [voice_of_waves(model, [w]) for w in b.waves]
     else:
-        voices = _nearest_training_voices(model, corpus, encoder, vectors, progress)
+        voices = _nearest_training_voices(model, corpus, encoder, [encoder.voice([w]) for w in b.waves], progress)
     return [r[1] for r in rows if r[0] in speakers], dict(zip(speakers, voices))
 
 

@@ -34,7 +34,8 @@ def build_model(kwargs: Mapping[str, Any]) -> VQVAE:
     model, quant = kwargs["model"], kwargs["quantizer"]
     encoder = ConvEncoder(**model["encoder"])
     bottleneck = build_bottleneck(_bottleneck_spec(model), quant, encoder.latent_dim, encoder.hop_length)
-    speakers = build_speakers(model.get("speaker"), kwargs["speakers"], model["speaker_dim"])
+    speakers = build_speakers(model.get("speaker"), kwargs["speakers"], model["speaker_dim"],
+                              kwargs.get("sample_rate", 16000))
     decoder = WaveNetDecoder(latent_dim=encoder.latent_dim, speaker_dim=speakers.dim,
                              hop_length=encoder.hop_length, **model["decoder"])
     channels = model.get("speaker_adversary", 0)

@@ -112,9 +112,13 @@ class VQVAE(nn.Module):
         pre-emphasised by ``preemphasis`` (0: as it is)."""
         return mu_law_encode(pre_emphasis(wav[:, 0], self.preemphasis))
 
-    def forward(self, wav: Tensor, speaker_ids: Tensor, speaker_vectors: Tensor | None = None) -> VQVAEOutput:
+    def forward(self, wav: Tensor, speaker_ids: Tensor, speaker_vectors: Tensor | None = None,
+                speaker_audio: Tensor | None = None) -> VQVAEOutput:
         """wav: Tensor[B, 1, T] in [-1, 1]; speaker_ids: LongTensor[B]; speaker_vectors: Tensor[B, V], the
-        voice of each crop from other audio (a reference model; None: the speakers' own conditioning)."""
+        voice of each crop from other audio (a reference model; None: the speakers' own conditioning), or
+        speaker_audio Tensor[B, 1, R], that other audio itself (a reference model with a learned encoder)."""
+        if speaker_audio is not None:
+            speaker_vectors = self.speakers.embed_audio(speaker_audio)
         targets = self.targets(wav)
         z_e = self.encoder(wav)
         vq = self.bottleneck(z_e)

@@ -23,7 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vqspeech.data.corpus import load_corpus
-from vqspeech.data.dataset import LoadedSplit, RandomCrops, crop_loader, load_split
+from vqspeech.data.dataset import LoadedSplit, RandomCrops, as_float, crop_loader, load_split
 from vqspeech.errors import UserError
 from vqspeech.files import write_atomic
 from vqspeech.models import VQVAE, build_model
@@ -93,7 +93,8 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
         return TrainResult(run_dir=run.run_dir, step=run.step, resumed_from=run.step, train_losses={},
                            valid_loss=None, metrics={}, checkpoint=run.last_path, already_done=True)
     train_audio, valid_audio = run.load_audio(corpus)
-    loader = crop_loader(RandomCrops(train_audio, tcfg.crop_samples, tcfg.seed, run.segments), tcfg.batch_size, run.step,
+    crops = RandomCrops(train_audio, tcfg.crop_samples, tcfg.seed, run.segments, run.reference_samples)
+    loader = crop_loader(crops, tcfg.batch_size, run.step,
                          tcfg.num_workers, pin_memory=device.type == "cuda", rank=env.rank,
                          world_size=env.world_size)
     run.start()
@@ -215,16 +216,44 @@ class _Run:
                                  "load train audio", pcm16=True, loudness_lufs=self.model.loudness_lufs)
         if not train_audio.waves:
             raise UserError(f"no usable training audio in {corpus.root} ({len(train_audio.skipped)} files skipped)")
+        self.train_audio = train_audio
         self.segments = self._speaker_vectors(corpus, train_audio)
+        self.reference_samples = self._learned_references()
         valid_audio = _validation_set(corpus, self.speakers, self.cfg, self.progress, self.model.loudness_lufs)
         self.audio_summary = (len(train_audio.waves), train_audio.samples / sample_rate / 60)  # minutes
         return train_audio, valid_audio
 
-    def _speaker_vectors(self, corpus, train_audio: LoadedSplit) -> list | None:
-        """A reference model's segment vectors of every training utterance (cached with the corpus), and its
-        speakers' mean vectors set from them; None for a table model."""
+    def _learned_references(self) -> int | None:
+        """Samples of reference audio per crop for a learned speaker encoder (its means set), else None."""
         speakers = self.model.speakers
-        if speakers.kind != "reference":
+        if speakers.kind != "reference" or speakers.encoder != "learned":
+            return None
+        self._set_learned_means()
+        return int(round(speakers.reference_seconds * self.cfg.data.sample_rate))
+
+    @torch.no_grad()
+    def _set_learned_means(self) -> None:
+        """A learned encoder's training-speaker means: the mean vector of (up to) the first 4 s of each of the
+        speaker's utterances, with the encoder as it is now (refreshed before validating and saving)."""
+        speakers, limit = self.model.speakers, 4 * self.cfg.data.sample_rate
+        if speakers.kind != "reference" or speakers.encoder != "learned":
+            return
+        was_training = speakers.training
+        speakers.eval()
+        sums = torch.zeros_like(speakers.means)
+        counts = torch.zeros(len(self.speakers), device=self.device)
+        for spk, wav in zip(self.train_audio.speaker_ids, self.train_audio.waves):
+            audio = torch.from_numpy(as_float(wav[:limit]))[None, None].to(self.device)
+            sums[spk] += speakers.embed_audio(audio)[0]
+            counts[spk] += 1
+        speakers.set_means(sums / counts.clamp(min=1)[:, None])
+        speakers.train(was_training)
+
+    def _speaker_vectors(self, corpus, train_audio: LoadedSplit) -> list | None:
+        """A Resemblyzer reference model's segment vectors of every training utterance (cached with the
+        corpus), and its speakers' mean vectors set from them; None otherwise."""
+        speakers = self.model.speakers
+        if speakers.kind != "reference" or speakers.encoder != "resemblyzer":
             return None
         from vqspeech.data.speaker_vectors import SpeakerEncoder, cached_segments, mean_vector
 
@@ -272,15 +301,17 @@ class _Run:
         self.lr = lr
 
     def train_step(self, wav: torch.Tensor, speaker_ids: torch.Tensor,
-                   speaker_vectors: torch.Tensor | None = None) -> StepOutcome:
-        """One step on a batch (wav [B, 1, T], speaker_ids [B], a reference model's speaker_vectors [B, V]); a
-        non-finite loss or gradient skips the update (on every rank alike) and, train.max_bad_steps times in a
-        row, stops the run."""
+                   reference: torch.Tensor | None = None) -> StepOutcome:
+        """One step on a batch (wav [B, 1, T], speaker_ids [B], and for a reference model each crop's speaker
+        vector [B, V] or, for a learned encoder, reference audio [B, 1, R]); a non-finite loss or gradient
+        skips the update (on every rank alike) and, train.max_bad_steps times in a row, stops the run."""
         wav, speaker_ids = wav.to(self.device, non_blocking=True), speaker_ids.to(self.device, non_blocking=True)
-        if speaker_vectors is not None:
-            speaker_vectors = speaker_vectors.to(self.device, non_blocking=True)
+        vectors = audio = None
+        if reference is not None:
+            reference = reference.to(self.device, non_blocking=True)
+            vectors, audio = (None, reference) if self.reference_samples is not None else (reference, None)
         with self.precision.autocast():
-            out = self.net(wav, speaker_ids, speaker_vectors)
+            out = self.net(wav, speaker_ids, vectors, audio)
             loss = weighted_loss(out.losses, loss_weights(self.tcfg, self.step))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -336,6 +367,7 @@ class _Run:
 
     def validate(self, valid_audio: LoadedSplit) -> float | None:
         """The validation loss (None without validation audio); a new best is saved as best.pt."""
+        self._set_learned_means()
         valid_loss = validate(self.model, valid_audio, self.device, self.precision, self.env)
         if valid_loss is not None:
             if self.main:
@@ -356,6 +388,7 @@ class _Run:
                             self.cfg.data.sample_rate)
 
     def save(self, name: str = ckpt.LAST) -> Path:
+        self._set_learned_means()
         state = ckpt.TrainingState(
             step=self.step, model_kwargs=self.kwargs, model=self.model.state_dict(),
             optimizer=self.optimizer.state_dict(), config=OmegaConf.to_container(self.cfg, resolve=True),
