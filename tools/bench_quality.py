@@ -6,6 +6,9 @@
     python tools/bench_quality.py --plot                                     # only redraw the learning curves
     python tools/bench_quality.py --table                                    # markdown: each name at its last point
 
+    python tools/bench_quality.py --recipe recipes/librispeech --name reference --minutes 15 $LIBRISPEECH_CPU
+                                    # real speech: the held-out readers are scored (benchmarks/librispeech.csv)
+
 Every lever is judged here at equal CPU minutes, never at equal steps. The run trains once for --minutes
 (``train.max_minutes``) keeping a checkpoint every --every minutes (``train.snapshot_minutes``); scoring
 happens after training, so it costs no training time. Each checkpoint is scored on one fixed small set:
@@ -18,6 +21,13 @@ happens after training, so it costs no training time. Each checkpoint is scored 
   classifier, and reconstructions identified as their own voice;
 * the phoneme probe on the test + valid split: mapping accuracy, PNMI, held-out-voice mapping accuracy,
   speaker accuracy from code histograms, ABX within and across speakers; and the codes' bitrate.
+
+A corpus with held-out speakers (split ``heldout``: recipes/librispeech) is scored on them instead, voices the
+model never heard (:mod:`vqspeech.eval.unseen`): each reader's first half reconstructed in the voice of its
+second half (STOI, PESQ-WB, DNSMOS OVRL, MCD, with Codec2 2400 on the same audio), converted to
+--targets other held-out readers (share identified as the target by Resemblyzer and by the speaker
+classifier, cosine to the target's and the source's real voice), the pocketsphinx agreement proxy
+(--asr), and the code perplexity on that audio.
 
 One CSV row per (run, checkpoint): name, config hash, overrides, minutes, steps, valid loss and every figure.
 The CSV is rewritten whole through an atomic rename, so an interrupted harness never leaves it half-written.
@@ -53,6 +63,14 @@ CURVES = [("stoi", "STOI"), ("pesq", "PESQ-WB"), ("dnsmos_ovrl", "DNSMOS OVRL"),
           ("pnmi", "PNMI"), ("valid_loss", "valid loss (nats/sample)")]
 RECON_UTTERANCES_PER_VOICE = 3
 PROBE_UTTERANCES = 48  # of the test + valid split, chosen by utterance id (the same for every run)
+UNSEEN_FIELDS = ["name", "config_hash", "overrides", "minutes", "steps", "train_wall_s", "valid_loss", "stoi", "pesq",
+                 "dnsmos_ovrl", "mcd", "codec2_stoi", "codec2_pesq", "codec2_dnsmos_ovrl", "conv_identified",
+                 "conv_classified", "conv_cosine_target", "conv_cosine_source", "recon_identified",
+                 "recon_cosine_target", "asr_conv", "asr_recon", "asr_codec2", "perplexity", "used_codes",
+                 "score_wall_s", "machine_load"]
+UNSEEN_CURVES = [("stoi", "STOI (held-out readers)"), ("dnsmos_ovrl", "DNSMOS OVRL"),
+                 ("conv_identified", "conversions identified as target"), ("conv_cosine_target", "cosine to target"),
+                 ("perplexity", "code perplexity"), ("valid_loss", "valid loss (nats/sample)")]
 
 
 def config_hash(cfg) -> str:
@@ -143,6 +161,37 @@ def score_checkpoint(checkpoint: Path, corpus, sample_rate: int, sampling: dict,
             "mfcc_mapping_accuracy": figures[mfcc_column][0], "mfcc_pnmi": figures[mfcc_column][1]}
 
 
+def score_unseen(checkpoint: Path, corpus, seconds: float, out_dir: Path, mos, targets: int, asr: bool) -> dict:
+    """The held-out-reader figures of one checkpoint (see the module docstring)."""
+    from vqspeech.eval.reconstruction import MODEL_SAMPLED, Evaluation, batches, summarize
+    from vqspeech.eval.unseen import evaluate_unseen, unseen_voices
+    from vqspeech.models.generation import SEGMENT_SECONDS, GenerationConfig
+    from vqspeech.runs import load_run
+
+    run = load_run(checkpoint=checkpoint, device="cpu")
+    model, sample_rate = run.model, run.model.sample_rate
+    pieces, voices = unseen_voices(model, corpus, progress=False)
+    generation = GenerationConfig.from_seconds(SEGMENT_SECONDS, sample_rate, model.hop_length)
+    evaluation = Evaluation(model, sample_rate, {MODEL_SAMPLED: generation}, torch.Generator().manual_seed(0),
+                            codec2_modes=(2400,), mos=mos, voice_of=lambda utt: voices[utt.speaker])
+    for batch in batches(pieces, sample_rate, model.hop_length, generation.segment_frames, 64, seconds, [], _NoBar()):
+        evaluation.add(batch)
+    recon = summarize(MODEL_SAMPLED, [r for r in evaluation.rows if r.system == MODEL_SAMPLED])
+    codec = summarize("Codec2 2400", [r for r in evaluation.rows if r.system == "Codec2 2400"])
+    usage = evaluation.usage()
+    unseen = evaluate_unseen(model, corpus, out_dir / "unseen", targets_per_source=targets, max_seconds=seconds,
+                             asr=asr, progress=False)
+    c, r = unseen.converted, unseen.reconstructed
+    return {"steps": run.step, "stoi": recon.stoi, "pesq": recon.pesq, "dnsmos_ovrl": recon.dnsmos_ovrl,
+            "mcd": recon.mcd, "codec2_stoi": codec.stoi, "codec2_pesq": codec.pesq,
+            "codec2_dnsmos_ovrl": codec.dnsmos_ovrl, "conv_identified": c.identified_as_target,
+            "conv_classified": c.classified_as_target, "conv_cosine_target": c.cosine_target,
+            "conv_cosine_source": c.cosine_source, "recon_identified": r.identified_as_target,
+            "recon_cosine_target": r.cosine_target, "asr_conv": c.asr_agreement_error,
+            "asr_recon": r.asr_agreement_error, "asr_codec2": unseen.asr_codec2_2400,
+            "perplexity": usage and float(usage.perplexity), "used_codes": usage and int(usage.used_codes)}
+
+
 class _NoBar:
     def update(self, n: int = 1) -> None:
         pass
@@ -154,7 +203,7 @@ def valid_loss_at(run_dir: Path, step: int) -> float | None:
     return logged[-1] if logged else None
 
 
-def plot(csv_path: Path, png: Path) -> None:
+def plot(csv_path: Path, png: Path, curves=CURVES) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -163,7 +212,7 @@ def plot(csv_path: Path, png: Path) -> None:
     rows = read_rows(csv_path)
     names = list(dict.fromkeys(r["name"] for r in rows))
     fig, axes = plt.subplots(2, 4, figsize=(18, 8))
-    for ax, (key, label) in zip(axes.flat, CURVES):
+    for ax, (key, label) in zip(axes.flat, curves):
         for name in names:
             points = sorted((float(r["minutes"]), float(r[key])) for r in rows if r["name"] == name and r[key])
             if points:
@@ -187,7 +236,7 @@ TABLE = [("minutes", "min"), ("steps", "steps"), ("valid_loss", "valid loss"), (
          ("abx_within", "ABX within"), ("abx_across", "ABX across"), ("bitrate", "bit/s")]
 
 
-def table(csv_path: Path) -> str:
+def table(csv_path: Path, columns=None) -> str:
     """One markdown row per name: its figures at its last scored point, and its overrides and sampling."""
     rows = read_rows(csv_path)
     last = {}
@@ -202,11 +251,12 @@ def table(csv_path: Path) -> str:
             return value or "–"
         return f"{number:.0f}" if number.is_integer() else f"{number:.3f}"
 
-    lines = ["| name | " + " | ".join(label for _, label in TABLE) + " | overrides, sampling |",
-             "|---" * (len(TABLE) + 2) + "|"]
+    columns = columns or TABLE
+    lines = ["| name | " + " | ".join(label for _, label in columns) + " | overrides, sampling |",
+             "|---" * (len(columns) + 2) + "|"]
     for name, r in last.items():
-        lines.append(f"| {name} | " + " | ".join(cell(r.get(key) or "") for key, _ in TABLE)
-                     + f" | `{r['overrides'] or '(recipe)'}`; {r['sampling']} |")
+        lines.append(f"| {name} | " + " | ".join(cell(r.get(key) or "") for key, _ in columns)
+                     + f" | `{r['overrides'] or '(recipe)'}`; {r.get('sampling') or 'recipe sampling'} |")
     return "\n".join(lines)
 
 
@@ -230,14 +280,21 @@ def main() -> None:
     parser.add_argument("--at", type=float, help="score only the snapshot at this many minutes")
     parser.add_argument("--plot", action="store_true", help="only redraw the PNG from the CSV")
     parser.add_argument("--table", action="store_true", help="only print the CSV's last point per name as markdown")
+    parser.add_argument("--targets", type=int, default=1, help="held-out readers: conversion targets per source")
+    parser.add_argument("--asr", action="store_true", help="held-out readers: also the pocketsphinx agreement proxy")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
+    unseen = Path(args.recipe).resolve().name == "librispeech"
+    if unseen and args.csv == parser.get_default("csv"):
+        args.csv, args.png = str(REPO / "benchmarks" / "librispeech.csv"), str(REPO / "benchmarks" / "librispeech.png")
     csv_path, png = Path(args.csv), Path(args.png)
+    curves, fields = (UNSEEN_CURVES, UNSEEN_FIELDS) if unseen else (CURVES, FIELDS)
     if args.table:
-        print(table(csv_path))
+        print(table(csv_path, [(k, k) for k in fields[3:] if k not in ("config_hash", "overrides")] if unseen
+                    else None))
         return
     if args.plot:
-        plot(csv_path, png)
+        plot(csv_path, png, curves)
         print(f"wrote {png}")
         return
     if not args.name:
@@ -277,17 +334,21 @@ def main() -> None:
         if args.at is not None and minutes != args.at:
             continue
         started = time.monotonic()
-        figures = score_checkpoint(checkpoint, corpus, sample_rate, generation.sampling, args.seconds,
-                                   run_dir / "scores" / f"minutes-{minutes:05.1f}", mos)
+        out_dir = run_dir / "scores" / f"minutes-{minutes:05.1f}"
+        if unseen:
+            figures = score_unseen(checkpoint, corpus, args.seconds, out_dir, mos, args.targets, args.asr)
+        else:
+            figures = score_checkpoint(checkpoint, corpus, sample_rate, generation.sampling, args.seconds, out_dir,
+                                       mos)
         load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else ""
         row = {"name": args.name, "config_hash": config_hash(cfg), "overrides": " ".join(args.overrides),
                "sampling": generation.describe(), "minutes": minutes,
                "train_wall_s": f"{train_wall:.0f}", "valid_loss": valid_loss_at(run_dir, figures["steps"]),
                **{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in figures.items()},
                "score_wall_s": f"{time.monotonic() - started:.0f}", "machine_load": load}
-        append_row(csv_path, row)
+        append_row(csv_path, {k: v for k, v in row.items() if k in fields}, fields)
         print(json.dumps(row), flush=True)
-    plot(csv_path, png)
+    plot(csv_path, png, curves)
     print(f"rows appended to {csv_path}; learning curves {png}")
 
 

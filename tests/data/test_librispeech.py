@@ -143,3 +143,12 @@ def test_one_utterance_per_reader_needs_no_extra_flags(tmp_path, caplog):
 
     (wav,) = load_split([valid], [valid.speaker], 16000, progress=False).waves
     assert len(wav) == pytest.approx(3.0 * 16000, abs=2)
+
+
+def test_one_utterance_per_reader_holds_out_twenty_readers_by_itself(tmp_path):
+    root = make_one_utterance_readers(tmp_path, n_speakers=44)
+    result = prepare_librispeech(root, tmp_path / "out", workers=1, progress=False)  # the recipe defaults
+    rows = [json.loads(line) for line in result.manifest.read_text().splitlines()]
+    held = [r for r in rows if r["split"] == "heldout"]
+    assert len(held) == 20 and sum(r["gender"] == "F" for r in held) == 10
+    assert "chosen automatically" in result.summary().splitlines()[-1]

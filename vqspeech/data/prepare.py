@@ -25,7 +25,7 @@ import zlib
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +145,7 @@ def prepare_corpus(name: str, sources: Sequence[Source], out_dir: str | os.PathL
     root.mkdir(parents=True, exist_ok=True)
     _check_settings(root, {**(settings or {}), "sample_rate": sample_rate, "trim_db": trim_db})
     _heldout_speakers(sorted({s.speaker for s in sources}), policy, _genders(sources))  # a bad name fails early
+    policy, auto = _auto_heldout(sources, policy)
 
     durations, errors, made = _fill_cache(root, sources, sample_rate, trim_db, workers, progress)
     for error in errors:
@@ -159,6 +160,9 @@ def prepare_corpus(name: str, sources: Sequence[Source], out_dir: str | os.PathL
              "duration": round(durations[s.utterance], 3), "text": s.text, "gender": s.gender, "accent": s.accent,
              "split": splits[s.utterance]} for s in usable]
     rows, note = split_single_utterances(rows, policy, heldout)
+    if auto and note:
+        note += (f"; the {len(heldout)} held-out speakers were chosen automatically (every speaker has one "
+                 f"utterance; --n-heldout-speakers N to choose how many)")
     manifest_path = root / manifest
     write_atomic(manifest_path, "".join(json.dumps(row) + "\n" for row in rows))
     counts = Counter(row["split"] for row in rows)
@@ -168,6 +172,20 @@ def prepare_corpus(name: str, sources: Sequence[Source], out_dir: str | os.PathL
         missing_text=sum(row["text"] is None for row in rows), seconds=sum(durations.values()),
         splits={k: counts[k] for k in ("train", "valid", "test", HELDOUT) if counts[k]}, heldout_speakers=heldout,
         note=note)
+
+
+AUTO_HELDOUT = 20       # whole speakers held out when every speaker has one utterance and none is held out
+
+
+def _auto_heldout(sources: Sequence[Source], policy: SplitPolicy) -> tuple[SplitPolicy, bool]:
+    """A corpus of one utterance per speaker can test no voice on held-out sentences, only on held-out
+    speakers: when the policy holds none out and there are at least 2 × AUTO_HELDOUT speakers, hold out
+    AUTO_HELDOUT (balanced by gender when it is known)."""
+    per_speaker = Counter(s.speaker for s in sources)
+    if (policy.heldout_speakers or policy.n_heldout_speakers or max(per_speaker.values()) > 1
+            or len(per_speaker) < 2 * AUTO_HELDOUT):
+        return policy, False
+    return replace(policy, n_heldout_speakers=AUTO_HELDOUT), True
 
 
 SEGMENT_SECONDS = 3.0   # validation / test audio cut from the end of a single-utterance speaker's recording
