@@ -100,7 +100,8 @@ def report_run(run_dir: str | Path | None = None, checkpoint: str | Path | None 
         raise UserError(f"--seconds {seconds} is shorter than one code ({model.hop_length} samples = "
                         f"{1000 * model.hop_length / sample_rate:g} ms); reconstruct at least that much")
     corpus = load_corpus(data["root"], data["manifest"], data["valid_fraction"], data["test_fraction"])
-    test = load_split(corpus.split("test"), model.speakers.names, sample_rate, progress, "load test audio")
+    test = load_split(corpus.split("test"), model.speakers.names, sample_rate, progress, "load test audio",
+                      loudness_lufs=model.loudness_lufs)  # at the model's input level, as in training
     if not test.waves:
         raise UserError(f"corpus {corpus.root} has no usable test utterances of the model's speakers")
     out_dir = Path(out_dir) if out_dir is not None else run.checkpoint.parent.parent / "report"
