@@ -258,12 +258,14 @@ def _pieces(corpus: Corpus, sample_rate: int, hop: int, max_seconds: float | Non
 
 
 def _classifier(pieces: list[_Piece], sample_rate: int) -> SpeakerClassifier:
+    """The second judge, trained on chunks of CHUNK_SECONDS of every A piece (a shorter piece is one chunk)."""
     chunk = int(CHUNK_SECONDS * sample_rate)
     waves, labels = [], []
     for label, p in enumerate(pieces):
-        parts = [p.a[s:s + chunk] for s in range(0, max(len(p.a) - chunk // 2, 1), chunk)]
-        waves += [w for w in parts if len(w) >= chunk // 2]
-        labels += [label] * len([w for w in parts if len(w) >= chunk // 2])
+        parts = [p.a[s:s + chunk] for s in range(0, len(p.a), chunk)]
+        parts = [w for w in parts if len(w) >= chunk // 2] or [p.a]
+        waves += parts
+        labels += [label] * len(parts)
     return SpeakerClassifier.fit(waves, labels, len(pieces), sample_rate)
 
 
