@@ -107,6 +107,8 @@ def test_one_wav_output_for_several_inputs_is_refused(tmp_path):
     (["reconstruct", "MISSING", "-o", "OUT"], "MISSING: cannot read audio"),
     (["evaluate-conversion", "--sentences", "0"], "--sentences must be at least 1 and --seconds positive"),
     (["evaluate-conversion", "--seconds", "-1"], "--sentences must be at least 1 and --seconds positive"),
+    (["evaluate-conversion", "--unseen"], "holds 0 held-out speaker(s) (split heldout); unseen voices need at least 2"),
+    (["evaluate-reconstruction", "--unseen"], "holds 0 held-out speaker(s) (split heldout)"),
     (["probe-phonemes", "--max-utterances", "0"], "--max-utterances must be at least 1, got 0"),
     (["report", "--seconds", "-1"], "--samples must be 0 or more and --seconds positive"),
     (["report", "--samples", "-1"], "--samples must be 0 or more and --seconds positive"),
