@@ -18,18 +18,18 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vqspeech.data.corpus import load_corpus
-from vqspeech.data.dataset import LoadedSplit, RandomCrops, as_float, crop_loader, load_split
+from vqspeech.data.dataset import LoadedSplit, RandomCrops, crop_loader, load_split
 from vqspeech.errors import UserError
 from vqspeech.files import write_atomic
 from vqspeech.models import VQVAE, build_model
 from vqspeech.models.builders import model_kwargs
 from vqspeech.training import checkpoint as ckpt
 from vqspeech.training import distributed
+from vqspeech.training.conditioning import crop_conditioning, refresh_learned_means
 from vqspeech.training.keys import check_train_config, learning_rate, loss_weights
 from vqspeech.training.precision import Precision
 from vqspeech.training.progress import ProgressBar
@@ -93,7 +93,8 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
         return TrainResult(run_dir=run.run_dir, step=run.step, resumed_from=run.step, train_losses={},
                            valid_loss=None, metrics={}, checkpoint=run.last_path, already_done=True)
     train_audio, valid_audio = run.load_audio(corpus)
-    crops = RandomCrops(train_audio, tcfg.crop_samples, tcfg.seed, run.segments, run.reference_samples)
+    crops = RandomCrops(train_audio, tcfg.crop_samples, tcfg.seed, run.conditioning.segments,
+                        run.conditioning.reference_samples)
     loader = crop_loader(crops, tcfg.batch_size, run.step,
                          tcfg.num_workers, pin_memory=device.type == "cuda", rank=env.rank,
                          world_size=env.world_size)
@@ -217,61 +218,11 @@ class _Run:
         if not train_audio.waves:
             raise UserError(f"no usable training audio in {corpus.root} ({len(train_audio.skipped)} files skipped)")
         self.train_audio = train_audio
-        self.segments = self._speaker_vectors(corpus, train_audio)
-        self.reference_samples = self._learned_references()
+        self.conditioning = crop_conditioning(self.model, train_audio, corpus.root, sample_rate, self.progress,
+                                              self.main)
         valid_audio = _validation_set(corpus, self.speakers, self.cfg, self.progress, self.model.loudness_lufs)
         self.audio_summary = (len(train_audio.waves), train_audio.samples / sample_rate / 60)  # minutes
         return train_audio, valid_audio
-
-    def _learned_references(self) -> int | None:
-        """Samples of reference audio per crop for a learned speaker encoder (its means set), else None."""
-        speakers = self.model.speakers
-        if speakers.kind != "reference" or speakers.encoder != "learned":
-            return None
-        self._set_learned_means()
-        return int(round(speakers.reference_seconds * self.cfg.data.sample_rate))
-
-    @torch.no_grad()
-    def _set_learned_means(self) -> None:
-        """A learned encoder's training-speaker means: the mean vector of (up to) the first 4 s of each of the
-        speaker's utterances, with the encoder as it is now (refreshed before validating and saving)."""
-        speakers, limit = self.model.speakers, 4 * self.cfg.data.sample_rate
-        if speakers.kind != "reference" or speakers.encoder != "learned":
-            return
-        was_training = speakers.training
-        speakers.eval()
-        sums = torch.zeros_like(speakers.means)
-        counts = torch.zeros(len(self.speakers), device=self.device)
-        for spk, wav in zip(self.train_audio.speaker_ids, self.train_audio.waves):
-            audio = torch.from_numpy(as_float(wav[:limit]))[None, None].to(self.device)
-            sums[spk] += speakers.embed_audio(audio)[0]
-            counts[spk] += 1
-        speakers.set_means(sums / counts.clamp(min=1)[:, None])
-        speakers.train(was_training)
-
-    def _speaker_vectors(self, corpus, train_audio: LoadedSplit) -> list | None:
-        """A Resemblyzer reference model's segment vectors of every training utterance (cached with the
-        corpus), and its speakers' mean vectors set from them; None otherwise."""
-        speakers = self.model.speakers
-        if speakers.kind != "reference" or speakers.encoder != "resemblyzer":
-            return None
-        from vqspeech.data.speaker_vectors import SpeakerEncoder, cached_segments, mean_vector
-
-        encoder = SpeakerEncoder(self.cfg.data.sample_rate, speakers.segment_seconds)
-        started = time.monotonic()
-        segments = cached_segments(encoder, [(u.path, u.part) for u in train_audio.utterances], train_audio.waves,
-                                   corpus.root / "speaker_vectors", self.progress)
-        by_speaker: dict[int, list] = {}
-        for spk, seg in zip(train_audio.speaker_ids, segments):
-            by_speaker.setdefault(spk, []).append(seg.vectors)
-        means = torch.stack([torch.from_numpy(mean_vector(np.concatenate(by_speaker[i])))
-                             for i in range(len(self.speakers))])
-        speakers.set_means(means.to(self.device))
-        if self.main:
-            log.info("speaker vectors (%s): %d segments of %d utterances in %.1f s; a crop is conditioned on its "
-                     "speaker's segments that do not overlap it", encoder.id, sum(len(s.vectors) for s in segments),
-                     len(segments), time.monotonic() - started)
-        return segments
 
     def start(self) -> None:
         """Write config.yaml (a new run), open TensorBoard and the bar, wrap the model, set it training."""
@@ -309,7 +260,8 @@ class _Run:
         vectors = audio = None
         if reference is not None:
             reference = reference.to(self.device, non_blocking=True)
-            vectors, audio = (None, reference) if self.reference_samples is not None else (reference, None)
+            learned = self.conditioning.reference_samples is not None
+            vectors, audio = (None, reference) if learned else (reference, None)
         with self.precision.autocast():
             out = self.net(wav, speaker_ids, vectors, audio)
             loss = weighted_loss(out.losses, loss_weights(self.tcfg, self.step))
@@ -367,7 +319,7 @@ class _Run:
 
     def validate(self, valid_audio: LoadedSplit) -> float | None:
         """The validation loss (None without validation audio); a new best is saved as best.pt."""
-        self._set_learned_means()
+        refresh_learned_means(self.model, self.train_audio, self.cfg.data.sample_rate)
         valid_loss = validate(self.model, valid_audio, self.device, self.precision, self.env)
         if valid_loss is not None:
             if self.main:
@@ -388,7 +340,7 @@ class _Run:
                             self.cfg.data.sample_rate)
 
     def save(self, name: str = ckpt.LAST) -> Path:
-        self._set_learned_means()
+        refresh_learned_means(self.model, self.train_audio, self.cfg.data.sample_rate)
         state = ckpt.TrainingState(
             step=self.step, model_kwargs=self.kwargs, model=self.model.state_dict(),
             optimizer=self.optimizer.state_dict(), config=OmegaConf.to_container(self.cfg, resolve=True),

@@ -1,0 +1,82 @@
+"""What a reference model's training crops are conditioned on, and its training speakers' mean vectors.
+
+The trainer asks :func:`crop_conditioning` once, after loading the training audio, and hands the result to
+:class:`~vqspeech.data.dataset.RandomCrops`:
+  * ``speaker=table``: nothing (the crop's speaker index is all the decoder gets);
+  * ``speaker=reference`` (Resemblyzer): every utterance's segment vectors, cached with the corpus
+    (:func:`~vqspeech.data.speaker_vectors.cached_segments`); a crop gets the mean of its speaker's segments
+    that do not overlap it, and each speaker's mean vector is set in the model;
+  * ``speaker=learned``: the length of the reference audio drawn for each crop (the model embeds it itself);
+    the speakers' means come from the encoder as it is, refreshed by :func:`refresh_learned_means` before
+    every validation and save.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vqspeech.data.dataset import LoadedSplit, as_float
+from vqspeech.models import VQVAE
+
+log = logging.getLogger(__name__)
+MEAN_SECONDS = 4.0  # a learned encoder's speaker mean: over the first 4 s of each of the speaker's utterances
+
+
+@dataclass
+class CropConditioning:
+    segments: list | None = None          # Resemblyzer: SegmentVectors per training utterance
+    reference_samples: int | None = None  # learned: samples of reference audio per crop
+
+
+def crop_conditioning(model: VQVAE, train_audio: LoadedSplit, corpus_root: Path, sample_rate: int,
+                      progress: bool = False, main: bool = True) -> CropConditioning:
+    """See the module docstring; sets ``model.speakers.means`` for a reference model."""
+    speakers = model.speakers
+    if speakers.kind != "reference":
+        return CropConditioning()
+    if speakers.encoder == "learned":
+        refresh_learned_means(model, train_audio, sample_rate)
+        return CropConditioning(reference_samples=int(round(speakers.reference_seconds * sample_rate)))
+    from vqspeech.data.speaker_vectors import SpeakerEncoder, cached_segments, mean_vector
+
+    encoder = SpeakerEncoder(sample_rate, speakers.segment_seconds)
+    started = time.monotonic()
+    segments = cached_segments(encoder, [(u.path, u.part) for u in train_audio.utterances], train_audio.waves,
+                               corpus_root / "speaker_vectors", progress)
+    by_speaker: dict[int, list] = {}
+    for spk, seg in zip(train_audio.speaker_ids, segments):
+        by_speaker.setdefault(spk, []).append(seg.vectors)
+    means = torch.stack([torch.from_numpy(mean_vector(np.concatenate(by_speaker[i])))
+                         for i in range(len(speakers.names))])
+    speakers.set_means(means.to(speakers.means.device))
+    if main:
+        log.info("speaker vectors (%s): %d segments of %d utterances in %.1f s; a crop is conditioned on its "
+                 "speaker's segments that do not overlap it", encoder.id, sum(len(s.vectors) for s in segments),
+                 len(segments), time.monotonic() - started)
+    return CropConditioning(segments=segments)
+
+
+@torch.no_grad()
+def refresh_learned_means(model: VQVAE, train_audio: LoadedSplit, sample_rate: int) -> None:
+    """A learned encoder's training-speaker means: the mean vector of (up to) the first MEAN_SECONDS of each
+    of the speaker's utterances, with the encoder as it is now. Nothing for other models."""
+    speakers = model.speakers
+    if speakers.kind != "reference" or speakers.encoder != "learned":
+        return
+    limit = int(MEAN_SECONDS * sample_rate)
+    was_training = speakers.training
+    speakers.eval()
+    device = speakers.means.device
+    sums = torch.zeros_like(speakers.means)
+    counts = torch.zeros(len(speakers.names), device=device)
+    for spk, wav in zip(train_audio.speaker_ids, train_audio.waves):
+        sums[spk] += speakers.embed_audio(torch.from_numpy(as_float(wav[:limit]))[None, None].to(device))[0]
+        counts[spk] += 1
+    speakers.set_means(sums / counts.clamp(min=1)[:, None])
+    speakers.train(was_training)
