@@ -109,7 +109,7 @@ def _generation(args: argparse.Namespace, run):
     sampling = {key: default if getattr(args, key) is None else getattr(args, key)
                 for key, default in recipe_sampling(run.config).items()}
     try:
-        return GenerationConfig.from_seconds(args.segment_seconds, run.config["data"]["sample_rate"],
+        return GenerationConfig.from_seconds(args.segment_seconds, run.model.sample_rate,
                                              run.model.hop_length, greedy=args.greedy,
                                              overlap_frames=args.overlap_frames, **sampling)
     except ValueError as exc:
@@ -137,7 +137,7 @@ def _convert(args: argparse.Namespace) -> int:
     if not args.inputs or (args.speaker is None) == (not args.reference):
         raise UserError("name the input files and one target voice: vqspeech convert in.wav --speaker NAME "
                         "(--list-speakers shows the voices), or --reference target.wav [more.wav ...]")
-    results = convert_files(run.model, args.inputs, args.speaker, args.output, run.config["data"]["sample_rate"],
+    results = convert_files(run.model, args.inputs, args.speaker, args.output, run.model.sample_rate,
                             _generation(args, run), overwrite=args.overwrite,
                             generator=torch_generator(args.seed), progress=not args.quiet,
                             reference=args.reference or ())
@@ -162,7 +162,7 @@ def _evaluate_conversion(args: argparse.Namespace) -> None:
         print(f"written to {out}")
         return
     out = args.out or run.checkpoint.parent.parent / "conversion"
-    report = evaluate_conversion(run.model, corpus, run.config["data"]["sample_rate"], out,
+    report = evaluate_conversion(run.model, corpus, run.model.sample_rate, out,
                                  n_sentences=args.sentences, max_seconds=args.seconds, seed=args.seed,
                                  progress=not args.quiet)
     print(report.markdown())
@@ -176,7 +176,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     if not args.inputs:
         raise UserError("name the input files: vqspeech reconstruct in.wav [more.flac ...] [--speaker NAME]")
     run = _load_run(args)
-    results = reconstruct_files(run.model, args.inputs, args.output, run.config["data"]["sample_rate"],
+    results = reconstruct_files(run.model, args.inputs, args.output, run.model.sample_rate,
                                 _generation(args, run), speaker=args.speaker, overwrite=args.overwrite,
                                 generator=torch_generator(args.seed), progress=not args.quiet,
                                 reference=args.reference or ())
@@ -203,7 +203,7 @@ def _evaluate_reconstruction(args: argparse.Namespace) -> None:
     if args.limit is not None:
         test = test[: args.limit]
     out = args.out or run.checkpoint.parent.parent / ("reconstruction-unseen" if args.unseen else "reconstruction")
-    report = evaluate_reconstruction(run.model, test, run.config["data"]["sample_rate"], out,
+    report = evaluate_reconstruction(run.model, test, run.model.sample_rate, out,
                                      max_seconds=args.seconds, dnsmos=not args.no_dnsmos, seed=args.seed,
                                      source=f"checkpoint `{run.checkpoint}` (step {run.step})"
                                      + (", held-out speakers, each in the voice of its own reference" if args.unseen
@@ -228,7 +228,7 @@ def _probe_phonemes(args: argparse.Namespace) -> None:
     out = args.out or run.checkpoint.parent.parent / "probe"
     phone_set = PhoneSet(strip_stress=not args.keep_stress, fold_timit=args.fold_timit,
                          inventory=None if args.any_symbol else PhoneSet().inventory)
-    report = probe_phonemes(run.model, probed.corpus, run.config["data"]["sample_rate"], out, phone_set,
+    report = probe_phonemes(run.model, probed.corpus, run.model.sample_rate, out, phone_set,
                             split=probed.splits, max_utterances=args.max_utterances, seed=args.seed, tier=args.tier,
                             model_kwargs=run.model_kwargs, trained_on=probed.trained_on, progress=not args.quiet)
     print(report.markdown())

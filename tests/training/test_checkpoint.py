@@ -82,3 +82,14 @@ def test_a_checkpoint_whose_weights_do_not_fit_its_kwargs_names_the_key(tiny_con
     del payload["model"]["bottleneck.codebook"]
     with pytest.raises(UserError, match="'bottleneck.codebook' is missing"):
         model_from_checkpoint(payload)
+
+
+def test_the_model_knows_its_sample_rate_and_older_checkpoints_take_the_runs(trained_run):
+    from vqspeech.training.checkpoint import load_checkpoint, model_from_checkpoint
+
+    payload = load_checkpoint(trained_run / "checkpoints" / "last.pt")
+    assert payload["model_kwargs"]["sample_rate"] == 16000
+    assert model_from_checkpoint(payload).sample_rate == 16000
+    older = {**payload, "model_kwargs": {k: v for k, v in payload["model_kwargs"].items() if k != "sample_rate"},
+             "config": {**payload["config"], "data": {**payload["config"]["data"], "sample_rate": 8000}}}
+    assert model_from_checkpoint(older).sample_rate == 8000

@@ -127,8 +127,13 @@ def _upgraded(payload: dict[str, Any]) -> dict[str, Any]:
 
 def model_from_checkpoint(payload: dict[str, Any]) -> VQVAE:
     """Rebuild the model a checkpoint was saved from and load its weights."""
+    kwargs = dict(payload["model_kwargs"])
+    if "sample_rate" not in kwargs:  # checkpoints from before models knew their rate: the run's data rate
+        rate = (payload.get("config") or {}).get("data", {}).get("sample_rate")
+        if rate:
+            kwargs["sample_rate"] = int(rate)
     try:
-        model = build_model(payload["model_kwargs"])
+        model = build_model(kwargs)
     except (TypeError, ValueError, KeyError) as exc:
         raise UserError(f"checkpoint's model_kwargs do not build a model ({exc}); it was written by "
                         f"vqspeech {payload.get('vqspeech_version', '?')}") from None
