@@ -236,9 +236,10 @@ TABLE = [("minutes", "min"), ("steps", "steps"), ("valid_loss", "valid loss"), (
          ("abx_within", "ABX within"), ("abx_across", "ABX across"), ("bitrate", "bit/s")]
 
 
-def table(csv_path: Path, columns=None) -> str:
-    """One markdown row per name: its figures at its last scored point, and its overrides and sampling."""
-    rows = read_rows(csv_path)
+def table(csv_path: Path, columns=None, at: float | None = None) -> str:
+    """One markdown row per name: its figures at its last scored point (at ``at`` minutes, if given), and its
+    overrides and sampling."""
+    rows = [r for r in read_rows(csv_path) if at is None or float(r["minutes"]) == at]
     last = {}
     for r in rows:
         if r["name"] not in last or float(r["minutes"]) >= float(last[r["name"]]["minutes"]):
@@ -277,9 +278,11 @@ def main() -> None:
     parser.add_argument("--loud-db", type=float, help="default: GenerationConfig's (-30 dBFS)")
     parser.add_argument("--from-run", help="score the snapshots of runs/quality/FROM_RUN again under --name, with "
                         "other sampling settings (no training; the overrides must be that run's)")
-    parser.add_argument("--at", type=float, help="score only the snapshot at this many minutes")
+    parser.add_argument("--at", type=float, help="score only the snapshot at this many minutes (with --table: "
+                        "the rows at this many minutes)")
     parser.add_argument("--plot", action="store_true", help="only redraw the PNG from the CSV")
     parser.add_argument("--table", action="store_true", help="only print the CSV's last point per name as markdown")
+    parser.add_argument("--columns", nargs="+", help="with --table: only these CSV columns")
     parser.add_argument("--targets", type=int, default=1, help="held-out readers: conversion targets per source")
     parser.add_argument("--asr", action="store_true", help="held-out readers: also the pocketsphinx agreement proxy")
     parser.add_argument("overrides", nargs="*")
@@ -290,8 +293,9 @@ def main() -> None:
     csv_path, png = Path(args.csv), Path(args.png)
     curves, fields = (UNSEEN_CURVES, UNSEEN_FIELDS) if unseen else (CURVES, FIELDS)
     if args.table:
-        print(table(csv_path, [(k, k) for k in fields[3:] if k not in ("config_hash", "overrides")] if unseen
-                    else None))
+        columns = args.columns or ([k for k in fields[3:] if k not in ("config_hash", "overrides")] if unseen
+                                   else None)
+        print(table(csv_path, [(k, k) for k in columns] if columns else None, args.at))
         return
     if args.plot:
         plot(csv_path, png, curves)
