@@ -55,7 +55,7 @@ def voice_of_waves(model: VQVAE, waves: Sequence[np.ndarray]) -> np.ndarray:
     if speakers.encoder == "resemblyzer":
         from vqspeech.data.speaker_vectors import SpeakerEncoder
 
-        return SpeakerEncoder(model.sample_rate, speakers.segment_seconds).voice(waves)
+        return SpeakerEncoder.shared(model.sample_rate, speakers.segment_seconds).voice(waves)
     vectors = [speakers.embed_audio(torch.from_numpy(normalize_loudness(w, model.sample_rate, model.loudness_lufs))
                                     [None, None].to(model.device))[0] for w in waves]
     return torch.stack(vectors).mean(dim=0).float().cpu().numpy()

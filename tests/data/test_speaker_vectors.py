@@ -140,3 +140,14 @@ def test_a_learned_encoder_hears_its_speaker_outside_the_crop():
             assert (np.diff(heard) == 1).all()  # one contiguous piece
         else:  # speaker 1 has one 1 s utterance: a 0.25 s crop may leave no 0.5 s piece apart
             assert speakers[owner] == 1
+
+
+def test_speaker_means_average_every_utterance_of_a_speaker():
+    from vqspeech.data.speaker_vectors import speaker_means
+
+    a = SegmentVectors(bounds=np.zeros((1, 2), np.int64), vectors=np.array([[1.0, 0.0]], np.float32))
+    b = SegmentVectors(bounds=np.zeros((2, 2), np.int64), vectors=np.array([[0.0, 1.0], [0.0, 1.0]], np.float32))
+    means = speaker_means([a, b, a], [0, 0, 2], 3)
+    np.testing.assert_allclose(means[0], np.array([1, 2]) / np.sqrt(5), rtol=1e-6)  # segments weigh alike
+    np.testing.assert_array_equal(means[1], [0, 0])  # no audio: no direction
+    np.testing.assert_allclose(means[2], [1, 0])

@@ -15,6 +15,7 @@ vectors; the others are reused.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -83,6 +84,12 @@ class SpeakerEncoder:
         digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12] if weights.is_file() else "unknown"
         self.id = f"resemblyzer-{digest}-seg{segment_seconds:g}s-{sample_rate}hz"
 
+    @classmethod
+    @functools.lru_cache(maxsize=4)
+    def shared(cls, sample_rate: int, segment_seconds: float = SEGMENT_SECONDS) -> SpeakerEncoder:
+        """One encoder per (rate, segment length) for the process: loading Resemblyzer once, not per file."""
+        return cls(sample_rate, segment_seconds)
+
     def __call__(self, wav: np.ndarray) -> np.ndarray:
         """wav float32 [T] -> unit-norm d-vector float32 [256]."""
         from resemblyzer import preprocess_wav
@@ -128,6 +135,17 @@ def load_references(paths: Sequence[str | os.PathLike], sample_rate: int) -> lis
                              f"needs at least {MIN_SECONDS:g} s of speech")
         waves.append(wav)
     return waves
+
+
+def speaker_means(segments: Sequence[SegmentVectors], speaker_ids: Sequence[int], n_speakers: int) -> np.ndarray:
+    """float32 [n_speakers, D]: each speaker's unit-norm mean over all its utterances' segment vectors (zeros
+    for a speaker without any, e.g. whose files were all unreadable)."""
+    by_speaker: dict[int, list[np.ndarray]] = {}
+    for spk, seg in zip(speaker_ids, segments):
+        by_speaker.setdefault(spk, []).append(seg.vectors)
+    dim = segments[0].vectors.shape[1] if segments else SpeakerEncoder.dim
+    return np.stack([mean_vector(np.concatenate(by_speaker[i])) if i in by_speaker
+                     else np.zeros(dim, np.float32) for i in range(n_speakers)])
 
 
 def cached_segments(encoder: SpeakerEncoder, keys: Sequence[tuple[Path, str]], waves: Sequence[np.ndarray],

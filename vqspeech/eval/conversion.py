@@ -191,7 +191,7 @@ def evaluate_conversion(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir:
     waves = [out.float().cpu().numpy() for out in outputs]
 
     predicted = classifier.predict(waves)
-    embed = SpeakerEncoder(sample_rate)
+    embed = SpeakerEncoder.shared(sample_rate)
     references = {spk: [(key, embed(wav)) for key, wav in held.pool[spk]]
                   for spk in tqdm(speakers, desc="embed real audio", disable=not progress, leave=False)}
     real = {(spk, key): wav for spk in speakers for key, wav in held.pool[spk]}

@@ -37,7 +37,7 @@ from tqdm import tqdm
 from vqspeech.data.audio import save_audio
 from vqspeech.data.corpus import HELDOUT, Corpus
 from vqspeech.data.dataset import load_split
-from vqspeech.data.speaker_vectors import SpeakerEncoder, cached_segments, mean_vector
+from vqspeech.data.speaker_vectors import SpeakerEncoder, cached_segments, speaker_means
 from vqspeech.errors import UserError
 from vqspeech.eval import baselines
 from vqspeech.eval.asr_agreement import Recognizer, agreement_error
@@ -142,7 +142,7 @@ def evaluate_unseen(model: VQVAE, corpus: Corpus, out_dir: str | Path, targets_p
     k = min(targets_per_source, n - 1)
     if k < 1:
         raise UserError(f"--targets must be at least 1, got {targets_per_source}")
-    encoder = SpeakerEncoder(sample_rate, getattr(model.speakers, "segment_seconds", 2.0))
+    encoder = SpeakerEncoder.shared(sample_rate, getattr(model.speakers, "segment_seconds", 2.0))
     centroids = np.stack([encoder(p.a) for p in pieces])            # [N, 256], the identification voices
     if model.speakers.kind == "reference":
         voices: list[Voice] = [voice_of_waves(model, [p.b]) for p in pieces]
@@ -275,12 +275,8 @@ def _nearest_training_voices(model: VQVAE, corpus: Corpus, encoder: SpeakerEncod
     train = load_split(corpus.split("train"), model.speakers.names, encoder.sample_rate, progress, "load train audio")
     segments = cached_segments(encoder, [(u.path, u.part) for u in train.utterances], train.waves,
                                corpus.root / "speaker_vectors", progress)
-    by_speaker: dict[int, list] = {}
-    for spk, seg in zip(train.speaker_ids, segments):
-        by_speaker.setdefault(spk, []).append(seg.vectors)
-    ids = sorted(by_speaker)
-    means = np.stack([mean_vector(np.concatenate(by_speaker[i])) for i in ids])
-    return [model.speakers.names[ids[int((means @ r).argmax())]] for r in references]
+    means = speaker_means(segments, train.speaker_ids, len(model.speakers.names))
+    return [model.speakers.names[int((means @ r).argmax())] for r in references]
 
 
 def unseen_voices(model: VQVAE, corpus: Corpus, progress: bool = True) -> tuple[list, dict[str, Voice]]:
@@ -288,7 +284,7 @@ def unseen_voices(model: VQVAE, corpus: Corpus, progress: bool = True) -> tuple[
     the voice to decode each speaker in: the speaker vector of its B piece (a reference model), else the
     nearest training voice to it."""
     rows = heldout_pieces(corpus)
-    encoder = SpeakerEncoder(model.sample_rate, getattr(model.speakers, "segment_seconds", 2.0))
+    encoder = SpeakerEncoder.shared(model.sample_rate, getattr(model.speakers, "segment_seconds", 2.0))
     b = load_split([r[2] for r in rows], [r[0] for r in rows], model.sample_rate, progress, "load references")
     speakers = [u.speaker for u in b.utterances]
     if model.speakers.kind == "reference":

@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from vqspeech.data.dataset import LoadedSplit, as_float
@@ -43,18 +42,14 @@ def crop_conditioning(model: VQVAE, train_audio: LoadedSplit, corpus_root: Path,
     if speakers.encoder == "learned":
         refresh_learned_means(model, train_audio, sample_rate)
         return CropConditioning(reference_samples=int(round(speakers.reference_seconds * sample_rate)))
-    from vqspeech.data.speaker_vectors import SpeakerEncoder, cached_segments, mean_vector
+    from vqspeech.data.speaker_vectors import SpeakerEncoder, cached_segments, speaker_means
 
-    encoder = SpeakerEncoder(sample_rate, speakers.segment_seconds)
+    encoder = SpeakerEncoder.shared(sample_rate, speakers.segment_seconds)
     started = time.monotonic()
     segments = cached_segments(encoder, [(u.path, u.part) for u in train_audio.utterances], train_audio.waves,
                                corpus_root / "speaker_vectors", progress)
-    by_speaker: dict[int, list] = {}
-    for spk, seg in zip(train_audio.speaker_ids, segments):
-        by_speaker.setdefault(spk, []).append(seg.vectors)
-    means = torch.stack([torch.from_numpy(mean_vector(np.concatenate(by_speaker[i])))
-                         for i in range(len(speakers.names))])
-    speakers.set_means(means.to(speakers.means.device))
+    means = speaker_means(segments, train_audio.speaker_ids, len(speakers.names))
+    speakers.set_means(torch.from_numpy(means).to(speakers.means.device))
     if main:
         log.info("speaker vectors (%s): %d segments of %d utterances in %.1f s; a crop is conditioned on its "
                  "speaker's segments that do not overlap it", encoder.id, sum(len(s.vectors) for s in segments),
