@@ -80,6 +80,18 @@ def _one_torch_thread():
     torch.set_num_threads(previous)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """train.precision=auto's measurements go to a cache of the session's own, not the user's."""
+    previous = os.environ.get("VQSPEECH_CACHE_DIR")
+    os.environ["VQSPEECH_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if previous is None:
+        del os.environ["VQSPEECH_CACHE_DIR"]
+    else:
+        os.environ["VQSPEECH_CACHE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

@@ -5,6 +5,7 @@ fp16 needs CUDA, which the test machine lacks: its test runs the same code on th
 (torch's CPU autocast and GradScaler support float16), to exercise the scaler logic of the loop."""
 
 import math
+import time
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ import torch
 from vqspeech.errors import UserError
 from vqspeech.quantization import vq as vq_module
 from vqspeech.training import precision as precision_module
+from vqspeech.training import loop as loop_module
 from vqspeech.training import train
 from vqspeech.training.checkpoint import load_checkpoint, model_from_checkpoint
 
@@ -74,13 +76,64 @@ def test_unsupported_precisions_are_refused_before_anything_is_written(tiny_conf
     assert not (tmp_path / "run").exists()
 
 
-def test_auto_is_bf16_exactly_where_the_hardware_has_it(monkeypatch):
-    cpu = torch.device("cpu")
+def _timed(slow: str, calls: list):
+    """A fake training step that takes 20 ms under ``slow`` and 1 ms under the other precision."""
+
+    def step(precision):
+        calls.append(precision.name)
+        time.sleep(0.02 if precision.name == slow else 0.001)
+
+    return step
+
+
+@pytest.mark.parametrize("slow, chosen", [("bf16", "fp32"), ("fp32", "bf16")])
+def test_auto_measures_both_interleaved_and_picks_the_faster(slow, chosen, monkeypatch, tmp_path):
     monkeypatch.setattr(precision_module, "native_bf16", lambda device: True)
-    assert precision_module.Precision("auto", cpu).dtype == torch.bfloat16
+    calls: list = []
+    choice = precision_module.measure_auto(_timed(slow, calls), torch.device("cpu"), {"k": 1}, tmp_path)
+    assert (choice.name, choice.source) == (chosen, "measured")
+    assert choice.ms_per_step[slow] > 10 > choice.ms_per_step[chosen]
+    steps = precision_module.TIMED_STEPS + 1  # one warm-up each
+    assert calls == ["fp32", "bf16"] * steps
+    assert chosen in choice.describe() and "ms/step" in choice.describe()
+
+
+def test_auto_is_cached_per_config_and_measured_again_for_another(monkeypatch, tmp_path):
+    monkeypatch.setattr(precision_module, "native_bf16", lambda device: True)
+    cpu, calls = torch.device("cpu"), []
+    first = precision_module.measure_auto(_timed("fp32", calls), cpu, {"model": "a"}, tmp_path)
+    calls.clear()
+    again = precision_module.measure_auto(_timed("bf16", calls), cpu, {"model": "a"}, tmp_path)
+    assert calls == [] and (again.name, again.source, again.ms_per_step) == ("bf16", "cached", first.ms_per_step)
+    other = precision_module.measure_auto(_timed("bf16", calls), cpu, {"model": "b"}, tmp_path)
+    assert calls and (other.name, other.source) == ("fp32", "measured")
+
+
+def test_auto_without_native_bf16_is_fp32_unmeasured(monkeypatch, tmp_path):
     monkeypatch.setattr(precision_module, "native_bf16", lambda device: False)
-    auto = precision_module.Precision("auto", cpu)
-    assert auto.dtype is None and auto.name == "fp32"
+    calls: list = []
+    choice = precision_module.measure_auto(_timed("fp32", calls), torch.device("cpu"), {}, tmp_path)
+    assert (choice.name, choice.source, calls) == ("fp32", "no native bf16", [])
+
+
+@pytest.mark.parametrize("forced", ["fp32", "bf16"])
+def test_an_auto_run_trains_exactly_as_the_precision_it_chose(forced, tiny_config, tmp_path, monkeypatch):
+    """The timing steps run on a copy of the model with the RNG kept: they leave no trace in the run."""
+    monkeypatch.setenv("VQSPEECH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(precision_module, "native_bf16", lambda device: True)
+    real = precision_module.measure_auto
+
+    def measured(step, device, key, cache_dir=None, steps=1):
+        choice = real(step, device, key, cache_dir, steps)  # the real timing steps run ...
+        return precision_module.AutoChoice(forced, choice.ms_per_step, "measured")  # ... the choice is forced
+
+    monkeypatch.setattr(loop_module, "measure_auto", measured)
+    states = {}
+    for name in ("auto", forced):
+        train(tiny_config(f"train.precision={name}", "train.max_steps=3", run_dir=tmp_path / name), progress=False)
+        states[name] = load_checkpoint(tmp_path / name / "checkpoints" / "last.pt")
+    assert all(torch.equal(states["auto"]["model"][k], v) for k, v in states[forced]["model"].items())
+    assert states["auto"]["config"]["train"]["precision"] == "auto"
 
 
 def test_the_cpu_recipes_train_in_auto_precision(demo_recipe):

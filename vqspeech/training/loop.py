@@ -31,7 +31,7 @@ from vqspeech.training import checkpoint as ckpt
 from vqspeech.training import distributed
 from vqspeech.training.conditioning import crop_conditioning, refresh_learned_means
 from vqspeech.training.keys import check_train_config, learning_rate, loss_weights
-from vqspeech.training.precision import Precision
+from vqspeech.training.precision import Precision, check_choice, measure_auto
 from vqspeech.training.progress import ProgressBar
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,8 @@ def _train(cfg: DictConfig, env: distributed.Distributed, device: torch.device, 
     check_train_config(tcfg)
     if cfg.data.sample_rate is None or cfg.data.sample_rate < 1:
         raise UserError(f"data.sample_rate must be a positive number of Hz, got {cfg.data.sample_rate!r}")
-    precision = Precision(tcfg.precision, device)
+    check_choice(tcfg.precision)
+    precision = Precision("fp32" if tcfg.precision == "auto" else tcfg.precision, device)  # auto: chosen in start()
     torch.manual_seed(tcfg.seed)
     corpus = load_corpus(cfg.data.root, cfg.data.manifest, cfg.data.valid_fraction, cfg.data.test_fraction)
     run = _Run(cfg, env, device, precision, corpus.speakers, progress and env.is_main)
@@ -230,6 +231,8 @@ class _Run:
         if not self.resumed and self.main:  # written only now, so a run refused above can be started again
             self.run_dir.mkdir(parents=True, exist_ok=True)
             write_atomic(self.run_dir / "config.yaml", OmegaConf.to_yaml(self.cfg))
+        if self.tcfg.precision == "auto":
+            self._choose_precision()
         if self.main:
             utterances, minutes = self.audio_summary
             log.info("train: %d utterances, %.1f min of audio; %d speakers; device %s%s; precision %s",
@@ -245,6 +248,47 @@ class _Run:
         self.writer = SummaryWriter(str(self.run_dir / "tensorboard")) if self.main else None
         self.bar = ProgressBar(self.tcfg, self.step, enabled=self.progress)
         self.model.train()
+
+    def _choose_precision(self) -> None:
+        """train.precision=auto: rank 0 times fp32 against bf16 on a copy of the model; every rank follows."""
+        choice = None
+        if self.main:
+            key = {"model": self.kwargs, "batch": self.tcfg.batch_size, "crop": self.tcfg.crop_samples,
+                   "activation_checkpointing": self.tcfg.checkpoint_activations}
+            choice = measure_auto(self._timing_step(), self.device, key)
+        bf16 = self.env.main_says(choice is not None and choice.name == "bf16", self.device)
+        self.precision = Precision("bf16" if bf16 else "fp32", self.device)
+        self.scaler = self.precision.scaler
+        if self.main:
+            log.info("%s", choice.describe())
+
+    def _timing_step(self):
+        """One forward+backward of a copy of the model on a random batch of the training shape; the RNG and the
+        model are left as they were."""
+        import copy
+
+        model = copy.deepcopy(self.model).train()
+        tcfg, device = self.tcfg, self.device
+        speakers = self.model.speakers
+        weights = loss_weights(tcfg, self.step)
+
+        def step(precision: Precision) -> None:
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                wav = (0.1 * torch.randn(tcfg.batch_size, 1, tcfg.crop_samples, device=device)).clamp(-1, 1)
+                ids = torch.zeros(tcfg.batch_size, dtype=torch.long, device=device)
+                vectors = audio = None
+                if self.conditioning.reference_samples is not None:
+                    audio = 0.1 * torch.randn(tcfg.batch_size, 1, self.conditioning.reference_samples, device=device)
+                elif self.conditioning.segments is not None:
+                    vectors = torch.nn.functional.normalize(torch.randn(tcfg.batch_size, speakers.vector_dim,
+                                                                        device=device), dim=-1)
+                with precision.autocast():
+                    out = model(wav, ids, vectors, audio)
+                    loss = weighted_loss(out.losses, weights)
+                loss.backward()
+                model.zero_grad(set_to_none=True)
+
+        return step
 
     def set_learning_rate(self, lr: float) -> None:
         for group in self.optimizer.param_groups:

@@ -1,37 +1,52 @@
 """train.precision: fp32, or autocast to bfloat16 / float16 for the encoder and decoder.
 
   fp32  everything in float32 (the default of configs/train/default.yaml).
-  auto  bf16 where the hardware computes it natively (a CUDA GPU that supports bfloat16; a CPU whose oneDNN
-        has bf16 kernels, i.e. avx512_bf16 or AMX), else fp32. The CPU recipes' default
-        (configs/train/cpu.yaml): bf16 without such units is emulated and slower than fp32.
+  auto  whichever of fp32 and bf16 trains faster here, measured (:func:`measure_auto`): a few
+        forward+backward steps of the actual model in each, interleaved, at start-up. The choice is cached
+        per machine and config (``$VQSPEECH_CACHE_DIR``, else ``~/.cache/vqspeech``, precision.json) and
+        logged with both timings. Where bf16 has no hardware support (emulated, always slower) it is fp32
+        without measuring. The CPU recipes' default (configs/train/cpu.yaml): bf16 is 28% faster on one
+        AMX CPU and 20% slower on an avx512_bf16 CPU without AMX, so neither can be assumed.
   bf16  torch.autocast(bfloat16) on CUDA or the CPU; bfloat16 has float32's range, so no loss scaling.
   fp16  torch.autocast(float16) with a GradScaler, CUDA only. A step whose scaled gradient overflows
         makes no update and lowers the scale (the GradScaler's usual behaviour); it is not counted as a
         non-finite step.
 
-Weights, optimizer state and the VQ codebook stay float32 throughout; the VQ layer turns autocast off
-for its distances and codebook updates (see quantization/vq.py).
+An explicit fp32 or bf16 is used as given, never second-guessed. Weights, optimizer state and the VQ
+codebook stay float32 throughout; the VQ layer turns autocast off for its distances and codebook updates
+(see quantization/vq.py).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 import torch
 
 from vqspeech.errors import UserError
+from vqspeech.files import write_atomic
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 CHOICES = ("auto", *DTYPES)
 DEVICES = {"bf16": ("cuda", "cpu"), "fp16": ("cuda",)}  # device types each reduced precision runs on
+TIMED_STEPS = 3  # per precision, after one warm-up step each
 
 
 class Precision:
-    """The autocast context and gradient scaler for one precision on one device."""
+    """The autocast context and gradient scaler for one precision (fp32, bf16 or fp16) on one device."""
 
     def __init__(self, name: str, device: torch.device):
-        if name not in CHOICES:
+        if name not in DTYPES:
             raise UserError(f"train.precision must be one of {', '.join(CHOICES)}, got {name!r}")
-        if name == "auto":
-            name = "bf16" if native_bf16(device) else "fp32"
         if name in DEVICES and device.type not in DEVICES[name]:
             raise UserError(f"train.precision={name} runs on {' or '.join(DEVICES[name])}, not {device.type}; "
                             f"use {'bf16 or ' if device.type in DEVICES['bf16'] else ''}fp32")
@@ -45,8 +60,104 @@ class Precision:
         return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None)
 
 
+def check_choice(name: str) -> None:
+    if name not in CHOICES:
+        raise UserError(f"train.precision must be one of {', '.join(CHOICES)}, got {name!r}")
+
+
+@dataclass
+class AutoChoice:
+    """What ``precision: auto`` chose, and why.
+
+    Attributes:
+        name: "fp32" or "bf16".
+        ms_per_step: median forward+backward milliseconds per precision ({} when bf16 is not native).
+        source: "measured", "cached" (an earlier measurement for this machine and config) or "no native bf16".
+    """
+
+    name: str
+    ms_per_step: dict[str, float]
+    source: str
+
+    def describe(self) -> str:
+        timings = ", ".join(f"{k} {v:.0f} ms/step" for k, v in self.ms_per_step.items())
+        return f"precision auto -> {self.name} ({self.source}{': ' + timings if timings else ''})"
+
+
+def measure_auto(step: Callable[[Precision], None], device: torch.device, config_key: Any,
+                 cache_dir: str | Path | None = None, steps: int = TIMED_STEPS) -> AutoChoice:
+    """Choose fp32 or bf16 for ``precision: auto`` by timing ``step`` (one forward+backward of the actual
+    model on an example batch, run under the given precision) in each, interleaved fp32, bf16, fp32, …
+
+    ``step`` must leave no trace (the caller runs it on a copy of the model and keeps the RNG). The result is
+    cached under ``config_key`` (any JSON-able value: the model's kwargs and batch shape) and this machine.
+    """
+    if not native_bf16(device):
+        return AutoChoice("fp32", {}, "no native bf16")
+    key = _cache_key(device, config_key)
+    path = cache_path(cache_dir)
+    cached = _read_cache(path).get(key)
+    if cached is not None:
+        return AutoChoice(cached["name"], cached["ms_per_step"], "cached")
+    candidates = {name: Precision(name, device) for name in ("fp32", "bf16")}
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for round_ in range(steps + 1):
+        for name, precision in candidates.items():
+            _sync(device)
+            start = time.perf_counter()
+            step(precision)
+            _sync(device)
+            if round_:  # round 0 warms up (allocations, oneDNN kernel selection)
+                times[name].append(1000 * (time.perf_counter() - start))
+    ms = {name: statistics.median(t) for name, t in times.items()}
+    choice = AutoChoice(min(ms, key=ms.get), ms, "measured")
+    entries = _read_cache(path)
+    entries[key] = {"name": choice.name, "ms_per_step": ms}
+    try:
+        write_atomic(path, json.dumps(entries, indent=1, sort_keys=True))
+    except OSError:  # a read-only home: measure again next time
+        pass
+    return choice
+
+
+def cache_path(cache_dir: str | Path | None = None) -> Path:
+    root = cache_dir or os.environ.get("VQSPEECH_CACHE_DIR") or Path.home() / ".cache" / "vqspeech"
+    return Path(root) / "precision.json"
+
+
+def _cache_key(device: torch.device, config_key: Any) -> str:
+    machine = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": device.type,
+               "processor": _processor(device)}
+    text = json.dumps({"machine": machine, "config": config_key}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _processor(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:  # the model name and flags: two machines with the same name and flags time alike
+        info = Path("/proc/cpuinfo").read_text()
+        lines = [line for line in info.splitlines() if line.startswith(("model name", "flags"))]
+        return "\n".join(dict.fromkeys(lines))
+    except OSError:
+        return platform.processor() or platform.machine()
+
+
+def _read_cache(path: Path) -> dict[str, Any]:
+    try:
+        entries = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return entries if isinstance(entries, dict) else {}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes bfloat16 in hardware (so bf16 autocast is faster than fp32 there)."""
+    """Whether ``device`` computes bfloat16 in hardware (elsewhere bf16 is emulated, and slower than fp32)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
