@@ -170,9 +170,9 @@ def tiny_model_kwargs():
                 "decoder": {"residual_channels": 8, "skip_channels": 16, "cond_channels": 8, "kernel_size": 2,
                             "layers_per_stack": 3, "stacks": 2},
                 "speaker_dim": 4,
+                "bottleneck": {"kind": "vq", "codebook_size": 16, "ema_decay": None, "ema_epsilon": 1e-5,
+                               "init": None, "kmeans_iters": 10, "dead_code_steps": None},
             },
-            "quantizer": {"codebook_size": 16, "ema_decay": None, "ema_epsilon": 1e-5, "init": None,
-                          "kmeans_iters": 10, "dead_code_steps": None},
             "speakers": list(speakers),
         }
 

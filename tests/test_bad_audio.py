@@ -15,6 +15,7 @@ terminal summary shows the outcome table of the cases that ran.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -168,7 +169,7 @@ def test_train_with_one_bad_utterance(kind, demo_recipe, tiny_corpus, tmp_path, 
     assert code == 0, log_text
     assert "error:" not in captured.err
     assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
-    n_train = [r.args[0] for r in caplog.records if r.msg.startswith("train: %d utterances")]
+    n_train = [int(m[1]) for r in caplog.records if (m := re.match(r"train: (\d+) utterances", r.getMessage()))]
     if usable:
         assert not skipped, skipped
         assert n_train == [TINY_FILES + 1], log_text

@@ -25,10 +25,10 @@ def test_recipes_are_discovered():
 @pytest.mark.parametrize("recipe", [p.parent for p in RECIPES], ids=[p.parent.name for p in RECIPES])
 def test_every_recipe_composes_and_builds_a_model(recipe):
     cfg = compose_recipe(recipe)
-    assert {"model", "quantizer", "data", "train", "run_dir"} <= set(cfg)
-    model = build_model(model_kwargs(cfg.model, cfg.quantizer, ["a", "b"]))
+    assert {"model", "data", "train", "run_dir"} <= set(cfg)
+    model = build_model(model_kwargs(cfg.model, ["a", "b"]))
     assert model.speakers.names == ["a", "b"]
-    assert model.bottleneck.codebook_size == cfg.quantizer.codebook_size
+    assert model.bottleneck.codebook_size == cfg.model.bottleneck.codebook_size
     assert cfg.train.crop_samples % model.hop_length == 0, "the recipe's crop must be a multiple of the hop"
 
 
@@ -45,10 +45,10 @@ def test_the_demo_recipe_is_found_from_any_working_directory(tmp_path, monkeypat
 
 
 def test_ema_quantizer_group(demo_recipe):
-    cfg = compose_recipe(demo_recipe, ["quantizer=ema"])
-    assert cfg.quantizer.ema_decay == 0.99
-    assert cfg.quantizer.codebook_size == 256, "the recipe's own quantizer settings still apply"
-    model = build_model(model_kwargs(cfg.model, cfg.quantizer, ["a"]))
+    cfg = compose_recipe(demo_recipe, ["bottleneck=ema"])
+    assert cfg.model.bottleneck.ema_decay == 0.99
+    assert cfg.model.bottleneck.codebook_size == 256, "the recipe's own VQ settings still apply"
+    model = build_model(model_kwargs(cfg.model, ["a"]))
     assert model.bottleneck.uses_ema and not model.bottleneck.codebook.requires_grad
 
 
@@ -67,8 +67,8 @@ def test_unknown_override_key_raises_naming_it(demo_recipe, override, key):
 
 
 def test_unknown_group_option_raises_listing_the_choices(demo_recipe):
-    with pytest.raises(UserError, match="unknown quantizer 'nope'; the choices are ema, vq") as info:
-        compose_recipe(demo_recipe, ["quantizer=nope"])
+    with pytest.raises(UserError, match="unknown bottleneck 'nope'; the choices are ae, ema, vae, vq") as info:
+        compose_recipe(demo_recipe, ["bottleneck=nope"])
     assert "\n" not in str(info.value)
 
 
@@ -88,7 +88,7 @@ def test_composed_config_is_struct(demo_recipe):
 
 def test_configs_dir_holds_the_groups():
     assert configs_dir().resolve() == (REPO_ROOT / "configs").resolve()
-    assert {"model", "quantizer", "data", "train", "debug"} <= {p.name for p in configs_dir().iterdir() if p.is_dir()}
+    assert {"model", "bottleneck", "data", "train", "debug"} <= {p.name for p in configs_dir().iterdir() if p.is_dir()}
 
 
 def flat_keys(cfg, prefix=""):
@@ -124,7 +124,7 @@ AUXILIARY = {"speaker_adv", "cpc"}  # the terms of the speaker adversary and CPC
 
 
 @pytest.mark.parametrize("choices, unused", [
-    (["quantizer=vq"], {"kl", *AUXILIARY}), (["quantizer=ema"], {"codebook", "kl", *AUXILIARY}),
+    (["bottleneck=vq"], {"kl", *AUXILIARY}), (["bottleneck=ema"], {"codebook", "kl", *AUXILIARY}),
     (["bottleneck=vae"], {"codebook", "commitment", *AUXILIARY}),
     (["bottleneck=ae"], {"codebook", "commitment", "kl", *AUXILIARY}),
     (["model.speaker_adversary=4", "model.cpc_steps=2"], {"kl"})])
@@ -132,7 +132,7 @@ def test_loss_weights_name_exactly_the_model_loss_terms(demo_recipe, choices, un
     """Every loss term the model returns has a weight; the weights it leaves unused are the other bottlenecks'
     terms (EMA drops 'codebook', only a VAE returns 'kl') and those of the auxiliary losses that are off."""
     cfg = compose_recipe(demo_recipe, ["+debug=tiny", *choices])
-    model = build_model(model_kwargs(cfg.model, cfg.quantizer, ["a"]))
+    model = build_model(model_kwargs(cfg.model, ["a"]))
     out = model(torch.rand(1, 1, 512) * 2 - 1, torch.tensor([0]))
     weights = set(cfg.train.loss_weights)
     assert set(out.losses) <= weights
@@ -142,7 +142,7 @@ def test_loss_weights_name_exactly_the_model_loss_terms(demo_recipe, choices, un
 @pytest.mark.parametrize("frontend", ["mfcc", "logmel"])
 def test_frontend_group_sets_the_encoder_and_takes_the_data_rate(demo_recipe, frontend):
     cfg = compose_recipe(demo_recipe, [f"+frontend={frontend}", "data.sample_rate=8000"])
-    kwargs = model_kwargs(cfg.model, cfg.quantizer, ["a", "b"])
+    kwargs = model_kwargs(cfg.model, ["a", "b"])
     assert kwargs["model"]["encoder"]["frontend"] == frontend
     assert kwargs["model"]["encoder"]["sample_rate"] == 8000  # resolved: the checkpoint stores the number
     assert build_model(kwargs).encoder.features is not None
@@ -152,6 +152,37 @@ def test_frontend_group_sets_the_encoder_and_takes_the_data_rate(demo_recipe, fr
 def test_every_bottleneck_variant_composes_and_builds(variant, kind):
     cfg = compose_recipe(REPO_ROOT / "recipes" / "bottlenecks", [f"variant={variant}"])
     assert cfg.model.bottleneck.kind == kind and cfg.run_dir == f"runs/bottlenecks/{variant}"
-    assert build_model(model_kwargs(cfg.model, cfg.quantizer, ["a"])).bottleneck.kind == kind
+    assert build_model(model_kwargs(cfg.model, ["a"])).bottleneck.kind == kind
     if variant == "vae_annealed":  # the variant's remedies win over the recipe's defaults
         assert cfg.model.bottleneck.free_bits > 0 and cfg.train.kl_warmup_steps > 0
+
+
+@pytest.mark.parametrize("old, new", [("quantizer=ema", "bottleneck=ema"),
+                                      ("quantizer.codebook_size=64", "model.bottleneck.codebook_size=64"),
+                                      ("model.bottleneck=vae", "bottleneck=vae")])
+def test_old_bottleneck_spellings_get_a_one_line_error_naming_the_new(demo_recipe, old, new):
+    with pytest.raises(UserError, match=re.escape(f"write {new} instead of {old}")) as info:
+        compose_recipe(demo_recipe, [old])
+    assert "\n" not in str(info.value)
+
+
+def test_a_recipes_vq_options_do_not_reach_a_continuous_bottleneck(demo_recipe):
+    cfg = compose_recipe(demo_recipe, ["bottleneck=vae"])
+    assert cfg.model.bottleneck.codebook_size == 256  # the recipe's VQ setting is in the config ...
+    assert model_kwargs(cfg.model, ["a"])["model"]["bottleneck"] == {"kind": "vae", "free_bits": 0.0}  # ... not the model
+
+
+def test_an_option_no_bottleneck_takes_is_refused_naming_the_kinds_options(demo_recipe):
+    cfg = compose_recipe(demo_recipe, ["bottleneck=ae", "+model.bottleneck.free_bit=0.1"])
+    with pytest.raises(ValueError, match="has no option free_bit \\(the ae options are none\\)"):
+        model_kwargs(cfg.model, ["a"])
+
+
+def test_dotted_overrides_win_over_groups_and_keep_hydra_syntax(demo_recipe):
+    cfg = compose_recipe(demo_recipe, ["+debug=tiny", "train.max_steps=7", "+model.extra=1", "~train.seed"])
+    assert cfg.train.max_steps == 7 and cfg.model.extra == 1 and "seed" not in cfg.train
+    for bad, message in [("train.max_steps=abc", "train.max_steps must be an integer"),
+                         ("+train.max_steps=3", "config key 'train.max_steps' already exists"),
+                         ("~train.nothing", "cannot delete config key 'train.nothing'")]:
+        with pytest.raises(UserError, match=re.escape(message)):
+            compose_recipe(demo_recipe, [bad])

@@ -18,7 +18,7 @@ import torch
 
 from bench_train import time_steps
 from vqspeech.config import compose_recipe
-from vqspeech.data.corpus import load_corpus
+from vqspeech.data.corpus import Corpus
 from vqspeech.data.dataset import RandomCrops, crop_loader, load_split
 from vqspeech.device import pick_device
 from vqspeech.errors import UserError
@@ -53,7 +53,7 @@ def main() -> None:
     cfg = compose_recipe(args.recipe, args.overrides)
     tcfg, sr = cfg.train, cfg.data.sample_rate
     device = pick_device(tcfg.device)
-    corpus = load_corpus(cfg.data.root, cfg.data.manifest, cfg.data.valid_fraction, cfg.data.test_fraction)
+    corpus = Corpus.from_config(cfg.data)
     started = time.perf_counter()
     split = load_split(corpus.split("train"), corpus.speakers, sr, progress=False, pcm16=True)  # as training does
     load_seconds = time.perf_counter() - started
@@ -66,7 +66,7 @@ def main() -> None:
     consumption = args.consumption
     if consumption is None:
         torch.manual_seed(0)
-        model = build_model(model_kwargs(cfg.model, cfg.quantizer, corpus.speakers)).to(device)
+        model = build_model(model_kwargs(cfg.model, corpus.speakers)).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
         batches = iter(crop_loader(RandomCrops(split, tcfg.crop_samples, 0), tcfg.batch_size, 0, 0, False))
         times = time_steps(model, optimizer, lambda: next(batches), tcfg, device, args.steps, 1)

@@ -73,7 +73,7 @@ def main() -> None:
         model, sample_rate, source = run.model, run.config["data"]["sample_rate"], str(run.checkpoint)
     else:
         cfg = compose_recipe(args.recipe)
-        model = build_model(model_kwargs(cfg.model, cfg.quantizer, ["a", "b", "c", "d"])).eval()
+        model = build_model(model_kwargs(cfg.model, ["a", "b", "c", "d"])).eval()
         sample_rate, source = cfg.data.sample_rate, f"{args.recipe} config, untrained weights"
     decoder, hop = model.decoder, model.hop_length
     frames_per_second = sample_rate / hop

@@ -40,6 +40,7 @@ R9_SIZE = ["model.decoder.residual_channels=64", "model.decoder.skip_channels=64
 TRAIN_ROWS = {
     "vqspeech fp32": ("vqspeech", "fp32", None, False),
     "vqspeech bf16": ("vqspeech", "bf16", None, False),
+    "vqspeech auto (measured)": ("vqspeech", "auto", None, False),
     "vqspeech fp32 + checkpointing (block)": ("vqspeech", "fp32", "block", False),
     "vqspeech bf16 + checkpointing (block)": ("vqspeech", "bf16", "block", False),
     "vqspeech bf16 + checkpointing (stack)": ("vqspeech", "bf16", "stack", False),
@@ -64,11 +65,12 @@ def run_vqspeech(precision: str, checkpointing: str | None, compile_: bool, step
     from vqspeech.config import compose_recipe
     from vqspeech.models import build_model
     from vqspeech.models.builders import model_kwargs
-    from vqspeech.training.precision import Precision
+    from vqspeech.training.precision import resolve, timing_step
+    from vqspeech.training.trainer import weighted_loss
 
     repo = Path(__file__).resolve().parents[1]
     cfg = compose_recipe(repo / "recipes" / "demo", [*R9_SIZE, f"train.precision={precision}"])
-    model = build_model(model_kwargs(cfg.model, cfg.quantizer, ["a", "b", "c", "d"]))
+    model = build_model(model_kwargs(cfg.model, ["a", "b", "c", "d"]))
     model.decoder.activation_checkpointing = checkpointing
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     net = torch.compile(model) if compile_ else model
@@ -77,8 +79,13 @@ def run_vqspeech(precision: str, checkpointing: str | None, compile_: bool, step
     def batch():
         return (0.1 * torch.randn(BATCH, 1, CROP)).clamp(-1, 1), torch.randint(4, (BATCH,))
 
-    times = time_steps(net, optimizer, batch, cfg.train, torch.device("cpu"), steps, warmup,
-                       Precision(precision, torch.device("cpu")))
+    cpu = torch.device("cpu")
+    chosen, choice = resolve(precision, cpu, lambda: timing_step(
+        model, batch, lambda m, b: weighted_loss(m(*b).losses, cfg.train.loss_weights)),
+        {"model": model_kwargs(cfg.model, ["a", "b", "c", "d"]), "batch": [BATCH, CROP], "tool": "bench_peers"})
+    if choice is not None:
+        print(f"vqspeech: {choice.describe()}")
+    times = time_steps(net, optimizer, batch, cfg.train, cpu, steps, warmup, chosen)
     return {"times": times, "base": base}
 
 

@@ -305,7 +305,7 @@ def main() -> None:
         sys.exit("error: --name is required (a label for this configuration)")
 
     from vqspeech.config import compose_recipe
-    from vqspeech.data.corpus import load_corpus
+    from vqspeech.data.corpus import Corpus
     from vqspeech.errors import UserError
     from vqspeech.eval.speech_metrics import Dnsmos
     from vqspeech.models.generation import SAMPLING_KEYS, GenerationConfig
@@ -329,7 +329,7 @@ def main() -> None:
             train_wall = time.monotonic() - started
         else:
             train_wall = float("nan")
-        corpus = load_corpus(cfg.data.root, cfg.data.manifest, cfg.data.valid_fraction, cfg.data.test_fraction)
+        corpus = Corpus.from_config(cfg.data)
     except UserError as exc:
         sys.exit(f"error: {exc}")
     sample_rate = cfg.data.sample_rate

@@ -23,14 +23,14 @@ import time
 import torch
 
 from vqspeech.config import compose_recipe
-from vqspeech.data.corpus import load_corpus
+from vqspeech.data.corpus import Corpus
 from vqspeech.data.dataset import RandomCrops, crop_loader, load_split
 from vqspeech.device import pick_device
 from vqspeech.errors import UserError
 from vqspeech.models import build_model
 from vqspeech.models.builders import model_kwargs
-from vqspeech.training.loop import weighted_loss
-from vqspeech.training.precision import Precision
+from vqspeech.training.trainer import weighted_loss
+from vqspeech.training.precision import Precision, resolve, timing_step
 
 
 def peak_rss_mb() -> float:
@@ -73,17 +73,25 @@ def main() -> None:
     device = pick_device(tcfg.device)
     torch.manual_seed(0)
     try:
-        corpus = load_corpus(cfg.data.root, cfg.data.manifest, cfg.data.valid_fraction, cfg.data.test_fraction)
+        corpus = Corpus.from_config(cfg.data)
         split = load_split(corpus.split("train")[:200], corpus.speakers, cfg.data.sample_rate, progress=False,
                            pcm16=True)
         speakers, source = corpus.speakers, f"{len(split.waves)} utterances of {corpus.root}"
         batches = iter(crop_loader(RandomCrops(split, tcfg.crop_samples, 0), tcfg.batch_size, 0, 0, False))
     except UserError:
         speakers, source, batches = ["a", "b", "c", "d"], "random noise (no corpus found)", None
-    model = build_model(model_kwargs(cfg.model, cfg.quantizer, speakers)).to(device)
+    model = build_model(model_kwargs(cfg.model, speakers)).to(device)
     model.decoder.activation_checkpointing = tcfg.checkpoint_activations
     optimizer = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
-    precision = Precision(tcfg.precision, device)
+    shape = (tcfg.batch_size, 1, tcfg.crop_samples)
+
+    def noise():
+        return (0.1 * torch.randn(shape, device=device)).clamp(-1, 1), torch.zeros(shape[0], dtype=torch.long,
+                                                                                    device=device)
+
+    precision, choice = resolve(tcfg.precision, device, lambda: timing_step(
+        model, noise, lambda m, b: weighted_loss(m(*b).losses, tcfg.loss_weights)),
+        {"model": model_kwargs(cfg.model, speakers), "batch": list(shape), "tool": "bench_train"})
     net = torch.compile(model) if tcfg.compile else model
     base_rss = peak_rss_mb()
 
@@ -101,6 +109,8 @@ def main() -> None:
     print(f"device {device}, torch threads {torch.get_num_threads()}, data: {source}")
     print(model.summary())
     print(f"batch {tcfg.batch_size} × {tcfg.crop_samples} samples = {audio_per_step:.3f} s of audio per step")
+    if choice is not None:
+        print(choice.describe())
     print(f"precision {precision.name}, compile {bool(tcfg.compile)}, checkpoint_activations "
           f"{tcfg.checkpoint_activations}")
     if tcfg.compile:

@@ -28,7 +28,7 @@ FIELDS = ["name", "minutes", "steps", "bottleneck", "nominal_bitrate", "kl_bitra
 
 
 def score_run(run_dir: Path, seconds: float) -> list[dict]:
-    from vqspeech.data.corpus import load_corpus
+    from vqspeech.data.corpus import Corpus
     from vqspeech.data.dataset import load_split
     from vqspeech.eval.latent_usage import OTHER_SPEAKER, OTHER_UTTERANCE, SHUFFLED, TRUE, ZERO, latent_usage
     from vqspeech.runs import load_run
@@ -37,7 +37,7 @@ def score_run(run_dir: Path, seconds: float) -> list[dict]:
     for minutes, checkpoint in snapshots(run_dir):
         run = load_run(checkpoint=checkpoint, device="cpu")
         data = run.config["data"]
-        corpus = load_corpus(data["root"], data["manifest"], data["valid_fraction"], data["test_fraction"])
+        corpus = Corpus.from_config(data)
         split = load_split(recon_set(corpus), run.model.speakers.names, data["sample_rate"], False)
         cut = [w[: int(seconds * data["sample_rate"])] for w in split.waves]
         usage = latent_usage(run.model, cut, split.speaker_ids, data["sample_rate"])

@@ -29,7 +29,7 @@ def main() -> None:
 
     from vqspeech.data.audio import load_audio, save_audio
     from vqspeech.data.corpus import load_corpus
-    from vqspeech.eval.plots import save_spectrograms
+    from vqspeech.plots import save_spectrograms
     from vqspeech.eval.unseen import heldout_pieces
 
     unseen, out = Path(args.unseen), Path(args.out)

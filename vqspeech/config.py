@@ -7,35 +7,89 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from vqspeech.errors import UserError
 
 
 def configs_dir() -> Path:
-    """The shipped config groups (model/, quantizer/, data/, train/, debug/), installed as vqspeech.configs."""
+    """The shipped config groups (model/, bottleneck/, speaker/, data/, train/, debug/, frontend/), installed as vqspeech.configs."""
     return Path(str(resources.files("vqspeech.configs")))
 
 
 def compose_recipe(recipe_dir: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
     """Compose ``recipe_dir/config.yaml`` with the shipped groups and Hydra-syntax overrides.
 
+    Hydra composes the recipe with the group choices and top-level values (``bottleneck=ema``, ``+debug=tiny``,
+    ``run_dir=...``); the dotted overrides (``train.lr=1e-3``, ``+model.new=1``, ``~train.seed``) are then
+    applied here, each checked against the type of the value it replaces, so they win over every group.
+
     Raises:
-        UserError: missing recipe, unknown key, bad override syntax (one line each).
+        UserError: missing recipe, unknown key, bad override syntax, a value of the wrong type, an old
+            spelling (one line each).
     """
     recipe = Path(recipe_dir).resolve()
     if not (recipe / "config.yaml").is_file():
         raise UserError(f"no recipe at {recipe_dir}: expected a folder holding config.yaml "
                         f"(for example recipes/demo)")
-    # model.bottleneck=vae is the bottleneck group's choice (configs/bottleneck/, whose package is model.bottleneck)
-    overrides = [f"bottleneck={o.split('=', 1)[1]}" if o.split("=", 1)[0] == "model.bottleneck" else o
-                 for o in overrides]
-    cfg = _compose(recipe, recipe_dir, overrides)
-    # the same recipe with only the top-level choices (groups, +debug=..., run_dir=...) gives every
-    # key's expected type, against which the dotted overrides are checked
-    reference = _compose(recipe, recipe_dir, [o for o in overrides if "." not in o.split("=", 1)[0]])
-    _check_types(OmegaConf.to_container(cfg, resolve=True), OmegaConf.to_container(reference, resolve=True))
+    for override in overrides:
+        _refuse_old_spelling(override)
+    dotted = [o for o in overrides if "." in o.split("=", 1)[0]]
+    cfg = _compose(recipe, recipe_dir, [o for o in overrides if o not in dotted])
+    _apply(cfg, dotted, recipe_dir)
     return cfg
+
+
+def _refuse_old_spelling(override: str) -> None:
+    """The quantizer group and model.bottleneck=KIND became the bottleneck group (configs/bottleneck/)."""
+    key, _, value = override.partition("=")
+    key = key.lstrip("+~")
+    if key == "quantizer":
+        raise UserError(f"the quantizer group is now the bottleneck group: write bottleneck={value} "
+                        f"instead of quantizer={value}")
+    if key.startswith("quantizer."):
+        raise UserError(f"the VQ options are now under model.bottleneck: write model.bottleneck."
+                        f"{key[len('quantizer.'):]}={value} instead of {override}")
+    if key == "model.bottleneck" and "=" in override:
+        raise UserError(f"choose the bottleneck with the bottleneck group: write bottleneck={value} "
+                        f"instead of model.bottleneck={value}")
+
+
+def _apply(cfg: DictConfig, overrides: Sequence[str], recipe_dir: str | Path) -> None:
+    """Apply dotted Hydra-syntax overrides to the composed ``cfg`` in place (see :func:`compose_recipe`)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException as exc:
+        raise UserError(f"bad config for {recipe_dir}: {_first_line(exc)}") from None
+    for override in parsed:
+        key = override.key_or_group
+        exists = OmegaConf.select(cfg, key, default=_MISSING) is not _MISSING
+        if override.is_delete():
+            if not exists:
+                raise UserError(f"cannot delete config key '{key}': the recipe has no such key")
+            parent, _, leaf = key.rpartition(".")
+            with open_dict(cfg):
+                del (OmegaConf.select(cfg, parent) if parent else cfg)[leaf]
+            continue
+        value = override.value()
+        if override.is_add() and exists and not override.is_force_add():
+            raise UserError(f"config key '{key}' already exists: set it with {key}=... (no +)")
+        if not exists and not (override.is_add() or override.is_force_add()):
+            raise UserError(f"unknown config key '{key}' (check the spelling, or add a new key with +{key}=...)")
+        if exists:
+            _check_type(key, value, _plain(OmegaConf.select(cfg, key)))
+        with open_dict(cfg):
+            OmegaConf.update(cfg, key, value, merge=True, force_add=True)
+
+
+_MISSING = object()
+
+
+def _plain(value):
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
 
 
 def _compose(recipe: Path, recipe_dir: str | Path, overrides: Sequence[str]) -> DictConfig:
@@ -66,29 +120,26 @@ def _compose(recipe: Path, recipe_dir: str | Path, overrides: Sequence[str]) -> 
     return cfg
 
 
-def _check_types(cfg: dict, reference: dict, prefix: str = "") -> None:
-    """Raise a one-line UserError where a value's type differs from the recipe's own (null accepts any)."""
-    for key, expected in reference.items():
-        if key not in cfg:
-            continue
-        value, where = cfg[key], f"{prefix}{key}"
-        if isinstance(expected, dict):
-            if not isinstance(value, dict):
-                raise UserError(f"{where} is a group of keys, not a value (got {value!r}); set {where}.KEY=... instead")
-            _check_types(value, expected, f"{where}.")
-        elif expected is None or value is None:
-            continue
-        elif isinstance(expected, bool):
-            if not isinstance(value, bool):
-                raise UserError(f"{where} must be true or false, got {value!r}")
-        elif isinstance(expected, int):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise UserError(f"{where} must be an integer, got {value!r}")
-        elif isinstance(expected, float):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise UserError(f"{where} must be a number, got {value!r}")
-        elif isinstance(expected, str) and not isinstance(value, str):
-            raise UserError(f"{where} must be a string, got {value!r}")
+def _check_type(where: str, value, expected) -> None:
+    """Raise a one-line UserError where an override's value differs in type from the recipe's (null accepts any)."""
+    if isinstance(expected, dict):
+        if not isinstance(value, dict):
+            raise UserError(f"{where} is a group of keys, not a value (got {value!r}); set {where}.KEY=... instead")
+        for key in value.keys() & expected.keys():
+            _check_type(f"{where}.{key}", value[key], expected[key])
+    elif expected is None or value is None:
+        return
+    elif isinstance(expected, bool):
+        if not isinstance(value, bool):
+            raise UserError(f"{where} must be true or false, got {value!r}")
+    elif isinstance(expected, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"{where} must be an integer, got {value!r}")
+    elif isinstance(expected, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"{where} must be a number, got {value!r}")
+    elif isinstance(expected, str) and not isinstance(value, str):
+        raise UserError(f"{where} must be a string, got {value!r}")
 
 
 def _first_line(exc: BaseException) -> str:

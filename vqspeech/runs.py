@@ -1,7 +1,7 @@
 """A trained run, ready for inference: which checkpoint to use and the model rebuilt from it.
 
 Inference (convert, reconstruct, the evaluations, the report) loads runs from here, without the training
-loop; the checkpoint format itself is :mod:`vqspeech.training.checkpoint`'s.
+code; the checkpoint format itself is :mod:`vqspeech.checkpoint`'s.
 """
 
 from __future__ import annotations
@@ -12,20 +12,34 @@ from typing import Any
 
 import torch
 
+from vqspeech.checkpoint import LAST, load_checkpoint, model_from_checkpoint
+from vqspeech.data.corpus import Corpus
 from vqspeech.errors import UserError
 from vqspeech.models import VQVAE
-from vqspeech.training.checkpoint import LAST, load_checkpoint, model_from_checkpoint
 
 
 @dataclass
 class LoadedRun:
-    """A trained model ready for inference, with where it came from."""
+    """A trained VQ-VAE ready for inference, with where it came from."""
 
     model: VQVAE
     config: dict[str, Any]
     checkpoint: Path
     step: int
     model_kwargs: dict[str, Any]
+
+    @property
+    def sample_rate(self) -> int:
+        """The rate (Hz) the model was trained at: its inputs and outputs."""
+        return self.model.sample_rate
+
+    @property
+    def run_dir(self) -> Path:
+        return self.checkpoint.parent.parent
+
+    def corpus(self, root: str | Path | None = None) -> Corpus:
+        """The corpus the run was trained on (its saved data config), or the same layout under ``root``."""
+        return Corpus.from_config(self.config["data"], root)
 
 
 def resolve_checkpoint(run_dir: str | Path | None = None, checkpoint: str | Path | None = None,
@@ -47,9 +61,9 @@ def resolve_checkpoint(run_dir: str | Path | None = None, checkpoint: str | Path
 
 def load_run(run_dir: str | Path | None = None, checkpoint: str | Path | None = None,
              device: torch.device | str = "cpu") -> LoadedRun:
-    """Load a model for inference (eval mode, on device)."""
+    """Load a VQ-VAE for inference (eval mode, on device)."""
     path = resolve_checkpoint(run_dir, checkpoint)
     payload = load_checkpoint(path)
-    model = model_from_checkpoint(payload).to(device).eval()
+    model = model_from_checkpoint(payload, kind="vqvae").to(device).eval()
     return LoadedRun(model=model, config=payload["config"], checkpoint=path, step=int(payload["step"]),
                      model_kwargs=payload["model_kwargs"])

@@ -13,9 +13,9 @@ SR = 16000
 KWARGS = {
     "model": {"encoder": {"channels": 8, "latent_dim": 4, "n_layers": 3, "kernel_size": 4, "stride": 2},
               "decoder": {"residual_channels": 8, "skip_channels": 16, "cond_channels": 8, "kernel_size": 2,
-                          "layers_per_stack": 3, "stacks": 1}, "speaker_dim": 4},
-    "quantizer": {"codebook_size": 16, "ema_decay": None, "ema_epsilon": 1e-5, "init": None, "kmeans_iters": 10,
-                  "dead_code_steps": None},
+                          "layers_per_stack": 3, "stacks": 1}, "speaker_dim": 4,
+              "bottleneck": {"kind": "vq", "codebook_size": 16, "ema_decay": None, "ema_epsilon": 1e-5, "init": None,
+                             "kmeans_iters": 10, "dead_code_steps": None}},
     "speakers": ["a", "b"],
 }
 
@@ -28,7 +28,7 @@ def waves(n=3, seconds=0.1):
 @pytest.mark.parametrize("kind", ["vq", "vae", "ae"])
 def test_a_decoder_with_zeroed_conditioning_weights_takes_nothing_from_latents_or_speaker(kind):
     torch.manual_seed(0)
-    model = build_model({**copy.deepcopy(KWARGS), "model": {**KWARGS["model"], "bottleneck": {"kind": kind}}})
+    model = build_model({**copy.deepcopy(KWARGS), "model": {**KWARGS["model"], "bottleneck": {**KWARGS["model"]["bottleneck"], "kind": kind}}})
     with torch.no_grad():
         model.decoder.local_projection.weight.zero_()
         model.decoder.global_projection.weight.zero_()

@@ -24,9 +24,9 @@ KWARGS = {  # as tests/models/test_vqvae.py: hop 8
         "decoder": {"residual_channels": 8, "skip_channels": 16, "cond_channels": 8, "kernel_size": 2,
                     "layers_per_stack": 3, "stacks": 2},
         "speaker_dim": 4,
+        "bottleneck": {"kind": "vq", "codebook_size": 16, "ema_decay": None, "ema_epsilon": 1e-5, "init": "random",
+                       "kmeans_iters": 10, "dead_code_steps": None},
     },
-    "quantizer": {"codebook_size": 16, "ema_decay": None, "ema_epsilon": 1e-5, "init": "random",
-                  "kmeans_iters": 10, "dead_code_steps": None},
     "speakers": ["spk_a", "spk_b"],
 }
 
@@ -222,8 +222,10 @@ def test_a_continuous_bottleneck_is_probed_through_k_means_and_says_so(tmp_path)
     kwargs = copy.deepcopy(KWARGS)
     kwargs["model"]["bottleneck"] = {"kind": "ae"}
     model = build_model(kwargs).eval()
-    report = probe_phonemes(model, corpus, SR, tmp_path / "probe", PhoneSet(), split="test", progress=False)
-    assert report.model_codes.startswith("k-means (K = 16) on its continuous ae latents")
+    report = probe_phonemes(model, corpus, SR, tmp_path / "probe", PhoneSet(), split="test", progress=False,
+                            kmeans_k=12)
+    assert report.model_codes.startswith("k-means (K = 12) on its continuous ae latents")
+    assert report.codebook_size == 12  # the MFCC k-means baseline at the same K
     assert "fitted on the frames of the" in report.model_codes
     assert report.model_codes in (tmp_path / "probe" / "probe.md").read_text()
     used = report.metrics["used_codes"][0]

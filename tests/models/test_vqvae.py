@@ -57,7 +57,7 @@ def test_forward_loss_terms_and_untrained_reconstruction_is_near_uniform(tiny_mo
 
 def test_ema_quantizer_drops_the_codebook_term(tiny_model_kwargs):
     kwargs = tiny_model_kwargs(SPEAKERS)
-    kwargs["quantizer"]["ema_decay"] = 0.99
+    kwargs["model"]["bottleneck"]["ema_decay"] = 0.99
     model = build_model(kwargs)
     out = model(speech_like(), torch.tensor([0, 1]))
     assert set(out.losses) == {"reconstruction", "commitment"}

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vqspeech.errors import UserError
-from vqspeech.training.checkpoint import find_kwargs_difference, load_checkpoint, save_checkpoint
+from vqspeech.checkpoint import find_kwargs_difference, load_checkpoint, save_checkpoint
 
 
 class Payload:
@@ -71,7 +71,7 @@ def test_kwargs_difference_names_the_first_differing_key():
 
 def test_a_checkpoint_whose_weights_do_not_fit_its_kwargs_names_the_key(tiny_config, tmp_path):
     from vqspeech.training import train
-    from vqspeech.training.checkpoint import model_from_checkpoint
+    from vqspeech.checkpoint import model_from_checkpoint
 
     run_dir = tmp_path / "run"
     train(tiny_config(run_dir=run_dir), progress=False)
@@ -85,7 +85,7 @@ def test_a_checkpoint_whose_weights_do_not_fit_its_kwargs_names_the_key(tiny_con
 
 
 def test_the_model_knows_its_sample_rate_and_older_checkpoints_take_the_runs(trained_run):
-    from vqspeech.training.checkpoint import load_checkpoint, model_from_checkpoint
+    from vqspeech.checkpoint import load_checkpoint, model_from_checkpoint
 
     payload = load_checkpoint(trained_run / "checkpoints" / "last.pt")
     assert payload["model_kwargs"]["sample_rate"] == 16000

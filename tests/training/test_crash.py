@@ -9,7 +9,7 @@ import time
 import pytest
 
 from vqspeech.training import train
-from vqspeech.training.checkpoint import load_checkpoint
+from vqspeech.checkpoint import load_checkpoint
 
 INTERVAL = 3
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from vqspeech.training import train
-from vqspeech.training.checkpoint import load_checkpoint
+from vqspeech.checkpoint import load_checkpoint
 
 WORKER = Path(__file__).with_name("train_ddp_worker.py")
 STEPS, BATCH = 4, 2  # BATCH: train.batch_size of +debug=tiny
@@ -35,7 +35,7 @@ def torchrun(*args: str, nproc: int = 2, timeout: float = 120) -> subprocess.Com
 
 
 # the EMA quantizer, k-means init and a restart of every code unused for a step
-EXTRA = ("quantizer=ema", "quantizer.init=kmeans", "quantizer.dead_code_steps=1", "train.audio_every=null")
+EXTRA = ("bottleneck=ema", "model.bottleneck.init=kmeans", "model.bottleneck.dead_code_steps=1", "train.audio_every=null")
 
 
 def overrides(root: Path, run_dir: Path, *extra: str) -> list[str]:

@@ -13,9 +13,9 @@ import torch
 from vqspeech.errors import UserError
 from vqspeech.quantization import vq as vq_module
 from vqspeech.training import precision as precision_module
-from vqspeech.training import loop as loop_module
+from vqspeech.training import trainer as trainer_module
 from vqspeech.training import train
-from vqspeech.training.checkpoint import load_checkpoint, model_from_checkpoint
+from vqspeech.checkpoint import load_checkpoint, model_from_checkpoint
 
 
 def test_a_bf16_run_keeps_the_quantizer_in_float32_and_stays_finite(tiny_config, tmp_path, monkeypatch):
@@ -32,7 +32,7 @@ def test_a_bf16_run_keeps_the_quantizer_in_float32_and_stays_finite(tiny_config,
 
     monkeypatch.setattr(vq_module.VectorQuantizer, "forward", recording_forward)
     monkeypatch.setattr(vq_module, "nearest_codes", recording_distances)
-    result = train(tiny_config("train.precision=bf16", "quantizer=ema", "quantizer.dead_code_steps=1",
+    result = train(tiny_config("train.precision=bf16", "bottleneck=ema", "model.bottleneck.dead_code_steps=1",
                                "train.max_steps=3", run_dir=tmp_path / "run"), progress=False)
 
     assert seen["z"] == {torch.bfloat16}  # the encoder ran under autocast, in training and validation
@@ -127,7 +127,7 @@ def test_an_auto_run_trains_exactly_as_the_precision_it_chose(forced, tiny_confi
         choice = real(step, device, key, cache_dir, steps)  # the real timing steps run ...
         return precision_module.AutoChoice(forced, choice.ms_per_step, "measured")  # ... the choice is forced
 
-    monkeypatch.setattr(loop_module, "measure_auto", measured)
+    monkeypatch.setattr(trainer_module, "measure_auto", measured)
     states = {}
     for name in ("auto", forced):
         train(tiny_config(f"train.precision={name}", "train.max_steps=3", run_dir=tmp_path / name), progress=False)

@@ -9,7 +9,7 @@ import torch
 
 from vqspeech.errors import UserError
 from vqspeech.training import TrainResult, train
-from vqspeech.training.checkpoint import load_checkpoint, model_from_checkpoint
+from vqspeech.checkpoint import load_checkpoint, model_from_checkpoint
 
 TINY_SPEAKERS = ["spk_a", "spk_b", "spk_c"]
 
@@ -63,7 +63,7 @@ def test_checkpoint_loads_without_pickle_and_rebuilds_the_model(tiny_config, tmp
 
 @pytest.mark.parametrize("override, key", [
     ("model.decoder.residual_channels=12", "model.decoder.residual_channels"),
-    ("quantizer.codebook_size=32", "quantizer.codebook_size"),
+    ("model.bottleneck.codebook_size=32", "model.bottleneck.codebook_size"),
 ])
 def test_resuming_with_a_different_model_raises_naming_the_key(tiny_config, tmp_path, override, key):
     run_dir = tmp_path / "run"
@@ -86,8 +86,8 @@ def test_resuming_on_a_corpus_with_other_speakers_raises(tiny_config, tiny_corpu
 
 
 # Dead-code restarts draw from torch's global RNG at every step, so they show whether resume restores it exactly.
-@pytest.mark.parametrize("extra", [(), ("quantizer.dead_code_steps=1",),
-                                   ("quantizer=ema", "quantizer.init=kmeans")],
+@pytest.mark.parametrize("extra", [(), ("model.bottleneck.dead_code_steps=1",),
+                                   ("bottleneck=ema", "model.bottleneck.init=kmeans")],
                          ids=["default", "restarts-use-the-rng", "ema"])
 def test_resumed_run_equals_an_uninterrupted_run(tiny_config, tmp_path, extra):
     straight = train(tiny_config("train.max_steps=4", *extra, run_dir=tmp_path / "a"), progress=False)
@@ -154,7 +154,7 @@ def test_a_corpus_whose_files_are_all_unreadable_raises(tiny_config, tmp_path):
     ("train.lr=-1", "train.lr must be positive, got -1"),
     ("train.max_steps=null", "train.max_steps must be at least 1, got None"),
     ("train.max_minutes=0", "train.max_minutes must be positive, or null"),
-    ("quantizer.codebook_size=0", "codebook_size must be at least 1, got 0"),
+    ("model.bottleneck.codebook_size=0", "codebook_size must be at least 1, got 0"),
 ])
 def test_a_value_the_loop_cannot_run_with_is_a_one_line_error_and_writes_nothing(tiny_config, tmp_path, override,
                                                                                  message):
@@ -177,7 +177,7 @@ def test_crop_not_a_multiple_of_the_hop_raises(tiny_config, tmp_path):
 
 
 def test_best_checkpoint_is_written_only_at_validated_steps(tiny_config, tmp_path, monkeypatch):
-    from vqspeech.training import checkpoint as ckpt
+    from vqspeech import checkpoint as ckpt
 
     writes = []
     save = ckpt.save_checkpoint
@@ -221,7 +221,7 @@ def _poison(monkeypatch, bad_items):
 @pytest.mark.parametrize("quantizer", ["vq", "ema"])
 def test_a_nan_batch_is_skipped_and_leaves_model_and_codebook_finite(tiny_config, tmp_path, monkeypatch, quantizer):
     _poison(monkeypatch, bad_items={2, 3})  # batch size 2: the second step's batch
-    cfg = tiny_config("train.max_steps=4", f"quantizer={quantizer}", "quantizer.dead_code_steps=1",
+    cfg = tiny_config("train.max_steps=4", f"bottleneck={quantizer}", "model.bottleneck.dead_code_steps=1",
                       run_dir=tmp_path / "run")
     result = train(cfg, progress=False)
     assert (result.step, result.skipped_steps) == (4, 1)

@@ -16,15 +16,15 @@ import torch
 
 from vqspeech import cli
 from vqspeech.data.dataset import RandomCrops
-from vqspeech.training import checkpoint as ckpt
-from vqspeech.training import loop
+from vqspeech import checkpoint as ckpt
+from vqspeech.training import vqvae_task
 
 out, argv = Path(sys.argv[1]), sys.argv[2:]
 built: dict = {}
 writes: list[str] = []
 items: list[int] = []
 
-build_model, save_checkpoint, getitem = loop.build_model, ckpt.save_checkpoint, RandomCrops.__getitem__
+build_model, save_checkpoint, getitem = vqvae_task.build_model, ckpt.save_checkpoint, RandomCrops.__getitem__
 
 
 def recording_build(kwargs):
@@ -44,7 +44,7 @@ def recording_getitem(self, i):
     return getitem(self, i)
 
 
-loop.build_model, ckpt.save_checkpoint, RandomCrops.__getitem__ = recording_build, recording_save, recording_getitem
+vqvae_task.build_model, ckpt.save_checkpoint, RandomCrops.__getitem__ = recording_build, recording_save, recording_getitem
 code = cli.main(argv)
 torch.save({"initial": built["initial"], "final": built["model"].state_dict(), "writes": writes, "items": items,
             "code": code}, out / f"rank{os.environ['RANK']}.pt")

@@ -22,9 +22,10 @@ import csv
 import json
 import re
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vqspeech.errors import UserError
 
@@ -63,6 +64,13 @@ class Corpus:
     root: Path
     utterances: list[Utterance]
     manifest: Path | None = None   # None: read by scanning root's folders
+
+    @classmethod
+    def from_config(cls, data: Mapping[str, Any], root: str | Path | None = None) -> Corpus:
+        """The corpus a ``data:`` config (configs/data/, or a run's saved config) describes: its root (or
+        ``root`` instead), manifest and split fractions."""
+        return load_corpus(root if root is not None else data["root"], data["manifest"],
+                           data["valid_fraction"], data["test_fraction"])
 
     def split(self, name: str) -> list[Utterance]:
         return [u for u in self.utterances if u.split == name]

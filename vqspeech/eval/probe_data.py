@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from vqspeech.data.alignments import PhoneSet, Segment, check_alignment, frame_labels, read_alignment
 from vqspeech.data.audio import load_audio
-from vqspeech.data.corpus import ALIGNMENT_EXTENSIONS, AUDIO_EXTENSIONS, Corpus, Utterance, load_corpus
+from vqspeech.data.corpus import ALIGNMENT_EXTENSIONS, AUDIO_EXTENSIONS, Corpus, Utterance
 from vqspeech.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def probe_corpus(data: Mapping[str, Any], data_root: str | Path | None = None, m
         name = data["manifest"] if data["manifest"] is not None and (root / data["manifest"]).is_file() else None
         if name is None and data["manifest"] is not None:
             log.info("no %s in %s: scanning its folders", data["manifest"], root)
-    corpus = load_corpus(root, name, data["valid_fraction"], data["test_fraction"])
+    corpus = Corpus.from_config({**data, "manifest": name}, root)
     trained_root = Path(data["root"])
     own = name == data["manifest"] and (name is not None or root.resolve() == trained_root.resolve())
     trained_on = str(trained_root / data["manifest"]) if data["manifest"] else f"{trained_root} (folder scan)"

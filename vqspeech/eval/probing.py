@@ -43,12 +43,13 @@ from vqspeech.data.corpus import Corpus
 from vqspeech.eval.abx import AbxItem, abx_error, abx_items, write_item_file
 from vqspeech.eval.logistic import fit_softmax_regression
 from vqspeech.eval.probe_data import load_items
-from vqspeech.eval.plots import heatmap, plot_alignment
+from vqspeech.plots import heatmap, plot_alignment
 from vqspeech.files import write_atomic
 from vqspeech.models import VQVAE, build_model
 from vqspeech.quantization import CodeUsage, code_usage
 from vqspeech.quantization.kmeans import kmeans, squared_distances
 
+DEFAULT_KMEANS_K = 256  # K for a continuous bottleneck's latents (probe-phonemes --kmeans-k); the demo codebook's
 log = logging.getLogger(__name__)
 TEST_FRACTION = 0.3             # share of utterance ids held out for scoring
 HELD_OUT_SPEAKER_FRACTION = 0.25
@@ -255,7 +256,7 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
                    phone_set: PhoneSet | None = None, split: str | Sequence[str] | None = "test",
                    max_utterances: int | None = None, seed: int = 0, tier: str = "phones",
                    model_kwargs: Mapping[str, Any] | None = None, trained_on: str | None = None,
-                   progress: bool = True) -> ProbeReport:
+                   progress: bool = True, kmeans_k: int = DEFAULT_KMEANS_K) -> ProbeReport:
     """Probe the codes of ``model`` on ``split``'s aligned utterances (None: every utterance); see the module
     docstring.
 
@@ -267,6 +268,8 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
         phone_set: how alignment symbols map to scored phones (default: ARPAbet/TIMIT, stress stripped).
         tier: the TextGrid tier holding the phones.
         trained_on: the corpus the model was trained on, named in the report beside the probed one.
+        kmeans_k: K of the k-means through which a continuous bottleneck's latents are scored (a VQ model's
+            codes are its own, and its MFCC k-means baseline takes the codebook's K).
     Raises:
         UserError: no usable aligned utterance in the split(s).
     """
@@ -290,19 +293,20 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
     fit = ~held_out[""]
 
     waves = [it.wav for it in items]
-    k = model.bottleneck.codebook_size
+    k = model.bottleneck.codebook_size if model.bottleneck.discrete else kmeans_k
     model_codes = ("its VQ codes" if model.bottleneck.discrete else
                    f"k-means (K = {k}) on its continuous {model.bottleneck.kind} latents (standardised), fitted on "
                    f"the frames of the {int(fit.sum())} probe-training utterances")
     if not model.bottleneck.discrete:
         log.info("probe: the %s bottleneck is continuous; its codes are %s", model.bottleneck.kind, model_codes)
-    reps = [_model_representation("model", model, waves, fit, seed, progress, initialize=False),
+    reps = [_model_representation("model", model, waves, fit, seed, progress, initialize=False, k=k),
             _kmeans_representation("MFCC k-means", [mfcc_frames(w, sample_rate, hop) for w in waves], k, fit, seed)]
     if model_kwargs is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             untrained = build_model(model_kwargs).to(model.device).eval()
-        reps.append(_model_representation("random-init model", untrained, waves, fit, seed, progress, initialize=True))
+        reps.append(_model_representation("random-init model", untrained, waves, fit, seed, progress, initialize=True,
+                                          k=k))
     else:
         log.warning("no model_kwargs given: the random-init baseline is left out")
     abx = abx_items([it.segments for it in items], [f"{it.utterance.speaker}_{it.utterance.utterance}" for it in items],
@@ -340,7 +344,7 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
 
 @torch.no_grad()
 def _model_representation(name: str, model: VQVAE, waves: list[np.ndarray], fit: np.ndarray, seed: int,
-                          progress: bool, initialize: bool) -> Representation:
+                          progress: bool, initialize: bool, k: int) -> Representation:
     """Encode every wave. A continuous bottleneck's latents are clustered by k-means fitted on the frames of the
     ``fit`` utterances (bool [U]). With ``initialize``, a VQ layer that initialises from data and has not yet done
     so is first initialised, as training's first step would be, from those utterances' encoder outputs (the
@@ -350,7 +354,7 @@ def _model_representation(name: str, model: VQVAE, waves: list[np.ndarray], fit:
     q = model.bottleneck
     if not q.discrete:
         latents = [q(zi[None]).quantized[0].T.float().cpu().numpy() for zi in z]  # eval: the VAE's mean, or z_e
-        return _kmeans_representation(name, latents, q.codebook_size, fit, seed)
+        return _kmeans_representation(name, latents, k, fit, seed)
     if initialize and not bool(q.initialized):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

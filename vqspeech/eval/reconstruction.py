@@ -39,7 +39,7 @@ from vqspeech.data.audio import AudioError, load_audio, save_audio
 from vqspeech.data.corpus import Utterance
 from vqspeech.errors import UserError
 from vqspeech.eval import baselines
-from vqspeech.eval.plots import save_spectrograms
+from vqspeech.plots import save_spectrograms
 from vqspeech.eval.speech_metrics import METRICS, Dnsmos, Metrics, score
 from vqspeech.files import write_atomic
 from vqspeech.models import VQVAE
@@ -92,7 +92,7 @@ class ReconstructionReport:
     seconds: float                    # total audio scored per system
     max_seconds: float | None
     frame_rate: float                 # codes per second
-    codebook_size: int
+    codebook_size: int | None  # None: a continuous bottleneck
     bitrate: float | None             # frame rate × log2 K; None (as the next three) for a continuous bottleneck
     entropy_bitrate: float | None     # frame rate × entropy (bits) of the test-set code histogram
     used_codes: int | None
@@ -187,7 +187,7 @@ class Evaluation:
         self.frame_rate = sample_rate / model.hop_length
         bits = model.bottleneck.bits_per_frame()
         self.model_bitrate = None if bits is None else self.frame_rate * bits
-        self.counts = torch.zeros(model.bottleneck.codebook_size, dtype=torch.long)
+        self.counts = torch.zeros(model.bottleneck.codebook_size or 0, dtype=torch.long)  # a discrete bottleneck's
         self.rows: list[UtteranceScore] = []
         self.exclusions: list[dict[str, str]] = []
         self.examples_saved: list = []

@@ -17,15 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from vqspeech.data.audio import save_audio
-from vqspeech.data.corpus import Utterance, load_corpus
+from vqspeech.data.corpus import Utterance
 from vqspeech.data.dataset import load_split
 from vqspeech.errors import UserError
 from vqspeech.eval.latent_usage import LatentUsage, latent_usage
 from vqspeech.eval.reconstruction import MODEL_SAMPLED, ORIGINAL, Evaluation
 from vqspeech.files import write_atomic
+from vqspeech.models.scoring import teacher_forced_loss
 from vqspeech.models.generation import GenerationConfig, recipe_sampling
 from vqspeech.quantization import code_usage
 from vqspeech.runs import load_run
@@ -94,33 +94,20 @@ def report_run(run_dir: str | Path | None = None, checkpoint: str | Path | None 
     ``usage_utterances`` test utterances, each cut to ``usage_seconds``."""
     run = load_run(run_dir, checkpoint, device)
     model, cfg = run.model, run.config
-    data = cfg["data"]
-    sample_rate = data["sample_rate"]
+    sample_rate = run.sample_rate
     if n_samples > 0 and int(seconds * sample_rate) < model.hop_length:
         raise UserError(f"--seconds {seconds} is shorter than one code ({model.hop_length} samples = "
                         f"{1000 * model.hop_length / sample_rate:g} ms); reconstruct at least that much")
-    corpus = load_corpus(data["root"], data["manifest"], data["valid_fraction"], data["test_fraction"])
+    corpus = run.corpus()
     test = load_split(corpus.split("test"), model.speakers.names, sample_rate, progress, "load test audio",
                       loudness_lufs=model.loudness_lufs)  # at the model's input level, as in training
     if not test.waves:
         raise UserError(f"corpus {corpus.root} has no usable test utterances of the model's speakers")
-    out_dir = Path(out_dir) if out_dir is not None else run.checkpoint.parent.parent / "report"
+    out_dir = Path(out_dir) if out_dir is not None else run.run_dir / "report"
 
     hop = model.hop_length
-    counts = torch.zeros(model.bottleneck.codebook_size, dtype=torch.long, device=model.device)
-    loss_sum, n_samples_total = 0.0, 0
-    for wav, speaker in tqdm(list(zip(test.waves, test.speaker_ids)), desc="score test", disable=not progress,
-                             leave=False):
-        usable = len(wav) // hop * hop
-        if usable == 0:
-            continue
-        out = model(torch.from_numpy(wav[:usable]).to(model.device)[None, None],
-                    torch.tensor([speaker], device=model.device))
-        loss_sum += out.losses["reconstruction"].item() * usable
-        n_samples_total += usable
-        if model.bottleneck.discrete:
-            counts += torch.bincount(out.vq.codes.flatten(), minlength=len(counts))
-    usage = code_usage(counts, sample_rate / hop) if model.bottleneck.discrete else None
+    scored = teacher_forced_loss(model, test, progress=progress)
+    usage = code_usage(scored.code_counts, sample_rate / hop) if scored.code_counts is not None else None
     latents = latent_usage(model, [w[: int(usage_seconds * sample_rate)] for w in test.waves[:usage_utterances]],
                            test.speaker_ids[:usage_utterances], sample_rate) if usage_utterances else None
 
@@ -143,7 +130,7 @@ def report_run(run_dir: str | Path | None = None, checkpoint: str | Path | None 
               for r, (original, recon) in zip(sampled, evaluation.examples_saved)]
 
     report = RunReport(checkpoint=str(run.checkpoint), step=run.step, test_utterances=len(test.waves),
-                       test_loss=loss_sum / max(n_samples_total, 1), bottleneck=model.bottleneck.kind,
+                       test_loss=scored.nats_per_sample or 0.0, bottleneck=model.bottleneck.kind,
                        used_codes=usage and int(usage.used_codes), codebook_size=model.bottleneck.codebook_size,
                        perplexity=usage and float(usage.perplexity), frame_rate=sample_rate / hop,
                        bitrate=usage and usage.bitrate, entropy_bitrate=usage and float(usage.entropy_rate),

@@ -26,7 +26,6 @@ class GaussianBottleneck(Bottleneck):
     Args:
         dim: D.
         hop_length: audio samples per latent frame.
-        codebook_size: the K of the k-means that scores these latents where discrete codes are needed.
         free_bits: λ, nats per dimension per frame (Kingma et al. 2016): each dimension's KL, averaged over the
             batch's frames, counts as at least λ, so the optimiser gains nothing by pushing it below λ.
             0 is off. The "kl_nats_per_frame" metric is the KL before the floor. Under DDP both use each
@@ -35,8 +34,8 @@ class GaussianBottleneck(Bottleneck):
 
     kind = "vae"
 
-    def __init__(self, dim: int, hop_length: int, codebook_size: int = 512, free_bits: float = 0.0):
-        super().__init__(codebook_size)
+    def __init__(self, dim: int, hop_length: int, free_bits: float = 0.0):
+        super().__init__()
         if free_bits < 0:
             raise ValueError(f"model.bottleneck.free_bits must be 0 or more, got {free_bits}")
         self.dim, self.hop_length, self.free_bits = dim, hop_length, free_bits
@@ -67,8 +66,8 @@ class IdentityBottleneck(Bottleneck):
 
     kind = "ae"
 
-    def __init__(self, dim: int, codebook_size: int = 512):
-        super().__init__(codebook_size)
+    def __init__(self, dim: int):
+        super().__init__()
         self.dim = dim
 
     def forward(self, z: torch.Tensor) -> BottleneckResult:

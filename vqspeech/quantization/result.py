@@ -40,18 +40,18 @@ class Bottleneck(nn.Module):
     Attributes:
         kind: "vq", "vae" or "ae" (the ``model.bottleneck.kind`` it was built from), set by each subclass.
         discrete: whether ``codes`` are indices into a codebook. The phoneme probe scores a continuous
-            bottleneck through k-means with K = ``codebook_size`` clusters, fitted on its training frames;
-            the report and the reconstruction evaluation show its code counts as n/a, and the conversion
-            evaluation its code agreement.
-        codebook_size: K (for a continuous bottleneck: the K of that k-means).
+            bottleneck through k-means (its --kmeans-k clusters), fitted on its training frames; the report
+            and the reconstruction evaluation show its code counts as n/a, and the conversion evaluation its
+            code agreement.
+        codebook_size: K of a discrete bottleneck; None for a continuous one.
     """
 
     kind: str
     discrete = False
 
-    def __init__(self, codebook_size: int):
+    def __init__(self, codebook_size: int | None = None):
         super().__init__()
-        if codebook_size < 1:
+        if codebook_size is not None and codebook_size < 1:
             raise ValueError(f"codebook_size must be at least 1, got {codebook_size}")
         self.codebook_size = codebook_size
 

@@ -84,21 +84,27 @@ class AutoChoice:
         return f"precision auto -> {self.name} ({self.source}{': ' + timings if timings else ''})"
 
 
+def cached_choice(device: torch.device, config_key: Any, cache_dir: str | Path | None = None) -> AutoChoice | None:
+    """An earlier measurement of :func:`measure_auto` for this machine and ``config_key``, if any."""
+    if not native_bf16(device):
+        return AutoChoice("fp32", {}, "no native bf16")
+    cached = _read_cache(cache_path(cache_dir)).get(_cache_key(device, config_key))
+    return None if cached is None else AutoChoice(cached["name"], cached["ms_per_step"], "cached")
+
+
 def measure_auto(step: Callable[[Precision], None], device: torch.device, config_key: Any,
-                 cache_dir: str | Path | None = None, steps: int = TIMED_STEPS) -> AutoChoice:
+                 cache_dir: str | Path | None = None, steps: int = TIMED_STEPS, cache: bool = True) -> AutoChoice:
     """Choose fp32 or bf16 for ``precision: auto`` by timing ``step`` (one forward+backward of the actual
     model on an example batch, run under the given precision) in each, interleaved fp32, bf16, fp32, …
 
     ``step`` must leave no trace (the caller runs it on a copy of the model and keeps the RNG). The result is
-    cached under ``config_key`` (any JSON-able value: the model's kwargs and batch shape) and this machine.
+    cached under ``config_key`` (any JSON-able value: the model's kwargs and batch shape) and this machine;
+    ``cache=False`` neither reads nor writes the cache (the other ranks of a DDP run, which time alongside rank 0
+    so that the model's collectives match).
     """
-    if not native_bf16(device):
-        return AutoChoice("fp32", {}, "no native bf16")
-    key = _cache_key(device, config_key)
-    path = cache_path(cache_dir)
-    cached = _read_cache(path).get(key)
-    if cached is not None:
-        return AutoChoice(cached["name"], cached["ms_per_step"], "cached")
+    earlier = cached_choice(device, config_key, cache_dir)
+    if earlier is not None and (cache or earlier.source == "no native bf16"):
+        return earlier
     candidates = {name: Precision(name, device) for name in ("fp32", "bf16")}
     times: dict[str, list[float]] = {name: [] for name in candidates}
     for round_ in range(steps + 1):
@@ -111,13 +117,49 @@ def measure_auto(step: Callable[[Precision], None], device: torch.device, config
                 times[name].append(1000 * (time.perf_counter() - start))
     ms = {name: statistics.median(t) for name, t in times.items()}
     choice = AutoChoice(min(ms, key=ms.get), ms, "measured")
+    if not cache:
+        return choice
+    path = cache_path(cache_dir)
     entries = _read_cache(path)
-    entries[key] = {"name": choice.name, "ms_per_step": ms}
+    entries[_cache_key(device, config_key)] = {"name": choice.name, "ms_per_step": ms}
     try:
         write_atomic(path, json.dumps(entries, indent=1, sort_keys=True))
     except OSError:  # a read-only home: measure again next time
         pass
     return choice
+
+
+def timing_step(model: torch.nn.Module, make_batch: Callable[[], Any],
+                loss_of: Callable[[torch.nn.Module, Any], torch.Tensor]) -> Callable[[Precision], None]:
+    """The ``step`` of :func:`measure_auto` for a model: one forward+backward of a copy of ``model`` on
+    ``make_batch()`` (made-up content of the training shape), loss ``loss_of(copy, batch)``; the model and the
+    RNG are left as they were."""
+    import copy
+
+    twin = copy.deepcopy(model).train()
+    device = next(model.parameters()).device
+    devices = [device] if device.type == "cuda" else []
+
+    def step(precision: Precision) -> None:
+        with torch.random.fork_rng(devices=devices):
+            batch = make_batch()
+            with precision.autocast():
+                loss = loss_of(twin, batch)
+            loss.backward()
+        twin.zero_grad(set_to_none=True)
+
+    return step
+
+
+def resolve(name: str, device: torch.device, step: Callable[[], Callable[[Precision], None]],
+            config_key: Any) -> tuple[Precision, AutoChoice | None]:
+    """train.precision ``name`` as a Precision; ``auto`` is measured (``step()`` gives the timing step, built
+    only then), with what it chose."""
+    check_choice(name)
+    if name != "auto":
+        return Precision(name, device), None
+    choice = measure_auto(step(), device, config_key)
+    return Precision(choice.name, device), choice
 
 
 def cache_path(cache_dir: str | Path | None = None) -> Path:

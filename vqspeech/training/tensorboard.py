@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vqspeech.eval.plots import spectrogram_image
+from vqspeech.plots import spectrogram_image
 from vqspeech.models import VQVAE
 from vqspeech.models.generation import SEGMENT_SECONDS, GenerationConfig
 

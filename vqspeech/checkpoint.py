@@ -1,12 +1,15 @@
-"""Checkpoints: written whole (temp file, fsync, rename), read without pickle.
+"""Checkpoints, below both training and inference: written whole (temp file, fsync, rename), read without pickle.
 
 A checkpoint is a dict of tensors and plain Python values, loadable with ``torch.load(weights_only=True)``:
 ``format`` and ``vqspeech_version`` (added by :func:`save_checkpoint`), then the fields of
-:class:`TrainingState`, the one definition of what training stores.
+:class:`TrainingState`, the one definition of what training stores. ``model_kwargs["kind"]`` says what
+model it holds; :data:`BUILDERS` maps each kind to the builder that rebuilds it (checkpoints written before
+kinds existed hold a ``vqvae``).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
 import re
@@ -14,6 +17,7 @@ import shutil
 import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -21,11 +25,13 @@ import torch
 from vqspeech import __version__
 from vqspeech.errors import UserError
 from vqspeech.files import atomic_target
-from vqspeech.models import VQVAE, build_model
+from vqspeech.models import build_model
 
 FORMAT = 1
 LAST = "last.pt"
 BEST = "best.pt"
+# model_kwargs["kind"] -> the function that builds that model from its kwargs
+BUILDERS: dict[str, Callable[[dict[str, Any]], torch.nn.Module]] = {"vqvae": build_model}
 
 
 @dataclass
@@ -115,25 +121,48 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def _upgraded(payload: dict[str, Any]) -> dict[str, Any]:
-    """A checkpoint written before the bottleneck switch (no model.bottleneck; the VQ layer's weights under
-    "quantizer.") in today's form: a VQ bottleneck whose weights are under "bottleneck."."""
-    model = payload["model_kwargs"].get("model")
+    """An older checkpoint in today's form: without a kind, a "vqvae"; without model.bottleneck (the VQ
+    layer's weights under "quantizer."), a VQ bottleneck whose weights are under "bottleneck."; with a separate
+    "quantizer" entry, the VQ options inside model.bottleneck (a continuous bottleneck's k-means K, now a probe
+    option, is dropped); without the model's sample rate, the run's data rate."""
+    kwargs = payload["model_kwargs"]
+    if not isinstance(kwargs, dict):
+        return payload
+    kwargs.setdefault("kind", "vqvae")
+    if kwargs["kind"] != "vqvae":
+        return payload
+    rate = (payload.get("config") or {}).get("data", {}).get("sample_rate")
+    if "sample_rate" not in kwargs and rate:
+        kwargs["sample_rate"] = int(rate)
+    model = kwargs.get("model")
     if isinstance(model, dict) and "bottleneck" not in model:
         model["bottleneck"] = {"kind": "vq"}
         payload["model"] = {("bottleneck." + k[len("quantizer."):] if k.startswith("quantizer.") else k): v
                             for k, v in payload["model"].items()}
+    quantizer = kwargs.pop("quantizer", None)
+    if isinstance(model, dict) and quantizer is not None and model["bottleneck"].get("kind") == "vq":
+        model["bottleneck"] = {**model["bottleneck"], **quantizer}
     return payload
 
 
-def model_from_checkpoint(payload: dict[str, Any]) -> VQVAE:
-    """Rebuild the model a checkpoint was saved from and load its weights."""
-    kwargs = dict(payload["model_kwargs"])
-    if "sample_rate" not in kwargs:  # checkpoints from before models knew their rate: the run's data rate
-        rate = (payload.get("config") or {}).get("data", {}).get("sample_rate")
-        if rate:
-            kwargs["sample_rate"] = int(rate)
+def build(kwargs: dict[str, Any]) -> torch.nn.Module:
+    """The model of ``kwargs["kind"]`` (see :data:`BUILDERS`), untrained."""
+    kind = kwargs.get("kind", "vqvae")
+    if kind not in BUILDERS:
+        raise UserError(f"checkpoint holds a model of kind {kind!r}, which this vqspeech cannot build "
+                        f"(it knows {', '.join(sorted(BUILDERS))})")
+    return BUILDERS[kind](kwargs)
+
+
+def model_from_checkpoint(payload: dict[str, Any], kind: str | None = None) -> torch.nn.Module:
+    """Rebuild the model a checkpoint was saved from and load its weights; with ``kind``, refuse any other."""
+    payload = _upgraded({**payload, "model_kwargs": copy.deepcopy(payload["model_kwargs"])})  # idempotent
+    kwargs = payload["model_kwargs"]
+    held = kwargs.get("kind", "vqvae")
+    if kind is not None and held != kind:
+        raise UserError(f"the checkpoint holds a {held}, not a {kind}; pass a {kind} checkpoint")
     try:
-        model = build_model(kwargs)
+        model = build(kwargs)
     except (TypeError, ValueError, KeyError) as exc:
         raise UserError(f"checkpoint's model_kwargs do not build a model ({exc}); it was written by "
                         f"vqspeech {payload.get('vqspeech_version', '?')}") from None

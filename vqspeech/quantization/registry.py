@@ -1,0 +1,49 @@
+"""The bottleneck kinds by name (configs/bottleneck/ and ``model.bottleneck.kind``): each kind's class, and
+the options it takes, read from its constructor."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from vqspeech.quantization.continuous import GaussianBottleneck, IdentityBottleneck
+from vqspeech.quantization.result import Bottleneck
+from vqspeech.quantization.vq import VectorQuantizer
+
+BOTTLENECKS: dict[str, type[Bottleneck]] = {"vq": VectorQuantizer, "vae": GaussianBottleneck, "ae": IdentityBottleneck}
+_BUILT_FROM_THE_ENCODER = ("dim", "hop_length")  # constructor arguments that are not options
+
+
+def options_of(kind: str) -> tuple[str, ...]:
+    """The option names a kind takes (its constructor's arguments beyond dim and hop_length)."""
+    return tuple(name for name in inspect.signature(BOTTLENECKS[kind]).parameters if name not in _BUILT_FROM_THE_ENCODER)
+
+
+def bottleneck_options(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """``model.bottleneck`` with only its kind's own options: the options of other kinds (a recipe's VQ
+    settings when bottleneck=vae is chosen) are left out.
+
+    Raises:
+        ValueError: an unknown kind, or an option that no kind takes.
+    """
+    kind = spec.get("kind")
+    if kind not in BOTTLENECKS:
+        raise ValueError(f"model.bottleneck.kind must be one of {', '.join(BOTTLENECKS)}, got {kind!r}")
+    known = {name for k in BOTTLENECKS for name in options_of(k)}
+    unknown = sorted(set(spec) - known - {"kind"})
+    if unknown:
+        raise ValueError(f"model.bottleneck has no option {', '.join(unknown)} (the {kind} options are "
+                         f"{', '.join(options_of(kind)) or 'none'})")
+    own = options_of(kind)
+    return {"kind": kind, **{k: v for k, v in spec.items() if k in own}}
+
+
+def build_bottleneck(spec: Mapping[str, Any], dim: int, hop_length: int) -> Bottleneck:
+    """The bottleneck ``spec`` (``model.bottleneck``: kind and options) on encoder outputs of ``dim``
+    channels, one frame per ``hop_length`` samples."""
+    options = {k: v for k, v in bottleneck_options(spec).items() if k != "kind"}
+    cls = BOTTLENECKS[spec["kind"]]
+    given = {"dim": dim, "hop_length": hop_length}
+    wanted = inspect.signature(cls).parameters
+    return cls(**{k: v for k, v in given.items() if k in wanted}, **options)
