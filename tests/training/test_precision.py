@@ -123,8 +123,8 @@ def test_an_auto_run_trains_exactly_as_the_precision_it_chose(forced, tiny_confi
     monkeypatch.setattr(precision_module, "native_bf16", lambda device: True)
     real = precision_module.measure_auto
 
-    def measured(step, device, key, cache_dir=None, steps=1):
-        choice = real(step, device, key, cache_dir, steps)  # the real timing steps run ...
+    def measured(step, device, key, cache_dir=None, steps=1, cache=True):
+        choice = real(step, device, key, cache_dir, steps, cache=False)  # the real timing steps run ...
         return precision_module.AutoChoice(forced, choice.ms_per_step, "measured")  # ... the choice is forced
 
     monkeypatch.setattr(trainer_module, "measure_auto", measured)
