@@ -10,6 +10,7 @@ kinds existed hold a ``vqvae``).
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import pickle
 import re
@@ -26,12 +27,13 @@ from vqspeech import __version__
 from vqspeech.errors import UserError
 from vqspeech.files import atomic_target
 from vqspeech.models import build_model
+from vqspeech.models.prior import build_prior
 
 FORMAT = 1
 LAST = "last.pt"
 BEST = "best.pt"
 # model_kwargs["kind"] -> the function that builds that model from its kwargs
-BUILDERS: dict[str, Callable[[dict[str, Any]], torch.nn.Module]] = {"vqvae": build_model}
+BUILDERS: dict[str, Callable[[dict[str, Any]], torch.nn.Module]] = {"vqvae": build_model, "prior": build_prior}
 
 
 @dataclass
@@ -81,6 +83,15 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     with atomic_target(path, fsync=True) as tmp:
         torch.save(payload, tmp)
     return path
+
+
+def file_hash(path: str | Path) -> str:
+    """The first 16 hex digits of a file's SHA-256: what names a checkpoint's codes and a prior's VQ-VAE."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def keep_history(last: Path, step: int, keep: int | None) -> None:

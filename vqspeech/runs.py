@@ -16,6 +16,7 @@ from vqspeech.checkpoint import LAST, load_checkpoint, model_from_checkpoint
 from vqspeech.data.corpus import Corpus
 from vqspeech.errors import UserError
 from vqspeech.models import VQVAE
+from vqspeech.models.prior import Prior
 
 
 @dataclass
@@ -67,3 +68,36 @@ def load_run(run_dir: str | Path | None = None, checkpoint: str | Path | None = 
     model = model_from_checkpoint(payload, kind="vqvae").to(device).eval()
     return LoadedRun(model=model, config=payload["config"], checkpoint=path, step=int(payload["step"]),
                      model_kwargs=payload["model_kwargs"])
+
+
+@dataclass
+class LoadedPrior:
+    """A trained code prior (eval mode) and the VQ-VAE checkpoint hash whose codes it models."""
+
+    model: Prior
+    checkpoint: Path
+    step: int
+    codes_hash: str
+
+
+def load_prior(run: LoadedRun, prior_dir: str | Path | None = None, device: torch.device | str = "cpu") -> LoadedPrior:
+    """The prior in ``prior_dir`` (default RUN/prior) of ``run``.
+
+    Raises:
+        UserError: no prior there (train one), or one trained on another checkpoint's codes.
+    """
+    from vqspeech.checkpoint import file_hash
+
+    folder = Path(prior_dir) if prior_dir is not None else run.run_dir / "prior"
+    path = folder / "checkpoints" / LAST
+    if not path.is_file():
+        raise UserError(f"{folder} holds no prior ({path} not found); train one: vqspeech train-prior --run "
+                        f"{run.run_dir}")
+    payload = load_checkpoint(path)
+    model = model_from_checkpoint(payload, kind="prior").to(device).eval()
+    codes_hash = payload["model_kwargs"]["codes_hash"]
+    if codes_hash != file_hash(run.checkpoint):
+        raise UserError(f"the prior in {folder} models the codes of another checkpoint than {run.checkpoint} "
+                        f"(hash {codes_hash}); train it again on this one: vqspeech train-prior --run "
+                        f"{run.run_dir} run_dir=NEW_FOLDER")
+    return LoadedPrior(model=model, checkpoint=path, step=int(payload["step"]), codes_hash=codes_hash)

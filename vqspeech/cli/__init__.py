@@ -11,9 +11,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from vqspeech.cli import align, evaluate, prepare, probe, report, synthesis, train
+from vqspeech.cli import align, evaluate, prepare, prior, probe, report, synthesis, train
 
-GROUPS = (train, prepare, report, synthesis, evaluate, probe, align)  # in the order `vqspeech -h` lists them
+GROUPS = (train, prepare, report, synthesis, evaluate, probe, align, prior)  # in the order `vqspeech -h` lists them
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command == "train" and all("=" in e and not e.startswith("-") for e in extra):
+    if extra and args.command in ("train", "train-prior") and all("=" in e and not e.startswith("-") for e in extra):
         args.overrides += extra  # Hydra overrides after an option: vqspeech train RECIPE -q key=value
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

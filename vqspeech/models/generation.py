@@ -116,6 +116,8 @@ class IncrementalWaveNet:
     """A decoder's weights laid out for one-sample steps, and the state of a batch being generated.
 
     Use: ``net = IncrementalWaveNet(decoder); net.start(cond); logits = net.step(previous)`` per sample.
+    The code prior's WaveNet (models/prior.py) has the same layout and steps through it too: its one
+    conditioning frame is global (``hop_length`` None).
     """
 
     def __init__(self, decoder: WaveNetDecoder):
@@ -154,9 +156,9 @@ class IncrementalWaveNet:
         self.t = 0
 
     def step(self, previous: Tensor) -> Tensor:
-        """previous: LongTensor[B], the μ-law sample before this one -> logits Tensor[B, 256]."""
+        """previous: LongTensor[B], the μ-law sample (or code) before this one -> logits Tensor[B, 256 (K)]."""
         t = self.t
-        cond = self.cond[t // self.hop]  # [L, B, 2C]
+        cond = self.cond[t // self.hop if self.hop else 0]  # [L, B, 2C]
         x = self.embedding[previous]  # [B, C]
         skips = self.skip_bias.expand(x.shape[0], -1).clone()
         c = self.channels
