@@ -10,6 +10,7 @@ kinds existed hold a ``vqvae``).
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import os
 import pickle
@@ -86,7 +87,14 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
 
 
 def file_hash(path: str | Path) -> str:
-    """The first 16 hex digits of a file's SHA-256: what names a checkpoint's codes and a prior's VQ-VAE."""
+    """The first 16 hex digits of a file's SHA-256: what names a checkpoint's codes and a prior's VQ-VAE.
+    Remembered per (path, size, modification time): a checkpoint is hashed once per process."""
+    stat = Path(path).stat()
+    return _hash(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _hash(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from vqspeech.errors import UserError
@@ -22,3 +24,15 @@ def pick_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device {name!r} asked for, but this machine has no CUDA; use device=auto or cpu")
     return device
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Run torch on one CPU thread inside the block: one-step-at-a-time loops of small matmuls (the
+    prior's cached steps) are faster so, and do not stall when other processes load the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

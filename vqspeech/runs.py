@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from vqspeech.checkpoint import LAST, load_checkpoint, model_from_checkpoint
+from vqspeech.checkpoint import BEST, LAST, load_checkpoint, model_from_checkpoint
 from vqspeech.data.corpus import Corpus
 from vqspeech.errors import UserError
 from vqspeech.models import VQVAE
@@ -81,7 +81,8 @@ class LoadedPrior:
 
 
 def load_prior(run: LoadedRun, prior_dir: str | Path | None = None, device: torch.device | str = "cpu") -> LoadedPrior:
-    """The prior in ``prior_dir`` (default RUN/prior) of ``run``.
+    """The prior in ``prior_dir`` (default RUN/prior) of ``run``: its best.pt (the lowest validation
+    cross-entropy: a prior overfits the codes of a small corpus within minutes), else its last.pt.
 
     Raises:
         UserError: no prior there (train one), or one trained on another checkpoint's codes.
@@ -89,7 +90,9 @@ def load_prior(run: LoadedRun, prior_dir: str | Path | None = None, device: torc
     from vqspeech.checkpoint import file_hash
 
     folder = Path(prior_dir) if prior_dir is not None else run.run_dir / "prior"
-    path = folder / "checkpoints" / LAST
+    path = folder / "checkpoints" / BEST
+    if not path.is_file():
+        path = folder / "checkpoints" / LAST
     if not path.is_file():
         raise UserError(f"{folder} holds no prior ({path} not found); train one: vqspeech train-prior --run "
                         f"{run.run_dir}")

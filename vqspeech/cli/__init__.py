@@ -11,9 +11,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from vqspeech.cli import align, evaluate, prepare, prior, probe, report, synthesis, train
+from vqspeech.cli import align, codec, evaluate, prepare, prior, probe, report, sample, synthesis, train
 
-GROUPS = (train, prepare, report, synthesis, evaluate, probe, align, prior)  # in the order `vqspeech -h` lists them
+GROUPS = (train, prepare, report, synthesis, evaluate, probe, align, prior, sample, codec)  # in the order `vqspeech -h` lists them
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -90,7 +90,9 @@ class Prior(nn.Module):
 
     def log_probs(self, codes: Tensor, speaker: Tensor | None = None) -> Tensor:
         """log p(code_t | codes_<t, speaker) in nats, Tensor[B, F], of whole sequences LongTensor[B, F]."""
-        logits = self(self.inputs(codes), speaker).float()
+        logits = self(self.inputs(codes), speaker)
+        if logits.dtype in (torch.float16, torch.bfloat16):  # under autocast
+            logits = logits.float()
         return -F.cross_entropy(logits, codes, reduction="none")
 
     def summary(self) -> str:
@@ -114,7 +116,8 @@ class WaveNetPrior(Prior):
     """Args:
         codebook_size: K. speakers: S training speakers. speaker_vector_dim: V for a reference run, else None.
         channels: C residual channels. skip_channels: S of the skip path. kernel_size, layers, stacks:
-            dilations 1, 2, …, 2^(layers−1), ``stacks`` times. speaker_dim: E.
+            dilations 1, 2, …, 2^(layers−1), ``stacks`` times. speaker_dim: E. dropout: of the input
+            embeddings and the skip sum, in training.
     """
 
     kind = "wavenet"
@@ -122,7 +125,7 @@ class WaveNetPrior(Prior):
 
     def __init__(self, codebook_size: int, speakers: int, speaker_vector_dim: int | None = None,
                  channels: int = 128, skip_channels: int = 128, kernel_size: int = 3, layers: int = 8,
-                 stacks: int = 1, speaker_dim: int = 64, speaker_dropout: float = 0.1):
+                 stacks: int = 1, speaker_dim: int = 64, speaker_dropout: float = 0.1, dropout: float = 0.0):
         super().__init__(codebook_size, speakers, speaker_dim, speaker_vector_dim, speaker_dropout)
         if layers < 1 or stacks < 1 or kernel_size < 2:
             raise ValueError("prior.layers and prior.stacks must be 1 or more, prior.kernel_size 2 or more")
@@ -134,6 +137,7 @@ class WaveNetPrior(Prior):
                                     for d in self.dilations)
         self.head = nn.Sequential(nn.ReLU(), nn.Conv1d(skip_channels, skip_channels, 1), nn.ReLU(),
                                   nn.Conv1d(skip_channels, codebook_size, 1))
+        self.dropout = nn.Dropout(dropout)  # in training only: on the input embeddings and the skip sum
 
     @property
     def receptive_field(self) -> int:
@@ -148,12 +152,12 @@ class WaveNetPrior(Prior):
     def forward(self, inputs: Tensor, speaker: Tensor | None = None) -> Tensor:
         batch, length = inputs.shape
         cond = self.conditioning(speaker, batch, self.speaker_dropout if self.training else 0.0)
-        x = self.input_embedding(inputs).transpose(1, 2)  # [B, C, F]
+        x = self.dropout(self.input_embedding(inputs)).transpose(1, 2)  # [B, C, F]
         skips = 0
         for i, block in enumerate(self.blocks):
             x, skip = block(x, cond[:, i], length)
             skips = skips + skip
-        return self.head(skips)
+        return self.head(self.dropout(skips))
 
     def stepper(self, speaker: Tensor | None, batch: int) -> Stepper:
         from vqspeech.models.generation import IncrementalWaveNet

@@ -1,0 +1,219 @@
+"""A real codec: the codes of a waveform, range-coded under the learned prior (``vqspeech compress``).
+
+wav -> VQ-VAE encoder -> codes LongTensor[F] -> the prior's distributions of every code, in one parallel
+pass -> a range coder (``constriction``) -> a .vqs file. Decoding runs the prior one code at a time from its
+cache (each decoded code is the next input), then the WaveNet decoder synthesises the audio.
+
+Arithmetic coding breaks if the two sides see even slightly different probabilities, and a parallel pass
+and a cached step do not round alike. So both run the prior in float64 on the CPU and quantise its logits
+to a grid of 2^-LOGIT_BITS before the softmax (:func:`coding_probabilities`): the two sides then compute
+the same numbers except when a logit falls within about 1e-13 of a grid point. A 16-bit check of the codes
+in the header catches that case (and any corrupt file) instead of decoding garbage.
+
+The file (little-endian), 24 bytes of header, then the coder's 32-bit words:
+    "VQS" · version u8 · model hash u32 · prior hash u32 · sample rate u32 · frames u32 · speaker u16 ·
+    check u16 · payload
+The hashes are the first 8 hex digits of the checkpoints' SHA-256 (vqspeech.checkpoint.file_hash); speaker
+is the index of a training speaker (NO_SPEAKER: the unconditional prior).
+"""
+
+from __future__ import annotations
+
+import copy
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vqspeech.device import single_thread
+from vqspeech.errors import UserError
+from vqspeech.models.prior import Prior
+
+MAGIC = b"VQS"
+VERSION = 1
+HEADER = struct.Struct("<3sBIIIIHH")
+NO_SPEAKER = 0xFFFF
+LOGIT_BITS = 12
+
+
+@dataclass(frozen=True)
+class Header:
+    model_hash: int
+    prior_hash: int
+    sample_rate: int
+    frames: int
+    speaker: int   # index into the run's speakers, or NO_SPEAKER
+    check: int
+
+    def pack(self) -> bytes:
+        return HEADER.pack(MAGIC, VERSION, self.model_hash, self.prior_hash, self.sample_rate, self.frames,
+                           self.speaker, self.check)
+
+
+def fingerprint(file_hash: str) -> int:
+    """The u32 of a checkpoint's hash that a .vqs header holds."""
+    return int(file_hash[:8], 16)
+
+
+def code_check(codes: torch.Tensor) -> int:
+    return zlib.crc32(codes.to(torch.int32).numpy().tobytes()) & 0xFFFF
+
+
+def coding_prior(prior: Prior) -> Prior:
+    """A float64 CPU copy of the prior in eval mode: what both sides of the coder run."""
+    return copy.deepcopy(prior).to("cpu", torch.float64).eval()
+
+
+def coding_probabilities(logits: torch.Tensor) -> np.ndarray:
+    """logits Tensor[..., K] (float64) -> float64 probabilities, from logits rounded to 2^-LOGIT_BITS."""
+    scale = float(2 ** LOGIT_BITS)
+    rounded = torch.round(logits.double() * scale) / scale
+    return torch.softmax(rounded, dim=-1).numpy()
+
+
+def _speaker_input(coder: Prior, speaker: int, vectors: torch.Tensor | None) -> torch.Tensor | None:
+    if speaker == NO_SPEAKER:
+        return None
+    ids = torch.tensor([speaker])
+    return ids if vectors is None else vectors[ids].double()
+
+
+@torch.inference_mode()
+def encode_codes(coder: Prior, codes: torch.Tensor, speaker: int, vectors: torch.Tensor | None = None) -> np.ndarray:
+    """Range-code LongTensor[F] under ``coder`` (see :func:`coding_prior`) -> the coder's uint32 words."""
+    import constriction
+
+    logits = coder(coder.inputs(codes[None]), _speaker_input(coder, speaker, vectors))[0].T  # [F, K]
+    probs = coding_probabilities(logits)
+    encoder = constriction.stream.queue.RangeEncoder()
+    if len(codes):
+        encoder.encode(codes.numpy().astype(np.int32), constriction.stream.model.Categorical(perfect=False), probs)
+    return encoder.get_compressed()
+
+
+@torch.inference_mode()
+def decode_codes(coder: Prior, words: np.ndarray, frames: int, speaker: int,
+                 vectors: torch.Tensor | None = None) -> torch.Tensor:
+    """The inverse of :func:`encode_codes`: ``frames`` codes, LongTensor[F], decoded one at a time with the
+    prior's cached steps."""
+    import constriction
+
+    decoder = constriction.stream.queue.RangeDecoder(words)
+    model = constriction.stream.model.Categorical(perfect=False)
+    stepper = coder.stepper(_speaker_input(coder, speaker, vectors), 1)
+    previous = torch.full((1,), coder.bos, dtype=torch.long)
+    codes = torch.empty(frames, dtype=torch.long)
+    with single_thread():
+        for t in range(frames):
+            probs = coding_probabilities(stepper.step(previous))  # [1, K]
+            code = int(decoder.decode(model, probs)[0])
+            codes[t] = code
+            previous = torch.tensor([code])
+    return codes
+
+
+def write_vqs(path: str | Path, header: Header, words: np.ndarray, overwrite: bool = False) -> Path:
+    from vqspeech.files import write_atomic
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise UserError(f"{path} already exists; pass --overwrite to replace it")
+    return write_atomic(path, header.pack() + words.astype("<u4").tobytes())
+
+
+def read_vqs(path: str | Path) -> tuple[Header, np.ndarray]:
+    """Header and payload of a .vqs file.
+
+    Raises:
+        UserError: not a .vqs file, another format version, or a file cut short (one line each).
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read it ({exc.strerror})") from None
+    if len(data) < HEADER.size or data[:3] != MAGIC:
+        raise UserError(f"{path}: not a .vqs file (vqspeech compress writes them)")
+    magic, version, model_hash, prior_hash, rate, frames, speaker, check = HEADER.unpack_from(data)
+    if version != VERSION:
+        raise UserError(f"{path}: .vqs format version {version}; this vqspeech reads version {VERSION}")
+    payload = data[HEADER.size:]
+    if len(payload) % 4 or (frames and not payload):
+        raise UserError(f"{path}: the file is cut short ({len(data)} bytes); compress the audio again")
+    return Header(model_hash, prior_hash, rate, frames, speaker, check), np.frombuffer(payload, "<u4").astype(np.uint32)
+
+
+@dataclass
+class Compressed:
+    """One file coded: its codes, its size and its rate."""
+
+    source: Path
+    output: Path
+    codes: torch.Tensor     # LongTensor[F]
+    seconds: float          # of audio
+    file_bytes: int
+    payload_bytes: int      # the range coder's words, without the header
+
+    @property
+    def bits_per_second(self) -> float:
+        return 8 * self.file_bytes / self.seconds
+
+    @property
+    def payload_bits_per_second(self) -> float:
+        return 8 * self.payload_bytes / self.seconds
+
+
+def speaker_index(run, name: str | None) -> int:
+    """The header's speaker of ``name`` (a training voice of the run), or NO_SPEAKER for None."""
+    return NO_SPEAKER if name is None else run.model.speakers.index(name)
+
+
+def compress_file(run, prior, source: str | Path, output: str | Path, speaker: str | None,
+                  overwrite: bool = False, coder: Prior | None = None) -> Compressed:
+    """Encode an audio file with ``run``'s VQ-VAE and range-code its codes under ``prior`` (a LoadedPrior)."""
+    from vqspeech.checkpoint import file_hash
+    from vqspeech.codes import speaker_vectors
+    from vqspeech.data.audio import load_audio
+
+    source, output = Path(source), Path(output)
+    wav = load_audio(source, run.sample_rate)
+    codes = run.model.encode_waveform(wav).cpu()
+    index = speaker_index(run, speaker)
+    coder = coder or coding_prior(prior.model)
+    words = encode_codes(coder, codes, index, speaker_vectors(run))
+    header = Header(fingerprint(file_hash(run.checkpoint)), fingerprint(file_hash(prior.checkpoint)),
+                    run.sample_rate, len(codes), index, code_check(codes))
+    write_vqs(output, header, words, overwrite)
+    return Compressed(source=source, output=output, codes=codes, seconds=len(wav) / run.sample_rate,
+                      file_bytes=output.stat().st_size, payload_bytes=4 * len(words))
+
+
+def decompress_codes(run, prior, source: str | Path, coder: Prior | None = None) -> tuple[Header, torch.Tensor]:
+    """The codes of a .vqs file made by ``run`` and ``prior``.
+
+    Raises:
+        UserError: a file of another model or prior, a speaker the run lacks, or codes that fail the check.
+    """
+    from vqspeech.checkpoint import file_hash
+    from vqspeech.codes import speaker_vectors
+
+    header, words = read_vqs(source)
+    if (header.model_hash, header.prior_hash) != (fingerprint(file_hash(run.checkpoint)),
+                                                   fingerprint(file_hash(prior.checkpoint))):
+        raise UserError(f"{source} was made by another model or prior (file {header.model_hash:08x}/"
+                        f"{header.prior_hash:08x}, this run {file_hash(run.checkpoint)[:8]}/"
+                        f"{file_hash(prior.checkpoint)[:8]}); decompress it with the run that compressed it")
+    if header.speaker != NO_SPEAKER and header.speaker >= len(run.model.speakers.names):
+        raise UserError(f"{source}: speaker {header.speaker} is not one of the run's {len(run.model.speakers.names)}")
+    coder = coder or coding_prior(prior.model)
+    try:
+        codes = decode_codes(coder, words, header.frames, header.speaker, speaker_vectors(run))
+    except (ValueError, RuntimeError) as exc:  # the coder ran out of words: a damaged payload
+        raise UserError(f"{source}: the payload does not decode ({exc}); the file is damaged") from None
+    if code_check(codes) != header.check:
+        raise UserError(f"{source}: the decoded codes fail the file's check: the file is damaged, or the prior "
+                        f"computes differently here than where it was compressed")
+    return header, codes
