@@ -1,0 +1,100 @@
+"""The .vqs codec: bit-exact round trips under the prior, a header that says whose file it is, and one-line
+errors for files that are not .vqs, cut short, damaged or made by another model."""
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from vqspeech.checkpoint import file_hash
+from vqspeech.codec import (HEADER, NO_SPEAKER, Header, code_check, coding_prior, decode_codes, decompress_codes,
+                            encode_codes, fingerprint, read_vqs, write_vqs)
+from vqspeech.errors import UserError
+from vqspeech.models.prior import build_prior, prior_kwargs
+
+SPEC = {"kind": "wavenet", "channels": 16, "skip_channels": 16, "layers": 4, "speaker_dim": 4}
+
+
+def _prior(kind="wavenet", size=32):
+    torch.manual_seed(0)
+    spec = SPEC if kind == "wavenet" else {"kind": "transformer", "dim": 16, "layers": 1, "heads": 2, "context": 16}
+    return coding_prior(build_prior(prior_kwargs(spec, size, ["a", "b"], None, "h")))
+
+
+@pytest.mark.parametrize("kind", ["wavenet", "transformer"])
+@pytest.mark.parametrize("speaker", [0, 1, NO_SPEAKER])
+def test_random_codes_round_trip_bit_exactly(kind, speaker):
+    coder = _prior(kind)
+    for seed, frames in ((0, 1), (1, 37), (2, 300)):
+        codes = torch.randint(0, 32, (frames,), generator=torch.Generator().manual_seed(seed))
+        words = encode_codes(coder, codes, speaker)
+        assert torch.equal(decode_codes(coder, words, frames, speaker), codes)
+
+
+def test_the_coded_size_is_the_cross_entropy():
+    coder = _prior()
+    codes = torch.randint(0, 32, (2000,), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        bits = -float(coder.log_probs(codes[None], torch.tensor([0])).sum()) / np.log(2)
+    coded = 32 * len(encode_codes(coder, codes, 0))
+    assert bits <= coded <= bits * 1.01 + 64
+
+
+def test_empty_codes_round_trip():
+    coder = _prior()
+    words = encode_codes(coder, torch.empty(0, dtype=torch.long), 0)
+    assert decode_codes(coder, words, 0, 0).numel() == 0
+
+
+def _fake_run_and_prior(tmp_path):
+    (tmp_path / "vqvae.pt").write_bytes(b"model weights")
+    (tmp_path / "prior.pt").write_bytes(b"prior weights")
+    speakers = SimpleNamespace(names=["a", "b"], kind="table")
+    run = SimpleNamespace(checkpoint=tmp_path / "vqvae.pt", model=SimpleNamespace(speakers=speakers))
+    coder = _prior()
+    return run, SimpleNamespace(checkpoint=tmp_path / "prior.pt", model=coder), coder
+
+
+def _write(tmp_path, run, prior, coder, codes, speaker=1, name="a.vqs"):
+    header = Header(fingerprint(file_hash(run.checkpoint)), fingerprint(file_hash(prior.checkpoint)), 16000,
+                    len(codes), speaker, code_check(codes))
+    return write_vqs(tmp_path / name, header, encode_codes(coder, codes, speaker))
+
+
+def test_header_and_file_round_trip(tmp_path):
+    run, prior, coder = _fake_run_and_prior(tmp_path)
+    codes = torch.randint(0, 32, (120,), generator=torch.Generator().manual_seed(4))
+    path = _write(tmp_path, run, prior, coder, codes)
+    header, words = read_vqs(path)
+    assert (header.sample_rate, header.frames, header.speaker) == (16000, 120, 1)
+    assert path.stat().st_size == HEADER.size + 4 * len(words) and HEADER.size == 24
+    got_header, got = decompress_codes(run, prior, path, coder)
+    assert torch.equal(got, codes) and got_header == header
+    with pytest.raises(UserError, match="already exists"):
+        _write(tmp_path, run, prior, coder, codes)
+
+
+def test_bad_vqs_files_get_one_line_errors(tmp_path):
+    run, prior, coder = _fake_run_and_prior(tmp_path)
+    codes = torch.randint(0, 32, (200,), generator=torch.Generator().manual_seed(5))
+    good = _write(tmp_path, run, prior, coder, codes).read_bytes()
+    cases = {
+        "text.vqs": (b"hello, not a codec file", "not a .vqs file"),
+        "empty.vqs": (b"", "not a .vqs file"),
+        "cut.vqs": (good[: HEADER.size + 3], "cut short"),
+        "version.vqs": (good[:3] + bytes([9]) + good[4:], "format version 9"),
+        "damaged.vqs": (good[: HEADER.size] + bytes(b ^ 0x5A for b in good[HEADER.size:]), "damaged"),
+        "words-cut.vqs": (good[: HEADER.size + 8], "damaged"),
+    }
+    for name, (data, message) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(UserError, match=message) as info:
+            decompress_codes(run, prior, path, coder)
+        assert "\n" not in str(info.value)
+    other = SimpleNamespace(**{**vars(run), "checkpoint": tmp_path / "other.pt"})
+    other.checkpoint.write_bytes(b"another model")
+    with pytest.raises(UserError, match="another model or prior"):
+        decompress_codes(other, prior, tmp_path / "a.vqs", coder)
