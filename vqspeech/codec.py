@@ -74,7 +74,7 @@ def coding_probabilities(logits: torch.Tensor) -> np.ndarray:
     return torch.softmax(rounded, dim=-1).numpy()
 
 
-def _speaker_input(coder: Prior, speaker: int, vectors: torch.Tensor | None) -> torch.Tensor | None:
+def _speaker_input(speaker: int, vectors: torch.Tensor | None) -> torch.Tensor | None:
     if speaker == NO_SPEAKER:
         return None
     ids = torch.tensor([speaker])
@@ -86,7 +86,7 @@ def encode_codes(coder: Prior, codes: torch.Tensor, speaker: int, vectors: torch
     """Range-code LongTensor[F] under ``coder`` (see :func:`coding_prior`) -> the coder's uint32 words."""
     import constriction
 
-    logits = coder(coder.inputs(codes[None]), _speaker_input(coder, speaker, vectors))[0].T  # [F, K]
+    logits = coder(coder.inputs(codes[None]), _speaker_input(speaker, vectors))[0].T  # [F, K]
     probs = coding_probabilities(logits)
     encoder = constriction.stream.queue.RangeEncoder()
     if len(codes):
@@ -103,7 +103,7 @@ def decode_codes(coder: Prior, words: np.ndarray, frames: int, speaker: int,
 
     decoder = constriction.stream.queue.RangeDecoder(words)
     model = constriction.stream.model.Categorical(perfect=False)
-    stepper = coder.stepper(_speaker_input(coder, speaker, vectors), 1)
+    stepper = coder.stepper(_speaker_input(speaker, vectors), 1)
     previous = torch.full((1,), coder.bos, dtype=torch.long)
     codes = torch.empty(frames, dtype=torch.long)
     with single_thread():
@@ -169,6 +169,13 @@ class Compressed:
 def speaker_index(run, name: str | None) -> int:
     """The header's speaker of ``name`` (a training voice of the run), or NO_SPEAKER for None."""
     return NO_SPEAKER if name is None else run.model.speakers.index(name)
+
+
+def speaker_vectors_input(run, speaker: str | None) -> torch.Tensor | None:
+    """The coding prior's speaker input (float64) for a training voice of ``run`` by name (None: no speaker)."""
+    from vqspeech.codes import speaker_vectors
+
+    return _speaker_input(speaker_index(run, speaker), speaker_vectors(run))
 
 
 def compress_file(run, prior, source: str | Path, output: str | Path, speaker: str | None,

@@ -39,6 +39,8 @@ def test_train_prior_resumes_and_reports(prior_run, capsys):
     assert main(["evaluate-prior", "--run", str(prior_run), "-q"]) == 0
     out = capsys.readouterr().out
     assert "prior cross-entropy" in out and "speaker gap" in out and "merged repeats" in out
+    assert main(["report", "--run", str(prior_run), "--samples", "0", "-q"]) == 0
+    assert "### Prior on the test codes" in capsys.readouterr().out
 
 
 def test_compress_decompress_round_trip_on_real_codes(prior_run, tiny_corpus, tmp_path, capsys):

@@ -74,7 +74,10 @@ def reconstruction(args: argparse.Namespace) -> None:
     source = f"checkpoint `{run.checkpoint}` (step {run.step})"
     if args.unseen:
         source += ", held-out speakers, each in the voice of its own reference"
+    from vqspeech.eval.prior import run_prior_report
+
+    prior = None if args.unseen else run_prior_report(run, progress=not args.quiet)
     report = evaluate_reconstruction(run.model, test, run.sample_rate, out, max_seconds=args.seconds,
                                      dnsmos=not args.no_dnsmos, seed=args.seed, source=source,
-                                     progress=not args.quiet, voices=voices)
+                                     progress=not args.quiet, voices=voices, prior=prior)
     print_report(report, out)

@@ -115,3 +115,18 @@ def evaluate_prior(prior: Prior, split: CodeSplit, name: str = "test") -> PriorR
                        unconditioned_bits_per_code=unconditioned / frames / LN2,
                        unigram_bits_per_code=unigram_bits(split), bits_per_merged_unit=conditioned / units / LN2,
                        merged_units_per_second=units / frames * split.frame_rate)
+
+
+def run_prior_report(run, split: str = "test", progress: bool = False) -> PriorReport | None:
+    """The prior section of a run's reports: its prior (RUN/prior) on the ``split`` codes, None without a prior.
+
+    Raises:
+        UserError: a prior trained on another checkpoint's codes.
+    """
+    from vqspeech.codes import extract_codes, load_codes
+    from vqspeech.runs import load_prior
+
+    if not (run.run_dir / "prior" / "checkpoints").is_dir():
+        return None
+    prior = load_prior(run, device=run.model.device)
+    return evaluate_prior(prior.model, load_codes(extract_codes(run, progress=progress), split), split)

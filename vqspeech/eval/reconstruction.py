@@ -39,6 +39,7 @@ from vqspeech.data.audio import AudioError, load_audio, save_audio
 from vqspeech.data.corpus import Utterance
 from vqspeech.errors import UserError
 from vqspeech.eval import baselines
+from vqspeech.eval.prior import PriorReport
 from vqspeech.plots import save_spectrograms
 from vqspeech.eval.speech_metrics import METRICS, Dnsmos, Metrics, score
 from vqspeech.files import write_atomic
@@ -106,6 +107,7 @@ class ReconstructionReport:
     exclusions: list[dict[str, str]] = field(default_factory=list)  # speaker, utterance, system, metric, reason
     skipped: list[str] = field(default_factory=list)      # unreadable files
     plots: list[str] = field(default_factory=list)
+    prior: PriorReport | None = None  # the learned prior on the test codes: the rate `vqspeech compress` codes at
 
     def markdown(self) -> str:
         def num(value: float | None, fmt: str) -> str:
@@ -133,6 +135,10 @@ class ReconstructionReport:
                       f"| entropy rate of the codes (unigram) | {self.entropy_bitrate:.0f} bit/s |",
                       f"| codes used | {self.used_codes} / {self.codebook_size} |",
                       f"| code perplexity | {self.perplexity:.1f} |"]
+        if self.prior is not None:
+            lines += [f"| coded rate under the learned prior (`vqspeech compress`; + 24 bytes per file) | "
+                      f"{self.prior.bits_per_second:.0f} bit/s |"]
+            lines += ["", self.prior.markdown()]
         lines += ["",
                   "Scores are against the original over the common length of the two signals; the model's "
                   "outputs are scored as generated, in each utterance's own speaker's voice. PESQ is wide-band "
@@ -278,7 +284,8 @@ def evaluate_reconstruction(model: VQVAE, utterances: list[Utterance], sample_ra
                             max_seconds: float | None = None, dnsmos: bool = True, seed: int = 0,
                             codec2_modes: tuple[int, ...] = baselines.CODEC2_MODES, batch_segments: int = 64,
                             source: str = "model", progress: bool = True,
-                            voices: dict[str, Voice] | None = None) -> ReconstructionReport:
+                            voices: dict[str, Voice] | None = None,
+                            prior: PriorReport | None = None) -> ReconstructionReport:
     """Reconstruct and score ``utterances`` (those of speakers the model knows, or that ``voices`` gives a
     voice: a speaker vector from their own reference audio, or a training speaker's name); see the module
     docstring."""
@@ -321,7 +328,7 @@ def evaluate_reconstruction(model: VQVAE, utterances: list[Utterance], sample_ra
         f"unavailable: {mos.unavailable}",
         codec2_delay_ms={mode: 1000 * float(np.median(d)) / sample_rate for mode, d in evaluation.delays.items()},
         systems=[summarize(system, [r for r in rows if r.system == system]) for system in order],
-        rows=rows, exclusions=evaluation.exclusions, skipped=skipped, plots=evaluation.examples_saved)
+        rows=rows, exclusions=evaluation.exclusions, skipped=skipped, plots=evaluation.examples_saved, prior=prior)
     report.wall_seconds = time.monotonic() - started
     _write(report, out_dir)
     return report

@@ -3,7 +3,8 @@ samples.
 
 On the test split it reports the teacher-forced reconstruction loss, codebook usage (distinct codes,
 perplexity), the bitrate (frame rate × log2 K, and the entropy rate of the codes), how much the decoder relies
-on its latents and speaker embedding (:mod:`vqspeech.eval.latent_usage`), then reconstructs a
+on its latents and speaker embedding (:mod:`vqspeech.eval.latent_usage`), the learned prior's rates when the
+run has one (:mod:`vqspeech.eval.prior`), then reconstructs a
 few test utterances by autoregressive generation with their own speaker and writes them beside the
 originals with the log-mel L1 distance between the two: a light preset of the reconstruction evaluation
 (:class:`vqspeech.eval.reconstruction.Evaluation`), which ``vqspeech evaluate-reconstruction`` runs in full.
@@ -23,6 +24,7 @@ from vqspeech.data.corpus import Utterance
 from vqspeech.data.dataset import load_split
 from vqspeech.errors import UserError
 from vqspeech.eval.latent_usage import LatentUsage, latent_usage
+from vqspeech.eval.prior import PriorReport, run_prior_report
 from vqspeech.eval.reconstruction import MODEL_SAMPLED, ORIGINAL, Evaluation
 from vqspeech.files import write_atomic
 from vqspeech.models.scoring import teacher_forced_loss
@@ -58,6 +60,7 @@ class RunReport:
     sampling: str = ""          # the sampling settings the reconstructions were generated with
     latent_usage: LatentUsage | None = None
     reconstructions: list[Reconstruction] = field(default_factory=list)
+    prior: PriorReport | None = None  # the learned prior (RUN/prior) on the test codes, when there is one
 
     def markdown(self) -> str:
         lines = ["# vqspeech run report", "", f"checkpoint `{self.checkpoint}` (step {self.step})", "",
@@ -74,6 +77,8 @@ class RunReport:
                       f"| entropy rate of the codes | {self.entropy_bitrate:.0f} bit/s |"]
         lines += [f"| generation real-time factor (this machine) | {self.generation_rtf:.1f} |",
                   f"| sampling (the recipe's generation settings) | {self.sampling} |", ""]
+        if self.prior is not None:
+            lines += [self.prior.markdown(), ""]
         if self.latent_usage is not None:
             lines += [self.latent_usage.markdown()]
         lines += ["| utterance | speaker | seconds | log-mel L1 | original | reconstruction |",
@@ -136,7 +141,7 @@ def report_run(run_dir: str | Path | None = None, checkpoint: str | Path | None 
                        bitrate=usage and usage.bitrate, entropy_bitrate=usage and float(usage.entropy_rate),
                        generation_rtf=evaluation.generation_rtf, latent_usage=latents,
                        sampling=generation.describe(),
-                       reconstructions=recons)
+                       reconstructions=recons, prior=run_prior_report(run, progress=progress))
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(out_dir / "report.md", report.markdown())
     write_atomic(out_dir / "report.json", json.dumps(asdict(report), indent=2))
