@@ -107,7 +107,8 @@ def write_samples(run, prior_dir, out: Path, speaker: str, seconds: float, n: in
                   prompt: str | None = None, prompt_seconds: float = 2.0, overwrite: bool = False,
                   dnsmos: bool = True, seed: int = 0, progress: bool = False) -> str:
     """Sample ``n`` utterances of ``seconds`` per temperature in ``speaker``'s voice (after ``prompt``'s first
-    ``prompt_seconds``, when given), decode them, write out/<sample|prompt>_T<t>_<i>.wav and out/samples.md.
+    ``prompt_seconds``, when given), decode them, write out/<sample|prompt>_T<t>_<i>.wav, the codes
+    (out/<sample|prompt>_T<t>_codes.pt, LongTensor[n, F]) and out/samples.md (prompts.md).
     Returns the markdown.
 
     Raises:
@@ -130,7 +131,8 @@ def write_samples(run, prior_dir, out: Path, speaker: str, seconds: float, n: in
     stem = "prompt" if prompt else "sample"
     paths = {t: [out / f"{stem}_T{t:g}_{i}.wav" for i in range(n)] for t in temperatures}
     report_path = out / ("prompts.md" if prompt else "samples.md")
-    in_the_way = [p for ps in paths.values() for p in ps if p.exists()] + ([report_path] if report_path.exists() else [])
+    in_the_way = [p for t, ps in paths.items() for p in [*ps, out / f"{stem}_T{t:g}_codes.pt"] if p.exists()]
+    in_the_way += [report_path] if report_path.exists() else []
     if in_the_way and not overwrite:
         raise UserError(f"{in_the_way[0]} already exists; pass --overwrite to replace the files in {out}")
     prompt_codes = None
@@ -146,6 +148,8 @@ def write_samples(run, prior_dir, out: Path, speaker: str, seconds: float, n: in
     test = load_codes(extract_codes(run, progress=progress), "test")
     picks = [i for i, c in enumerate(test.codes) if len(c)]
     test_bits = sum(sequence_nats(prior.model, test, picks)) / max(1, test.frames) / math.log(2)
+    # the voice's own test codes (the codes carry some voice): all the test codes when it has none
+    own = [test.codes[i] for i in picks if test.speaker_ids[i] == index] or [test.codes[i] for i in picks]
     generation = GenerationConfig.from_seconds(SEGMENT_SECONDS, run.sample_rate, model.hop_length,
                                                **recipe_sampling(run.config))
     scorer = None
@@ -161,8 +165,9 @@ def write_samples(run, prior_dir, out: Path, speaker: str, seconds: float, n: in
     rows = []
     for t in temperatures:
         codes = sample_codes(prior.model, frames, n, condition, t, prompt_codes, draws)
-        stats = sample_statistics(prior.model, codes, condition, test.codes, t,
+        stats = sample_statistics(prior.model, codes, condition, own, t,
                                   skip=0 if prompt_codes is None else len(prompt_codes))
+        torch.save(codes, out / f"{stem}_T{t:g}_codes.pt")
         waves = decode_in_voices(model, [c.to(model.device) for c in codes], [speaker] * n, generation, audio, progress)
         scores = []
         for path, wave in zip(paths[t], waves):
@@ -175,9 +180,11 @@ def write_samples(run, prior_dir, out: Path, speaker: str, seconds: float, n: in
              f"- run `{run.checkpoint}` (step {run.step}); prior `{prior.checkpoint}` (step {prior.step})",
              f"- voice {speaker}; {n} × {frames} codes ({frames * model.hop_length / run.sample_rate:.2f} s); "
              f"seed {seed}" + (f"; prompt `{prompt}`, its first {len(prompt_codes)} codes kept" if prompt else ""),
-             f"- the test codes under the prior: {test_bits:.3f} bits/code; their mean run length "
-             f"{rows[0].data_mean_run_length:.2f} codes", "",
-             "| temperature | bits/code under the prior | KL(histogram ‖ test), nats | mean run length | DNSMOS OVRL |",
+             f"- the test codes under the prior: {test_bits:.3f} bits/code; the histogram and run lengths are "
+             f"compared with the {len(own)} test utterances of {speaker} (mean run length "
+             f"{rows[0].data_mean_run_length:.2f} codes)", "",
+             f"| temperature | bits/code under the prior | KL(histogram ‖ {speaker}'s test codes), nats | "
+             f"mean run length | DNSMOS OVRL |",
              "|---|---|---|---|---|"]
     for s in rows:
         mos = f"{s.dnsmos_ovrl:.2f}" if s.dnsmos_ovrl is not None else "n/a"

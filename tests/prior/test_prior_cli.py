@@ -67,8 +67,9 @@ def test_sample_writes_wavs_and_statistics(prior_run, tiny_corpus, tmp_path, cap
     out = tmp_path / "samples"
     assert main(["sample", "--run", str(prior_run), "--speaker", "spk_b", "--seconds", "0.05", "-n", "2",
                  "--temperature", "1", "0", "-o", str(out), "--no-dnsmos", "-q"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["sample_T0_0.wav", "sample_T0_1.wav", "sample_T1_0.wav",
-                                                     "sample_T1_1.wav", "samples.md"]
+    assert sorted(p.name for p in out.iterdir()) == ["sample_T0_0.wav", "sample_T0_1.wav", "sample_T0_codes.pt",
+                                                     "sample_T1_0.wav",
+                                                     "sample_T1_1.wav", "sample_T1_codes.pt", "samples.md"]
     assert "| 1 |" in (out / "samples.md").read_text()
     prompt = sorted(tiny_corpus.glob("spk_b/*.wav"))[0]
     assert main(["sample", "--run", str(prior_run), "--speaker", "spk_b", "--seconds", "0.1", "-n", "1",
