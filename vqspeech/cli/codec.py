@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from vqspeech.cli.options import COMMON, RUN, load_run
+from vqspeech.cli.options import COMMON, RUN, load_run, torch_generator
 
 
 def add(sub) -> None:
@@ -91,7 +91,7 @@ def decompress(args: argparse.Namespace) -> int:
         run.model.speakers.index(args.speaker)
     generation = GenerationConfig.from_seconds(SEGMENT_SECONDS, run.sample_rate, run.model.hop_length,
                                                **recipe_sampling(run.config))
-    generator = None if args.seed is None else __import__("torch").Generator().manual_seed(args.seed)
+    generator = torch_generator(args.seed)
     failed = 0
     for source, dest in zip(args.inputs, _destinations(args.inputs, args.output, ".wav")):
         try:
