@@ -77,13 +77,42 @@ class TrainingState:
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write payload to path atomically: a kill at any moment leaves the previous file intact."""
+    """Write payload to path atomically: a kill at any moment leaves the previous file intact.
+
+    A write that fails (ENOSPC, or any other OSError, at the write, the fsync or the rename) leaves the previous
+    file intact and no temp file, and raises a one-line UserError naming the folder and the space needed.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "vqspeech_version": __version__, **payload}
-    with atomic_target(path, fsync=True) as tmp:
-        torch.save(payload, tmp)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_target(path, fsync=True) as tmp:
+            torch.save(payload, tmp)
+    except OSError as exc:
+        raise save_error(exc, path, payload_bytes(payload)) from None
     return path
+
+
+def payload_bytes(value: Any) -> int:
+    """The bytes of the tensors in a (nested) checkpoint payload: about the size of its file."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(payload_bytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(payload_bytes(v) for v in value)
+    return 0
+
+
+def save_error(exc: OSError, path: Path, needed: int) -> UserError:
+    """The one-line error of a failed save: what failed, the space needed and free, and what to do."""
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 1e6:.1f} MB free"
+    except OSError:
+        free = "free space unknown"
+    return UserError(f"could not save {path}: {exc.strerror or exc}; a checkpoint needs about {needed / 1e6:.1f} MB "
+                     f"in {path.parent} ({free}); the previous checkpoint is intact: free some space, then run "
+                     f"the same command to resume")
 
 
 def file_hash(path: str | Path) -> str:
@@ -110,8 +139,12 @@ def keep_history(last: Path, step: int, keep: int | None) -> None:
         numbered.unlink()
     try:
         os.link(last, numbered)
-    except OSError:  # a file system without hard links
-        shutil.copyfile(last, numbered)
+    except OSError:  # a file system without hard links: a copy, whole or not at all
+        try:
+            with atomic_target(numbered, fsync=True) as tmp:
+                shutil.copyfile(last, tmp)
+        except OSError as exc:
+            raise save_error(exc, numbered, last.stat().st_size) from None
     if keep is not None:
         history = sorted(last.parent.glob("step-*.pt"))
         for old in history[: max(len(history) - keep, 0)]:

@@ -7,6 +7,7 @@ in :data:`GROUPS`. Errors the user can fix (UserError) print as one line, ``erro
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from collections.abc import Sequence
@@ -44,6 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # a path the user named that cannot be used as such: an --out that is a file, a read-only folder
         print(f"error: {exc.strerror}: {exc.filename}; check the paths given (--out, -o, run_dir=...)",
               file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        print(f"error: no space left on the device of {exc.filename or 'an output file'}; free some space and "
+              f"run the command again (written files are whole or absent)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -37,9 +37,10 @@ def extract(args: argparse.Namespace) -> None:
     print(f"codes of {run.checkpoint} in {out}")
 
 
-def train(args: argparse.Namespace) -> None:
+def train(args: argparse.Namespace) -> int:
     from vqspeech.config import compose_recipe, configs_dir
     from vqspeech.training.prior_task import train_prior
+    from vqspeech.training.stopping import exit_status, stopped_note
 
     run_dir = Path(args.run)
     given = {o.split("=", 1)[0].lstrip("+") for o in args.overrides}
@@ -48,11 +49,12 @@ def train(args: argparse.Namespace) -> None:
     result = train_prior(cfg, progress=not args.quiet)
     if result.already_done:
         print(f"{result.run_dir} is already at train.max_steps={cfg.train.max_steps}: nothing to train")
-        return
+        return 0
     valid = f"{result.valid_loss:.4f}" if result.valid_loss is not None else "n/a"
     print(f"trained the prior {result.run_dir} to step {result.step} (from {result.resumed_from}); "
           f"train {result.train_losses.get('prior', float('nan')):.4f} nats/code; valid {valid} bits/code; "
-          f"checkpoint {result.checkpoint}")
+          f"checkpoint {result.checkpoint}{stopped_note(result.stopped_by)}")
+    return exit_status(result.stopped_by)
 
 
 def evaluate(args: argparse.Namespace) -> None:

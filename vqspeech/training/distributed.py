@@ -77,6 +77,14 @@ class Distributed:
         dist.broadcast(t, src=0)
         return bool(t)
 
+    def any_says(self, flag: bool, device: torch.device) -> bool:
+        """True on every rank when flag is true on any (a signal that reached some of the processes)."""
+        if not self.enabled:
+            return flag
+        t = torch.tensor(int(flag), device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t)
+
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()

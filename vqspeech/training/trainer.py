@@ -2,7 +2,9 @@
 
 ``fit(cfg, task)`` builds the task's model (or resumes it from ``run_dir/checkpoints/last.pt``), then loops:
 batch -> task.losses -> Σ weight · term -> backward -> clip -> Adam step, with validation, TensorBoard scalars,
-media, atomic checkpoints and time snapshots at their intervals, until train.max_steps or train.max_minutes.
+media, atomic checkpoints and time snapshots at their intervals, until train.max_steps or train.max_minutes,
+or until SIGTERM/SIGINT (training/stopping.py: the step ends, a checkpoint is saved, then the run stops).
+The run directory is locked for the whole run (training/runlock.py): one writer per run.
 Forward passes run in ``train.precision`` (training/precision.py); under torchrun the model is wrapped in DDP,
 each process reads its own batches (training/distributed.py), and only rank 0 writes files. What is particular
 to a model (its data, losses, validation) is its :class:`~vqspeech.training.task.Task`'s.
@@ -27,6 +29,8 @@ from vqspeech.training import distributed
 from vqspeech.training.keys import check_train_config, learning_rate
 from vqspeech.training.precision import Precision, cached_choice, check_choice, measure_auto, timing_step
 from vqspeech.training.progress import ProgressBar
+from vqspeech.training.runlock import LOCK_NAME, RunLock
+from vqspeech.training.stopping import StopSignals
 from vqspeech.training.task import Batch, Task
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,7 @@ class TrainResult:
     checkpoint: Path
     skipped_steps: int = 0          # steps whose loss or gradient was not finite (no update)
     already_done: bool = False      # the checkpoint was already at train.max_steps: nothing trained
+    stopped_by: int | None = None   # the signal (SIGTERM, SIGINT) that stopped the run after a save, if any
 
 
 @dataclass
@@ -72,7 +77,10 @@ def fit(cfg: DictConfig, task: Task, progress: bool = True) -> TrainResult:
     """
     with distributed.process_group(cfg.train.device) as (env, device):
         trainer = Trainer(cfg, task, env, device, progress and env.is_main)
-        return trainer.run()
+        try:
+            return trainer.run()
+        finally:
+            trainer.lock.release()
 
 
 class Trainer:
@@ -92,22 +100,39 @@ class Trainer:
         self.last_path = self.run_dir / "checkpoints" / ckpt.LAST
         self.main = env.is_main  # the one process that writes files and shows progress
         self.progress = progress
+        self.lock = RunLock(self.run_dir)
+        made_dir = not self.run_dir.exists()
+        if self.main:  # under torchrun rank 0 alone holds the run
+            self.lock.acquire()
+        try:
+            self._build(task, device)
+        except BaseException:
+            self.lock.release()
+            if made_dir and self.main:  # a refused new run leaves nothing behind
+                self.lock.path.unlink(missing_ok=True)
+                self.run_dir.rmdir()
+            raise
+        self.skipped = self.bad_in_row = 0
+        self.writer = self.bar = None
+        self.saved_step = self.step if self.resumed else None  # the step last.pt holds
+
+    def _build(self, task: Task, device: torch.device) -> None:
         try:
             self.kwargs = task.model_kwargs()
             state = self._saved_state()
             self.model = task.build_model(self.kwargs).to(device)
         except (TypeError, ValueError) as exc:
             raise UserError(f"bad model config: {exc}") from None
+        except RuntimeError as exc:  # torch refusing a layer shape, e.g. model.encoder.channels=-3
+            raise UserError(f"bad model config: {str(exc).splitlines()[0]}") from None
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.tcfg.lr)
         self.step, self.best, self.lr = 0, math.inf, self.tcfg.lr
         self.resumed = state is not None
         if state is not None:
             self._resume(state)
-        elif self.run_dir.exists() and any(self.run_dir.iterdir()):
+        elif self.run_dir.exists() and any(p.name != LOCK_NAME for p in self.run_dir.iterdir()):
             raise UserError(f"{self.run_dir} already holds files but no checkpoint to resume; choose another "
                             f"run_dir=... or remove that folder")
-        self.skipped = self.bad_in_row = 0
-        self.writer = self.bar = None
 
     # ---- the run --------------------------------------------------------------------------------------------
 
@@ -127,48 +152,58 @@ class Trainer:
         logged: dict[str, float] = {}
         metrics: dict[str, float] = {}
         valid_loss = None
-        try:
-            while self.step < tcfg.max_steps:
-                self.set_learning_rate(learning_rate(tcfg, self.step, time.monotonic() - started))
-                outcome = self.train_step(next(batches))
-                if outcome.skipped:
+        with StopSignals() as signals:
+            try:
+                while self.step < tcfg.max_steps:
+                    self.set_learning_rate(learning_rate(tcfg, self.step, time.monotonic() - started))
+                    outcome = self.train_step(next(batches))
+                    if outcome.skipped:
+                        self.bar.advance(self.step)
+                        continue
+                    if self.step % tcfg.log_every == 0 or self.step == tcfg.max_steps:
+                        logged, metrics = self.log(outcome)
                     self.bar.advance(self.step)
-                    continue
-                if self.step % tcfg.log_every == 0 or self.step == tcfg.max_steps:
-                    logged, metrics = self.log(outcome)
-                self.bar.advance(self.step)
-                elapsed = time.monotonic() - started
-                out_of_time = tcfg.max_minutes is not None and env.main_says(elapsed > 60 * tcfg.max_minutes, device)
-                if self.step % tcfg.valid_every == 0 or self.step == tcfg.max_steps or out_of_time:
-                    valid_loss = self.validate()
-                if self.main and tcfg.audio_every and self.step % tcfg.audio_every == 0:
-                    self.task.log_media(self.writer, self.model, self.step)
-                    self.model.train()
-                if self.main and (self.step % tcfg.checkpoint_every == 0 or self.step == tcfg.max_steps
-                                  or out_of_time):
+                    elapsed = time.monotonic() - started
+                    out_of_time = (tcfg.max_minutes is not None
+                                   and env.main_says(elapsed > 60 * tcfg.max_minutes, device))
+                    if self.step % tcfg.valid_every == 0 or self.step == tcfg.max_steps or out_of_time:
+                        valid_loss = self.validate()
+                    if self.main and tcfg.audio_every and self.step % tcfg.audio_every == 0:
+                        self.task.log_media(self.writer, self.model, self.step)
+                        self.model.train()
+                    if self.main and (self.step % tcfg.checkpoint_every == 0 or self.step == tcfg.max_steps
+                                      or out_of_time):
+                        self.save()
+                    if (tcfg.snapshot_minutes is not None
+                            and env.main_says(elapsed >= 60 * tcfg.snapshot_minutes * next_snapshot, device)):
+                        if self.main:  # a learning curve against CPU time: checkpoints/minutes-005.0.pt, …
+                            self.save(f"minutes-{tcfg.snapshot_minutes * next_snapshot:05.1f}.pt")
+                        next_snapshot += 1
+                    if out_of_time:
+                        if self.main:
+                            self.bar.write(f"stopping at step {self.step}: train.max_minutes={tcfg.max_minutes} "
+                                           f"reached")
+                        break
+                    if env.any_says(signals.received is not None, device):
+                        if self.main:  # the step has ended: save it, then stop (a second signal stops at once)
+                            self.bar.write(f"{signals.name or 'a signal'} at step {self.step}: saving a checkpoint, "
+                                           f"then stopping")
+                            if self.saved_step != self.step:
+                                self.save()
+                        break
+            except KeyboardInterrupt:
+                if self.main:
+                    self.bar.write(f"interrupted at step {self.step}; saving a checkpoint to resume from")
                     self.save()
-                if (tcfg.snapshot_minutes is not None
-                        and env.main_says(elapsed >= 60 * tcfg.snapshot_minutes * next_snapshot, device)):
-                    if self.main:  # a learning curve against CPU time: checkpoints/minutes-005.0.pt, …
-                        self.save(f"minutes-{tcfg.snapshot_minutes * next_snapshot:05.1f}.pt")
-                    next_snapshot += 1
-                if out_of_time:
-                    if self.main:
-                        self.bar.write(f"stopping at step {self.step}: train.max_minutes={tcfg.max_minutes} reached")
-                    break
-        except KeyboardInterrupt:
-            if self.main:
-                self.bar.write(f"interrupted at step {self.step}; saving a checkpoint to resume from")
-                self.save()
-            raise
-        finally:
-            self.close()
+                raise
+            finally:
+                self.close()
         env.barrier()  # rank 0 has written its last checkpoint when any rank returns
         if self.main:
             log.info("trained steps %d..%d in %.1f s", start_step, self.step, time.monotonic() - started)
         return TrainResult(run_dir=self.run_dir, step=self.step, resumed_from=start_step, train_losses=logged,
                            valid_loss=valid_loss, metrics=metrics, checkpoint=self.last_path,
-                           skipped_steps=self.skipped)
+                           skipped_steps=self.skipped, stopped_by=signals.received)
 
     def start(self, data_summary: str) -> None:
         """Write config.yaml (a new run), settle the precision, open TensorBoard and the bar, wrap the model."""
@@ -264,6 +299,7 @@ class Trainer:
         path = ckpt.save_checkpoint(self.run_dir / "checkpoints" / name, state.payload())
         if name == ckpt.LAST:
             ckpt.keep_history(path, self.step, self.tcfg.keep_last)
+            self.saved_step = self.step
         return path
 
     def set_learning_rate(self, lr: float) -> None:
