@@ -46,6 +46,18 @@ def write_atomic(path: str | os.PathLike, data: str | bytes, fsync: bool = False
     return Path(path)
 
 
+def remove_stale_temps(root: str | os.PathLike, depth: int = 1) -> int:
+    """Delete the temp files that killed writers left in ``root`` and its sub-folders down to ``depth``
+    (``.NAME.XXXX.tmp``, as :func:`atomic_target` names them). Only a folder's single writer may call this.
+    Returns how many were removed."""
+    root = Path(root)
+    patterns = [".*.tmp"] + ["/".join(["*"] * level + [".*.tmp"]) for level in range(1, depth + 1)]
+    stale = [p for pattern in patterns for p in root.glob(pattern) if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
 def refuse_foreign_folder(root: str | os.PathLike, marker: str) -> None:
     """UserError when ``root`` holds files but not ``marker``, the file vqspeech writes first into every folder
     it makes: a folder vqspeech did not make is never written into."""

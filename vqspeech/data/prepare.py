@@ -35,7 +35,7 @@ from tqdm import tqdm
 from vqspeech.data.audio import AudioError, load_audio, save_audio
 from vqspeech.data.corpus import HELDOUT
 from vqspeech.errors import UserError
-from vqspeech.files import refuse_foreign_folder, write_atomic
+from vqspeech.files import refuse_foreign_folder, remove_stale_temps, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,8 @@ def prepare_corpus(name: str, sources: Sequence[Source], out_dir: str | os.PathL
         raise UserError(f"--out {root} is a file, not a folder; choose another --out")
     root.mkdir(parents=True, exist_ok=True)
     _check_settings(root, {**(settings or {}), "sample_rate": sample_rate, "trim_db": trim_db})
+    if remove_stale_temps(root):  # an interrupted run's half-written files: never read, now gone
+        log.info("%s: removed the temp files of an interrupted run", root)
     _heldout_speakers(sorted({s.speaker for s in sources}), policy, _genders(sources))  # a bad name fails early
     policy, auto = _auto_heldout(sources, policy)
 
