@@ -29,6 +29,7 @@ Results go to ``conversion.md`` and ``conversion.json`` in ``out_dir``.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -48,6 +49,8 @@ from vqspeech.files import write_atomic
 from vqspeech.eval.speaker_classifier import SpeakerClassifier
 from vqspeech.models import VQVAE
 from vqspeech.models.generation import SEGMENT_SECONDS, GenerationConfig
+
+log = logging.getLogger(__name__)
 
 CLASSIFIER_UTTERANCES = 60  # real training utterances per speaker for the speaker classifier
 REFERENCE_UTTERANCES = 10   # real held-out utterances per speaker for references and classifier accuracy
@@ -291,6 +294,9 @@ def _load_held_out(corpus: Corpus, speakers: list[str], n_sentences: int, sample
     pool: dict[str, list[tuple[str, np.ndarray]]] = {}
     for utt, wav in zip(loaded.utterances, loaded.waves):
         wav, sentence = _cut(wav, sample_rate, max_seconds, hop), key(utt) if key else utt.utterance
+        if len(wav) and not np.any(wav):  # no voice to identify or convert
+            log.warning("%s: the audio is silent; left out", utt.path)
+            continue
         if len(wav) and all(k != sentence for k, _ in pool.get(utt.speaker, [])):  # one per sentence
             pool.setdefault(utt.speaker, []).append((sentence, wav))
     usable = [spk for spk in speakers if spk in pool]

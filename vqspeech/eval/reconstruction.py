@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import re
 import time
@@ -47,6 +48,8 @@ from vqspeech.models import VQVAE
 from vqspeech.models.generation import SEGMENT_SECONDS, GenerationConfig
 from vqspeech.quantization import CodeUsage, code_usage
 from vqspeech.synthesis import Voice, decode_in_voices
+
+log = logging.getLogger(__name__)
 
 MU_LAW_BITS = (8, 4)
 MODEL_SAMPLED, MODEL_GREEDY, ORIGINAL = "vqspeech (sampling)", "vqspeech (argmax)", "original"
@@ -264,6 +267,7 @@ def batches(utterances: list[Utterance], sample_rate: int, hop: int, segment_fra
         try:
             wav = utt.cut(load_audio(utt.path, sample_rate), sample_rate)
         except AudioError as exc:
+            log.warning("%s; left out", exc)
             skipped.append(str(exc))
             bar.update(1)
             continue
