@@ -36,6 +36,8 @@ class RunLock:
 
         if self.held:
             return self
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(self.run_dir))
         self.run_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:

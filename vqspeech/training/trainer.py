@@ -80,7 +80,7 @@ def fit(cfg: DictConfig, task: Task, progress: bool = True) -> TrainResult:
         try:
             return trainer.run()
         finally:
-            trainer.lock.release()
+            trainer.release()
 
 
 class Trainer:
@@ -101,16 +101,13 @@ class Trainer:
         self.main = env.is_main  # the one process that writes files and shows progress
         self.progress = progress
         self.lock = RunLock(self.run_dir)
-        made_dir = not self.run_dir.exists()
+        self.made_dir, self.made_lock = not self.run_dir.exists(), not self.lock.path.exists()
         if self.main:  # under torchrun rank 0 alone holds the run
             self.lock.acquire()
         try:
             self._build(task, device)
         except BaseException:
-            self.lock.release()
-            if made_dir and self.main:  # a refused new run leaves nothing behind
-                self.lock.path.unlink(missing_ok=True)
-                self.run_dir.rmdir()
+            self.release()
             raise
         self.skipped = self.bad_in_row = 0
         self.writer = self.bar = None
@@ -306,6 +303,15 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.lr = lr
+
+    def release(self) -> None:
+        """Give the run's lock back. A run refused before its first checkpoint leaves no lock file behind,
+        nor the folder it would have made."""
+        self.lock.release()
+        if self.main and self.made_lock and not self.last_path.exists():
+            self.lock.path.unlink(missing_ok=True)
+            if self.made_dir and self.run_dir.is_dir() and not any(self.run_dir.iterdir()):
+                self.run_dir.rmdir()
 
     def close(self) -> None:
         if self.bar is not None:

@@ -1,0 +1,99 @@
+"""The README's results table, made from the committed harness CSVs and evaluation JSON, never pasted by hand.
+
+    python tools/results.py            # print the table
+    python tools/results.py --write    # replace the table between the README's results markers
+
+Sources (all committed under benchmarks/):
+* quality.csv, row ``default-60`` at its last point: the demo recipe after 60 CPU minutes
+  (`python tools/bench_quality.py --name default-60 --minutes 60 --every 20`): reconstruction, conversion and
+  the phoneme probe, with MFCC k-means at the same K and frame rate from the same probe;
+* demo60-reconstruction.json: `vqspeech evaluate-reconstruction --run runs/demo60 --limit 12 --seconds 2`,
+  the 60-minute demo checkpoint beside Codec2 2400 on the same 12 test utterances;
+* librispeech.csv, row ``reference`` at its last point: real speech, readers the model never heard, beside
+  Codec2 2400 on the same audio.
+
+tests/test_results.py checks that the README's table is what this script makes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BEGIN, END = "<!-- results:begin (python tools/results.py --write) -->", "<!-- results:end -->"
+COLUMNS = ["system", "STOI", "PESQ-WB", "DNSMOS", "conversion → target", "phone mapping acc.", "PNMI",
+           "ABX across", "bit/s"]
+
+
+def last_row(path: Path, name: str) -> dict[str, str]:
+    rows = [r for r in csv.DictReader(path.open()) if r["name"] == name]
+    if not rows:
+        raise SystemExit(f"{path} has no row named {name!r}")
+    return max(rows, key=lambda r: float(r["minutes"]))
+
+
+def fmt(value, digits: int = 3) -> str:
+    if value in (None, ""):
+        return "–"
+    return f"{float(value):.{digits}f}"
+
+
+def system_summary(report: dict, system: str) -> dict:
+    return next(s for s in report["systems"] if s["system"] == system)
+
+
+def table(bench: Path) -> str:
+    demo = last_row(bench / "quality.csv", "default-60")
+    libri = last_row(bench / "librispeech.csv", "reference")
+    rows = [[f"vqspeech, demo, {float(demo['minutes']):g} CPU min (harness)", fmt(demo["stoi"]), fmt(demo["pesq"], 2),
+             fmt(demo["dnsmos_ovrl"], 2), fmt(demo["conv_target_embedding"], 2), fmt(demo["mapping_accuracy"]),
+             fmt(demo["pnmi"]), fmt(demo["abx_across"]), fmt(demo["bitrate"], 0)],
+            ["MFCC k-means, same K and frame rate", "–", "–", "–", "–", fmt(demo["mfcc_mapping_accuracy"]),
+             fmt(demo["mfcc_pnmi"]), "–", "–"]]
+    recon = bench / "demo60-reconstruction.json"
+    if recon.is_file():
+        report = json.loads(recon.read_text())
+        for system, label in (("vqspeech (sampling)", "vqspeech, demo, 60 CPU min (evaluate-reconstruction)"),
+                              ("Codec2 2400", "Codec2 2400, same demo utterances")):
+            s = system_summary(report, system)
+            rows.append([label, fmt(s.get("stoi")), fmt(s.get("pesq"), 2), fmt(s.get("dnsmos_ovrl"), 2), "–", "–",
+                         "–", "–", fmt(s.get("bitrate"), 0)])
+    rows += [[f"vqspeech, LibriSpeech unseen readers, {float(libri['minutes']):g} CPU min", fmt(libri["stoi"]),
+              fmt(libri["pesq"], 2), fmt(libri["dnsmos_ovrl"], 2), fmt(libri["conv_identified"], 2), "–", "–", "–",
+              "–"],
+             ["Codec2 2400, same LibriSpeech audio", fmt(libri["codec2_stoi"]), fmt(libri["codec2_pesq"], 2),
+              fmt(libri["codec2_dnsmos_ovrl"], 2), "–", "–", "–", "–", "2400"]]
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def readme_with(readme: str, made: str) -> str:
+    if BEGIN not in readme or END not in readme:
+        raise SystemExit(f"README.md lacks the markers {BEGIN} ... {END}")
+    head, rest = readme.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{made}\n{END}{tail}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="replace the README's table")
+    parser.add_argument("--benchmarks", default=str(REPO / "benchmarks"))
+    args = parser.parse_args()
+    made = table(Path(args.benchmarks))
+    if args.write:
+        readme = REPO / "README.md"
+        readme.write_text(readme_with(readme.read_text(), made))
+        print(f"wrote the results table into {readme}")
+    else:
+        print(made)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
