@@ -146,7 +146,11 @@ def test_probe_phonemes_end_to_end_on_a_tiny_model(tmp_path):
     report = probe_phonemes(model, corpus, SR, tmp_path / "probe", PhoneSet(), split="test",
                             model_kwargs=copy.deepcopy(KWARGS), progress=False)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the probed model is untouched
-    assert report.columns == ["model", "MFCC k-means", "random-init model"]
+    assert report.columns == ["model", "MFCC k-means centroids", "random-init model", "raw MFCC frames"]
+    raw = report.columns.index("raw MFCC frames")  # ABX only: it has no codes
+    assert report.metrics["pnmi"][raw] is None and report.metrics["mapping_accuracy"][raw] is None
+    for key in ("abx_within", "abx_across"):  # scored wherever the codes' ABX is
+        assert (report.metrics[key][raw] is None) == (report.metrics[key][0] is None), key
     assert report.n_utterances == 7 and report.speakers == ["spk_a", "spk_b"]  # 8 in the split, 1 left out
     assert list(report.skipped) == [str(tmp_path / "corpus" / "spk_b" / "u4.psdur")]
     assert "past the audio" in report.skipped[str(tmp_path / "corpus" / "spk_b" / "u4.psdur")][0]
@@ -155,8 +159,8 @@ def test_probe_phonemes_end_to_end_on_a_tiny_model(tmp_path):
     assert len(report.held_out_speakers) == 1
     for key in ("mapping_accuracy", "majority_accuracy", "phone_purity", "pnmi", "probe_continuous",
                 "mapping_accuracy_speaker_split", "speaker_accuracy"):
-        assert all(v is not None and 0.0 <= v <= 1.0 + 1e-9 for v in report.metrics[key]), key
-    assert report.metrics["bitrate"] == [2000 * 4.0] * 3
+        assert all(v is not None and 0.0 <= v <= 1.0 + 1e-9 for v in report.metrics[key][:raw]), key
+    assert report.metrics["bitrate"] == [2000 * 4.0] * 3 + [None]
     # MFCC k-means at K = 16 tells these tones apart: its map beats guessing the majority phone
     assert report.metrics["mapping_accuracy"][1] > report.metrics["majority_accuracy"][1] + 0.2
     saved = json.loads((tmp_path / "probe" / "probe.json").read_text())
@@ -166,7 +170,7 @@ def test_probe_phonemes_end_to_end_on_a_tiny_model(tmp_path):
     # ABX items: the 4 non-silence phones of each utterance; every utterance says the same phones, so no
     # context holds two different phones and there is no minimal pair to score
     assert len((tmp_path / "probe" / "abx.item").read_text().splitlines()) == 1 + 7 * 4 == 1 + report.n_abx_items
-    assert report.metrics["abx_within"] == report.metrics["abx_across"] == [None] * 3
+    assert report.metrics["abx_within"] == report.metrics["abx_across"] == [None] * 4
     for png in ("cooccurrence.png", "confusion.png", "utterance.png"):
         assert (tmp_path / "probe" / png).read_bytes()[:4] == b"\x89PNG"
 

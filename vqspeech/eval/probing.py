@@ -8,6 +8,8 @@ a sentence is held out for every speaker at once) and, with two or more speakers
 out). Three representations of the same frames with the same K are compared: the model's codes, k-means on
 MFCCs (13 + Δ + ΔΔ, frame j centred on code frame j) and the same architecture with random-init weights
 (its codebook initialised from data, as training's first step would, if the model's quantizer does that).
+A fourth column, the raw MFCC frames themselves, is scored by ABX only: ZeroSpeech's baseline, much harder to
+beat than the k-means centroids of the same frames.
 
 * mapping accuracy: code -> its most frequent phone on the fitting part (unseen code -> the majority phone),
   scored on the held-out part, beside the majority-phone accuracy;
@@ -53,6 +55,8 @@ DEFAULT_KMEANS_K = 256  # K for a continuous bottleneck's latents (probe-phoneme
 log = logging.getLogger(__name__)
 TEST_FRACTION = 0.3             # share of utterance ids held out for scoring
 HELD_OUT_SPEAKER_FRACTION = 0.25
+MFCC_KMEANS = "MFCC k-means centroids"   # K-means on standardised MFCCs at the model's K and frame rate
+RAW_MFCC = "raw MFCC frames"             # 13 + Δ + ΔΔ per code frame: ZeroSpeech's ABX baseline (ABX only)
 METRICS = {  # key -> row label, in table order
     "mapping_accuracy": "mapping accuracy (code → phone)", "majority_accuracy": "majority-phone baseline",
     "mapping_accuracy_speaker_split": "mapping accuracy, held-out speakers",
@@ -201,6 +205,13 @@ def evaluate(rep: Representation, phones: np.ndarray, utt_of_frame: np.ndarray, 
     return out, mappings[""]
 
 
+def abx_only(frames: list[np.ndarray], items: Sequence[AbxItem], seed: int = 0) -> dict[str, float | None]:
+    """The metrics of a continuous representation that has no codes (frames [F_i, D] per utterance): ABX within
+    and across speakers on the frames themselves; every code metric None."""
+    abx = abx_error(items, frames, seed=seed)
+    return {**{key: None for key in METRICS}, "abx_within": abx.within_speaker, "abx_across": abx.across_speaker}
+
+
 @dataclass
 class ProbeReport:
     """Every number of a probe (``probe.json``); :meth:`markdown` is ``probe.md``."""
@@ -293,6 +304,7 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
     fit = ~held_out[""]
 
     waves = [it.wav for it in items]
+    mfccs = [mfcc_frames(w, sample_rate, hop) for w in waves]
     k = model.bottleneck.codebook_size if model.bottleneck.discrete else kmeans_k
     model_codes = ("its VQ codes" if model.bottleneck.discrete else
                    f"k-means (K = {k}) on its continuous {model.bottleneck.kind} latents (standardised), fitted on "
@@ -300,7 +312,7 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
     if not model.bottleneck.discrete:
         log.info("probe: the %s bottleneck is continuous; its codes are %s", model.bottleneck.kind, model_codes)
     reps = [_model_representation("model", model, waves, fit, seed, progress, initialize=False, k=k),
-            _kmeans_representation("MFCC k-means", [mfcc_frames(w, sample_rate, hop) for w in waves], k, fit, seed)]
+            _kmeans_representation(MFCC_KMEANS, mfccs, k, fit, seed)]
     if model_kwargs is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -313,8 +325,9 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
                     [it.utterance.speaker for it in items], [len(it.labels) for it in items], frame_rate, phone_set)
     results = [evaluate(r, phones, utt_of_frame, speaker_ids, held_out, len(phone_names), frame_rate, abx, seed)
                for r in tqdm(reps, desc="score", disable=not progress, leave=False)]
+    scores = [res for res, _ in results] + [abx_only(mfccs, abx, seed)]  # raw MFCC: ZeroSpeech's ABX baseline
     report = ProbeReport(
-        columns=[r.name for r in reps], metrics={k: [res[k] for res, _ in results] for k in METRICS},
+        columns=[r.name for r in reps] + [RAW_MFCC], metrics={k: [res[k] for res in scores] for k in METRICS},
         corpus=corpus.description, trained_on=trained_on, splits=splits, sample_rate=sample_rate,
         resampled_from=sorted({it.source_rate for it in items} - {sample_rate}), phones=phone_names, speakers=speakers,
         held_out_speakers=[s for s, held in zip(speakers, by_speaker) if held],
