@@ -138,10 +138,10 @@ def _fail_at(point: str, monkeypatch) -> None:
 
 @pytest.mark.parametrize("point", ["write", "fsync", "rename"])
 def test_a_full_disk_keeps_the_last_checkpoint_and_stops_the_run(point, demo_recipe, tiny_corpus, tiny_overrides,
-                                                                 tmp_path, capsys, monkeypatch):
+                                                                 tiny_config, tmp_path, capsys, monkeypatch):
     run_dir = tmp_path / "run"
-    overrides = tiny_overrides(tiny_corpus, run_dir, "train.audio_every=null", "train.valid_every=1000",
-                               "train.checkpoint_every=2", FP32)
+    extra = ("train.audio_every=null", "train.valid_every=1000", "train.checkpoint_every=2", FP32)
+    overrides = tiny_overrides(tiny_corpus, run_dir, *extra)
     assert main(["train", str(demo_recipe), *overrides, "train.max_steps=2", "-q"]) == 0
     checkpoints = run_dir / "checkpoints"
     before = {p.name: p.read_bytes() for p in checkpoints.iterdir()}
@@ -154,22 +154,17 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_stops_the_run(point, demo_rec
     monkeypatch.undo()
     after = {p.name: p.read_bytes() for p in checkpoints.iterdir()}
     assert after == before  # the previous checkpoint intact, no partial or temp file, nothing else written
-    resumed = train(tiny_config_of(demo_recipe, overrides, "train.max_steps=4"), progress=False)
+    resumed = train(tiny_config(*extra, "train.max_steps=4", run_dir=run_dir), progress=False)
     assert resumed.resumed_from == 2 and resumed.step == 4  # it stopped at the failed save, and resumes
-
-
-def tiny_config_of(recipe, overrides, *extra):
-    from vqspeech.config import compose_recipe
-
-    return compose_recipe(recipe, [*overrides, *extra])
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_saves_then_stops_and_the_resumed_run_equals_an_uninterrupted_one(
-        signum, demo_recipe, tiny_corpus, tiny_overrides, tmp_path):
+        signum, demo_recipe, tiny_corpus, tiny_overrides, tiny_config, tmp_path):
     run_dir = tmp_path / "run"
-    overrides = tiny_overrides(tiny_corpus, run_dir, "train.audio_every=null", "train.valid_every=100000",
-                               "train.checkpoint_every=100000", "train.log_every=1000", FP32)
+    extra = ("train.audio_every=null", "train.valid_every=100000", "train.checkpoint_every=100000",
+             "train.log_every=1000", FP32)
+    overrides = tiny_overrides(tiny_corpus, run_dir, *extra)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "vqspeech", "train", str(demo_recipe), *overrides,
                              "train.max_steps=100000", "-q"], env=env, stdout=subprocess.PIPE,
@@ -186,10 +181,10 @@ def test_a_signal_saves_then_stops_and_the_resumed_run_equals_an_uninterrupted_o
     stopped = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     signal_step = stopped["step"]
     assert f"to step {signal_step} " in out and signal_step > 0, out
-    resumed = train(tiny_config_of(demo_recipe, overrides, f"train.max_steps={signal_step + 3}"), progress=False)
+    bound = f"train.max_steps={signal_step + 3}"
+    resumed = train(tiny_config(*extra, bound, run_dir=run_dir), progress=False)
     assert resumed.resumed_from == signal_step  # no step lost
-    straight = train(tiny_config_of(demo_recipe, overrides, f"train.max_steps={signal_step + 3}",
-                                    f"run_dir={tmp_path / 'straight'}"), progress=False)
+    straight = train(tiny_config(*extra, bound, run_dir=tmp_path / "straight"), progress=False)
     a = load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"]
     b = load_checkpoint(straight.checkpoint)["model"]
     max_delta = max((a[k].float() - b[k].float()).abs().max().item() for k in a)

@@ -134,10 +134,14 @@ class Trainer:
     # ---- the run --------------------------------------------------------------------------------------------
 
     def run(self) -> TrainResult:
-        tcfg, env, device = self.tcfg, self.env, self.device
-        if self.step >= tcfg.max_steps:  # nothing to do: say so before loading any data
+        if self.step >= self.tcfg.max_steps:  # nothing to do: say so before loading any data
             return TrainResult(run_dir=self.run_dir, step=self.step, resumed_from=self.step, train_losses={},
                                valid_loss=None, metrics={}, checkpoint=self.last_path, already_done=True)
+        with StopSignals() as signals:  # from here on: a signal while data loads stops after the first step
+            return self._train(signals)
+
+    def _train(self, signals: StopSignals) -> TrainResult:
+        tcfg, env, device = self.tcfg, self.env, self.device
         if self.main:
             log.info("%s", self.model.summary())
         data_summary = self.task.load_data(self.model, env, self.progress)
@@ -149,52 +153,51 @@ class Trainer:
         logged: dict[str, float] = {}
         metrics: dict[str, float] = {}
         valid_loss = None
-        with StopSignals() as signals:
-            try:
-                while self.step < tcfg.max_steps:
-                    self.set_learning_rate(learning_rate(tcfg, self.step, time.monotonic() - started))
-                    outcome = self.train_step(next(batches))
-                    if outcome.skipped:
-                        self.bar.advance(self.step)
-                        continue
-                    if self.step % tcfg.log_every == 0 or self.step == tcfg.max_steps:
-                        logged, metrics = self.log(outcome)
+        try:
+            while self.step < tcfg.max_steps:
+                self.set_learning_rate(learning_rate(tcfg, self.step, time.monotonic() - started))
+                outcome = self.train_step(next(batches))
+                if outcome.skipped:
                     self.bar.advance(self.step)
-                    elapsed = time.monotonic() - started
-                    out_of_time = (tcfg.max_minutes is not None
-                                   and env.main_says(elapsed > 60 * tcfg.max_minutes, device))
-                    if self.step % tcfg.valid_every == 0 or self.step == tcfg.max_steps or out_of_time:
-                        valid_loss = self.validate()
-                    if self.main and tcfg.audio_every and self.step % tcfg.audio_every == 0:
-                        self.task.log_media(self.writer, self.model, self.step)
-                        self.model.train()
-                    if self.main and (self.step % tcfg.checkpoint_every == 0 or self.step == tcfg.max_steps
-                                      or out_of_time):
-                        self.save()
-                    if (tcfg.snapshot_minutes is not None
-                            and env.main_says(elapsed >= 60 * tcfg.snapshot_minutes * next_snapshot, device)):
-                        if self.main:  # a learning curve against CPU time: checkpoints/minutes-005.0.pt, …
-                            self.save(f"minutes-{tcfg.snapshot_minutes * next_snapshot:05.1f}.pt")
-                        next_snapshot += 1
-                    if out_of_time:
-                        if self.main:
-                            self.bar.write(f"stopping at step {self.step}: train.max_minutes={tcfg.max_minutes} "
-                                           f"reached")
-                        break
-                    if env.any_says(signals.received is not None, device):
-                        if self.main:  # the step has ended: save it, then stop (a second signal stops at once)
-                            self.bar.write(f"{signals.name or 'a signal'} at step {self.step}: saving a checkpoint, "
-                                           f"then stopping")
-                            if self.saved_step != self.step:
-                                self.save()
-                        break
-            except KeyboardInterrupt:
-                if self.main:
-                    self.bar.write(f"interrupted at step {self.step}; saving a checkpoint to resume from")
+                    continue
+                if self.step % tcfg.log_every == 0 or self.step == tcfg.max_steps:
+                    logged, metrics = self.log(outcome)
+                self.bar.advance(self.step)
+                elapsed = time.monotonic() - started
+                out_of_time = (tcfg.max_minutes is not None
+                               and env.main_says(elapsed > 60 * tcfg.max_minutes, device))
+                if self.step % tcfg.valid_every == 0 or self.step == tcfg.max_steps or out_of_time:
+                    valid_loss = self.validate()
+                if self.main and tcfg.audio_every and self.step % tcfg.audio_every == 0:
+                    self.task.log_media(self.writer, self.model, self.step)
+                    self.model.train()
+                if self.main and (self.step % tcfg.checkpoint_every == 0 or self.step == tcfg.max_steps
+                                  or out_of_time):
                     self.save()
-                raise
-            finally:
-                self.close()
+                if (tcfg.snapshot_minutes is not None
+                        and env.main_says(elapsed >= 60 * tcfg.snapshot_minutes * next_snapshot, device)):
+                    if self.main:  # a learning curve against CPU time: checkpoints/minutes-005.0.pt, …
+                        self.save(f"minutes-{tcfg.snapshot_minutes * next_snapshot:05.1f}.pt")
+                    next_snapshot += 1
+                if out_of_time:
+                    if self.main:
+                        self.bar.write(f"stopping at step {self.step}: train.max_minutes={tcfg.max_minutes} "
+                                       f"reached")
+                    break
+                if env.any_says(signals.received is not None, device):
+                    if self.main:  # the step has ended: save it, then stop (a second signal stops at once)
+                        self.bar.write(f"{signals.name or 'a signal'} at step {self.step}: saving a checkpoint, "
+                                       f"then stopping")
+                        if self.saved_step != self.step:
+                            self.save()
+                    break
+        except KeyboardInterrupt:
+            if self.main:
+                self.bar.write(f"interrupted at step {self.step}; saving a checkpoint to resume from")
+                self.save()
+            raise
+        finally:
+            self.close()
         env.barrier()  # rank 0 has written its last checkpoint when any rank returns
         if self.main:
             log.info("trained steps %d..%d in %.1f s", start_step, self.step, time.monotonic() - started)
