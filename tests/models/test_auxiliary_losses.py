@@ -84,3 +84,20 @@ def test_the_vqvae_adds_cpc_in_training_only(tiny_model_kwargs):
     out.losses["cpc"].backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.parameters())
     assert "cpc" not in model.eval()(wav, ids).losses
+
+
+def test_the_dann_ramp_raises_only_the_adversary_weight_from_zero_to_its_value(demo_recipe):
+    from vqspeech.config import compose_recipe
+    from vqspeech.training.keys import dann_ramp, loss_weights
+
+    assert dann_ramp(0.0) == 0.0 and dann_ramp(-1.0) == 0.0
+    assert dann_ramp(0.1) == pytest.approx(2 / (1 + 2.718281828459045 ** -1) - 1)  # 0.4621
+    assert dann_ramp(1.0) == dann_ramp(5.0) == pytest.approx(1.0, abs=1e-4)
+    tcfg = compose_recipe(demo_recipe, ["train.speaker_adv_ramp_steps=1000",
+                                        "train.loss_weights.speaker_adv=0.1"]).train
+    ramped = [loss_weights(tcfg, s)["speaker_adv"] for s in (0, 100, 400, 1000, 5000)]
+    assert ramped[0] == 0.0 and ramped == sorted(ramped)  # starts off, never falls
+    assert ramped[1] == pytest.approx(0.1 * dann_ramp(0.1)) and ramped[-1] == pytest.approx(0.1, abs=1e-5)
+    assert loss_weights(tcfg, 0)["reconstruction"] == 1.0  # only the adversary is ramped
+    flat = compose_recipe(demo_recipe, ["train.loss_weights.speaker_adv=0.1"]).train
+    assert loss_weights(flat, 0)["speaker_adv"] == 0.1  # 0 ramp steps: constant

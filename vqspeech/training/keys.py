@@ -58,6 +58,7 @@ class TrainKeys:
     final_lr_fraction: float = _key(("in (0, 1]", lambda v: v is not None and 0 < v <= 1))
     snapshot_minutes: float | None = _key(_or_null(_POSITIVE, "for none"))
     kl_warmup_steps: int = _key(_NON_NEGATIVE)
+    speaker_adv_ramp_steps: int = _key(_NON_NEGATIVE)
     precision: str = _key()   # checked by training.precision.Precision
 
 
@@ -81,12 +82,22 @@ def learning_rate(tcfg: DictConfig, step: int, elapsed_seconds: float) -> float:
     return tcfg.lr * warm * decay
 
 
+def dann_ramp(progress: float, gamma: float = 10.0) -> float:
+    """Ganin & Lempitsky (2015)'s adaptation factor 2 / (1 + exp(−γ·p)) − 1 at p = ``progress`` (clipped to
+    [0, 1]): 0 at the start, 0.46 at p = 0.1, 0.96 at p = 0.4, 0.99991 at p = 1."""
+    p = min(1.0, max(0.0, progress))
+    return 2.0 / (1.0 + math.exp(-gamma * p)) - 1.0
+
+
 def loss_weights(tcfg: DictConfig, step: int) -> dict[str, float]:
     """train.loss_weights at ``step``: the "kl" weight rises linearly from 0 over kl_warmup_steps (KL annealing,
-    Bowman et al. 2016), the others are constant."""
+    Bowman et al. 2016); the "speaker_adv" weight rises along :func:`dann_ramp` with p = step /
+    speaker_adv_ramp_steps (DANN's schedule); the others are constant."""
     weights = dict(tcfg.loss_weights)
     if tcfg.kl_warmup_steps and "kl" in weights:
         weights["kl"] *= min(1.0, step / tcfg.kl_warmup_steps)
+    if tcfg.speaker_adv_ramp_steps and "speaker_adv" in weights:
+        weights["speaker_adv"] *= dann_ramp(step / tcfg.speaker_adv_ramp_steps)
     return weights
 
 
