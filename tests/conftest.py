@@ -149,6 +149,55 @@ def trained_run(demo_recipe, tiny_corpus, tmp_path_factory) -> Path:
     return run_dir
 
 
+# A prior small enough to train in a second on the tiny run's codes: `train-prior --run RUN *TINY_PRIOR`.
+TINY_PRIOR = ("prior.channels=8", "prior.skip_channels=8", "prior.layers=3", "prior.speaker_dim=4",
+              "train.crop_codes=16", "train.batch_size=2", "train.precision=fp32", "train.valid_every=2",
+              "train.checkpoint_every=2", "train.device=cpu", "train.num_workers=0")
+
+
+@pytest.fixture(scope="session")
+def tiny_prior() -> list[str]:
+    """The overrides of :data:`TINY_PRIOR`, for tests that train a prior further."""
+    return list(TINY_PRIOR)
+
+
+@pytest.fixture(scope="module")
+def prior_run(trained_run) -> Path:
+    """The module's trained_run with a tiny prior trained 3 steps in RUN/prior."""
+    from vqspeech.cli import main
+
+    assert main(["train-prior", "--run", str(trained_run), "train.max_steps=3", *TINY_PRIOR, "-q"]) == 0
+    return trained_run
+
+
+@pytest.fixture(scope="module")
+def reference_run(demo_recipe, tiny_corpus, tmp_path_factory) -> Path:
+    """A tiny run with speaker=reference: voices from reference audio."""
+    from vqspeech.cli import main
+
+    run_dir = tmp_path_factory.mktemp("reference") / "run"
+    assert main(["train", str(demo_recipe), "+debug=tiny", f"data.root={tiny_corpus}", f"run_dir={run_dir}",
+                 "train.device=cpu", "train.audio_every=null", "speaker=reference", "model.loudness_lufs=-20",
+                 "-q"]) == 0
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def flite_corpus(tmp_path_factory) -> Path:
+    """3 sentences × 2 flite voices with text and flite's phone times (the demo corpus's own builder): speech
+    pocketsphinx can align. Skips the test without flite."""
+    import shutil
+
+    from vqspeech.data.demo import prepare_demo
+
+    if shutil.which("flite") is None:
+        pytest.skip("flite is not installed")
+    root = tmp_path_factory.mktemp("flite")
+    prepare_demo(root, n_sentences=3, n_valid=1, n_test=1, voices=("slt", "kal16"), seed=1, workers=2,
+                 progress=False)
+    return root
+
+
 @pytest.fixture(scope="session")
 def vctk_mini(pytestconfig) -> Path:
     """The VCTK excerpt folder (holding wav16/); skips the test when it is not there."""

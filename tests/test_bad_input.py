@@ -35,9 +35,6 @@ USABLE = {"stereo48k"}                  # must be processed
 EITHER = {"silent", "ten_samples"}      # processed, or left out / refused by name
 SPEAKERS = ("spk_a", "spk_b", "spk_c")
 OUTCOMES: dict[tuple[str, str], str] = {}
-TINY_PRIOR = ["prior.channels=8", "prior.skip_channels=8", "prior.layers=3", "prior.speaker_dim=4",
-              "train.crop_codes=16", "train.batch_size=2", "train.precision=fp32", "train.valid_every=2",
-              "train.checkpoint_every=2", "train.device=cpu", "train.num_workers=0"]
 
 
 def speech_like(seconds: float, sr: int = SR, seed: int = 0) -> np.ndarray:
@@ -139,12 +136,6 @@ def test_prepare_vctk_and_librispeech_leave_a_bad_file_out(kind, tmp_path, capsy
         assert digest(root) == before
 
 
-@pytest.fixture(scope="module")
-def run_with_prior(trained_run):
-    assert main(["train-prior", "--run", str(trained_run), "train.max_steps=2", *TINY_PRIOR, "-q"]) == 0
-    return trained_run
-
-
 def corpus_with(tiny_corpus: Path, tmp_path: Path, kind: str, split: str | None = None) -> tuple[Path, Path]:
     """A copy of the tiny corpus with one bad file of spk_a; returns (root, bad file). With ``split`` the bad
     file is an extra utterance of that split; without, it replaces spk_a's test utterance u5 (a sentence every
@@ -199,19 +190,6 @@ def test_extract_codes_for_train_prior_leaves_a_bad_file_out(kind, trained_run, 
     assert digest(root) == before
 
 
-@pytest.fixture(scope="module")
-def flite_corpus(tmp_path_factory):
-    """3 sentences × 2 flite voices with text: speech pocketsphinx can align (synthetic tones it cannot)."""
-    from vqspeech.data.demo import prepare_demo
-
-    if shutil.which("flite") is None:
-        pytest.skip("flite is not installed")
-    root = tmp_path_factory.mktemp("flite")
-    prepare_demo(root, n_sentences=3, n_valid=1, n_test=1, voices=("slt", "kal16"), seed=1, workers=2,
-                 progress=False)
-    return root
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_align_leaves_a_bad_file_out(kind, flite_corpus, tmp_path, capsys, caplog):
     root = tmp_path / "corpus"
@@ -249,16 +227,8 @@ def test_align_leaves_a_bad_file_out(kind, flite_corpus, tmp_path, capsys, caplo
 
 # ---- file commands ------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def reference_run(demo_recipe, tiny_corpus, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("reference") / "run"
-    assert main(["train", str(demo_recipe), "+debug=tiny", f"data.root={tiny_corpus}", f"run_dir={run_dir}",
-                 "train.device=cpu", "train.audio_every=null", "speaker=reference", "-q"]) == 0
-    return run_dir
-
-
 @pytest.mark.parametrize("kind", KINDS)
-def test_file_commands_refuse_a_bad_file_by_name(kind, run_with_prior, reference_run, tiny_corpus, tmp_path,
+def test_file_commands_refuse_a_bad_file_by_name(kind, prior_run, reference_run, tiny_corpus, tmp_path,
                                                  capsys):
     good = sorted(tiny_corpus.glob("spk_a/*.wav"))[-1]
     bad = tmp_path / "in" / f"{kind}.wav"
@@ -266,7 +236,7 @@ def test_file_commands_refuse_a_bad_file_by_name(kind, run_with_prior, reference
     vqs = tmp_path / "in" / f"{kind}.vqs"
     shutil.copyfile(bad, vqs)
     before = digest(tmp_path / "in")
-    run = str(run_with_prior)
+    run = str(prior_run)
     cases = {
         "sample --prompt": ["sample", "--run", run, "--speaker", "spk_a", "--seconds", "0.2", "-n", "1",
                             "--prompt", str(bad), "--prompt-seconds", "0.1", "-o", str(tmp_path / "s")],

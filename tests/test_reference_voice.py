@@ -20,15 +20,6 @@ def speech_like(seconds: float, seed: int = 0, f0: float = 180.0) -> np.ndarray:
             + 0.01 * rng.standard_normal(t.shape)).astype(np.float32)
 
 
-@pytest.fixture(scope="module")
-def reference_run(demo_recipe, tiny_corpus, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("reference") / "run"
-    assert main(["train", str(demo_recipe), "+debug=tiny", f"data.root={tiny_corpus}", f"run_dir={run_dir}",
-                 "train.device=cpu", "train.audio_every=null", "speaker=reference", "model.loudness_lufs=-20",
-                 "-q"]) == 0
-    return run_dir
-
-
 def test_a_reference_model_round_trips_through_its_checkpoint_with_the_speakers_mean_vectors(reference_run,
                                                                                              tiny_corpus):
     from vqspeech.data.corpus import load_corpus

@@ -15,7 +15,6 @@ from vqspeech.cli import main
 from vqspeech.data.alignments import PhoneSet, Segment, check_alignment, read_alignment, read_textgrid, write_textgrid
 from vqspeech.data.audio import load_audio
 from vqspeech.data.corpus import load_corpus
-from vqspeech.data.demo import prepare_demo
 from vqspeech.data.forced_align import SAMPLE_RATE, Aligner, AlignmentFailed, align_corpus, normalise_transcript
 from vqspeech.errors import UserError
 from vqspeech.eval.boundaries import compare_boundaries
@@ -25,17 +24,6 @@ from vqspeech.eval.boundaries import compare_boundaries
 # flite builds.
 MAX_MEAN_ERROR = 0.025
 MIN_WITHIN_20MS = 0.65
-
-
-@pytest.fixture(scope="module")
-def flite_corpus(tmp_path_factory):
-    """3 sentences x 2 flite voices with text and flite's phone times (the demo corpus's own builder)."""
-    if shutil.which("flite") is None:
-        pytest.skip("flite is not installed")
-    root = tmp_path_factory.mktemp("flite")
-    prepare_demo(root, n_sentences=3, n_valid=1, n_test=1, voices=("slt", "kal16"), seed=1, workers=2,
-                 progress=False)
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -9,15 +9,6 @@ import torch
 from vqspeech.cli import main
 from vqspeech.codes import load_codes
 
-TINY_PRIOR = ["prior.channels=8", "prior.skip_channels=8", "prior.layers=3", "prior.speaker_dim=4",
-              "train.crop_codes=16", "train.batch_size=2", "train.precision=fp32", "train.valid_every=2",
-              "train.checkpoint_every=2", "train.device=cpu", "train.num_workers=0"]
-
-
-@pytest.fixture(scope="module")
-def prior_run(trained_run):
-    assert main(["train-prior", "--run", str(trained_run), "train.max_steps=3", *TINY_PRIOR, "-q"]) == 0
-    return trained_run
 
 
 def test_codes_are_extracted_once_per_checkpoint(prior_run, capsys):
@@ -31,10 +22,10 @@ def test_codes_are_extracted_once_per_checkpoint(prior_run, capsys):
     assert (folders[0] / "train.pt").stat().st_mtime_ns == before  # kept, not re-encoded
 
 
-def test_train_prior_resumes_and_reports(prior_run, capsys):
+def test_train_prior_resumes_and_reports(prior_run, tiny_prior, capsys):
     last = prior_run / "prior" / "checkpoints" / "last.pt"
     assert torch.load(last, weights_only=True)["step"] == 3
-    assert main(["train-prior", "--run", str(prior_run), "train.max_steps=5", *TINY_PRIOR, "-q"]) == 0
+    assert main(["train-prior", "--run", str(prior_run), "train.max_steps=5", *tiny_prior, "-q"]) == 0
     assert "to step 5 (from 3)" in capsys.readouterr().out
     assert main(["evaluate-prior", "--run", str(prior_run), "-q"]) == 0
     out = capsys.readouterr().out
