@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from vqspeech.data.alignments import PhoneSet, Segment
-from vqspeech.eval.abx import abx_error, abx_items, angular_dtw, write_item_file
+from vqspeech.eval.abx import (_average, abx_error, abx_items, angular_dtw, item_frames, read_item_file,
+                               write_item_file)
 
 FRAME_RATE = 10.0  # frames per second: frame j is centred at (j + 0.5) / 10 s
 
@@ -86,3 +87,33 @@ def test_no_minimal_pairs_gives_none_not_an_error():
     items = abx_items([_utterance("x a y")], ["u"], ["s"], [9], FRAME_RATE, PhoneSet(inventory=None))
     result = abx_error(items, [np.ones((9, 2))])
     assert result.within_speaker is None and result.across_speaker is None and result.triplets == 0
+
+
+def test_the_zerospeech_frame_range_leaves_out_the_last_frame_whose_centre_is_inside():
+    # "a" spans 0.3-0.6 s at 10 frames/s: centres 0.35, 0.45, 0.55 inside; the reference scorer ends at
+    # floor(0.6 · 10 − 0.5) = 5, so frame 5 is left out, and a one-frame phone has no frame left
+    assert item_frames(0.3, 0.6, FRAME_RATE, 15) == (3, 6)
+    assert item_frames(0.3, 0.6, FRAME_RATE, 15, zerospeech=True) == (3, 5)
+    assert item_frames(0.3, 0.4, FRAME_RATE, 15, zerospeech=True) == (3, 3)
+    items = abx_items([_utterance("pau a b pau", 0.1)], ["u1"], ["s1"], [4], FRAME_RATE, PhoneSet(inventory=None),
+                      zerospeech=True)
+    assert items == []  # one frame per phone: the reference scorer has nothing to compare
+
+
+def test_the_across_speaker_mean_in_either_order_on_a_hand_case():
+    cells = {("c1", "s1", "s2", "a", "b"): 0.0, ("c2", "s1", "s2", "a", "b"): 1.0, ("c1", "s1", "s3", "a", "b"): 1.0}
+    # default: contexts first -> (s1, s2): 0.5, (s1, s3): 1.0 -> 0.75
+    assert _average(cells) == pytest.approx(0.75)
+    # the reference: (context, X speaker) together for A/B speaker s1 -> (0 + 1 + 1) / 3
+    assert _average(cells, zerospeech=True) == pytest.approx(2 / 3)
+
+
+def test_an_item_file_reads_back_as_the_items_it_was_written_from(tmp_path):
+    segments = [_utterance("pau a b pau c pau"), _utterance("pau b a pau")]
+    files, n_frames = ["u1", "u2"], [18, 12]
+    for zerospeech in (False, True):
+        items = abx_items(segments, files, ["s1", "s2"], n_frames, FRAME_RATE, PhoneSet(inventory=None), zerospeech)
+        write_item_file(tmp_path / "abx.item", items)
+        read = read_item_file(tmp_path / "abx.item", dict(zip(files, n_frames)), FRAME_RATE, zerospeech)
+        assert [(it.utterance, it.phone, it.first_frame, it.end_frame) for it in read] == \
+            [(it.utterance, it.phone, it.first_frame, it.end_frame) for it in items]

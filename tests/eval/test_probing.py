@@ -175,6 +175,30 @@ def test_probe_phonemes_end_to_end_on_a_tiny_model(tmp_path):
         assert (tmp_path / "probe" / png).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_exported_features_are_the_frames_each_column_is_scored_on(tmp_path):
+    from vqspeech.data.audio import load_audio
+    from vqspeech.eval.abx import read_item_file
+
+    tiny_aligned_corpus(tmp_path / "corpus", bad=False)
+    corpus = load_corpus(tmp_path / "corpus", "manifest.jsonl")
+    model = build_model(copy.deepcopy(KWARGS)).eval()
+    report = probe_phonemes(model, corpus, SR, tmp_path / "probe", PhoneSet(), split="test", progress=False,
+                            export_features=True)
+    folder = tmp_path / "probe" / "features"
+    index = json.loads((folder / "features.json").read_text())
+    assert index["frame_rate"] == report.frame_rate and sorted(index["columns"].values()) == sorted(report.columns)
+    slug = {name: s for s, name in index["columns"].items()}
+    wav = load_audio(tmp_path / "corpus" / "spk_a" / "u1.wav", SR)
+    codes = model.encode_waveform(wav)
+    code_vectors = np.load(folder / slug["model"] / "spk_a_u1.npy")
+    assert np.allclose(code_vectors, model.bottleneck.codebook[codes].detach().numpy())  # code vectors [F, D]
+    assert np.allclose(np.load(folder / slug["raw MFCC frames"] / "spk_a_u1.npy"), mfcc_frames(wav, SR, 8), atol=1e-5)
+    n_frames = {p.stem: len(np.load(p)) for p in sorted((folder / slug["model"]).glob("*.npy"))}
+    assert len(n_frames) == report.n_utterances == 8
+    items = read_item_file(tmp_path / "probe" / "abx.item", n_frames, report.frame_rate)
+    assert len(items) == report.n_abx_items  # every item of abx.item has its frames in the export
+
+
 def test_probe_phonemes_refuses_without_usable_alignments(tmp_path):
     tiny_aligned_corpus(tmp_path / "corpus", bad=False)
     corpus = load_corpus(tmp_path / "corpus", "manifest.jsonl")

@@ -29,6 +29,9 @@ def add(sub) -> None:
     p.add_argument("--keep-stress", action="store_true", help="keep ARPAbet stress digits (AH0 ≠ AH1)")
     p.add_argument("--any-symbol", action="store_true",
                    help="accept symbols outside the English ARPAbet/TIMIT set (other languages, other phone sets)")
+    p.add_argument("--export-features", action="store_true",
+                   help="also write each column's ABX frames to OUT/features/ (.npy per utterance, ZeroSpeech's "
+                        "layout) for tools/zrc_abx.py")
     p.set_defaults(func=run)
 
 
@@ -52,5 +55,6 @@ def run(args: argparse.Namespace) -> None:
                          inventory=None if args.any_symbol else PhoneSet().inventory)
     report = probe_phonemes(loaded.model, probed.corpus, loaded.sample_rate, out, phone_set,
                             split=probed.splits, max_utterances=args.max_utterances, seed=args.seed, tier=args.tier,
-                            model_kwargs=loaded.model_kwargs, trained_on=probed.trained_on, progress=not args.quiet, kmeans_k=args.kmeans_k)
+                            model_kwargs=loaded.model_kwargs, trained_on=probed.trained_on, progress=not args.quiet, kmeans_k=args.kmeans_k,
+                            export_features=args.export_features)
     print_report(report, out)

@@ -9,10 +9,19 @@ distance arccos(cos) / π, averaged along the warping path.
 * within speakers: A, B and X from one speaker;
 * across speakers: A and B from one speaker, X from another.
 
-Errors are averaged as the ZeroSpeech scorer does: over the triplets of each (context, speaker(s), phone A,
-phone B) cell, then over contexts, then speakers, then phone pairs. To bound the cost, each cell scores at
-most ``max_triplets_per_cell`` triplets drawn with a fixed seed. :func:`write_item_file` writes the items
-in the ZeroSpeech ``.item`` format so other scorers can use the same set.
+Errors are averaged over the triplets of each (context, speaker(s), phone A, phone B) cell, then over
+contexts, then speakers, then phone pairs. To bound the cost, each cell scores at most
+``max_triplets_per_cell`` triplets drawn with a fixed seed. :func:`write_item_file` writes the items in the
+ZeroSpeech ``.item`` format so other scorers can use the same set (tools/zrc_abx.py runs the reference
+scorer, ``zrc-abx2``, on them).
+
+Two conventions of the reference scorer differ from the defaults here; ``zerospeech=True`` follows it:
+
+* frames: an item holds the frames whose centres fall inside [onset, offset); the reference scorer's end
+  index is floor(offset · rate − 0.5), which leaves out the last of them (and items of one frame);
+* across speakers: the reference averages each (speaker of A and B, phone A, phone B) cell over its
+  contexts and X speakers together, then over speakers; the default averages over contexts first, then over
+  the (A/B speaker, X speaker) pairs.
 """
 
 from __future__ import annotations
@@ -52,10 +61,21 @@ class AbxResult:
     triplets: int                  # triplets scored, both conditions
 
 
+def item_frames(onset: float, offset: float, frame_rate: float, n_frames: int,
+                zerospeech: bool = False) -> tuple[int, int]:
+    """Frames [first, end) of a phone [onset, offset) s, frame j centred at (j + ½) / frame_rate: those whose
+    centres fall inside it; with ``zerospeech``, the reference scorer's range, which ends one frame earlier."""
+    first = max(0, int(np.ceil(onset * frame_rate - 0.5)))
+    last = np.floor(offset * frame_rate - 0.5) if zerospeech else np.ceil(offset * frame_rate - 0.5)
+    return first, min(n_frames, int(last))
+
+
 def abx_items(alignments: Sequence[Sequence[Segment]], files: Sequence[str], speakers: Sequence[str],
-              n_frames: Sequence[int], frame_rate: float, phone_set: PhoneSet) -> list[AbxItem]:
+              n_frames: Sequence[int], frame_rate: float, phone_set: PhoneSet,
+              zerospeech: bool = False) -> list[AbxItem]:
     """The triphone items of each utterance: every non-silence phone with a neighbour on both sides and at least
-    one frame centre inside it. Silence is a valid neighbour; deleted symbols (phone_set.map -> None) are dropped."""
+    one frame inside it (:func:`item_frames`). Silence is a valid neighbour; deleted symbols (phone_set.map ->
+    None) are dropped."""
     items = []
     for u, (segments, file, speaker, frames) in enumerate(zip(alignments, files, speakers, n_frames)):
         mapped = [(s, phone_set.map(s.phone)) for s in sorted(segments, key=lambda s: s.start)]
@@ -63,8 +83,7 @@ def abx_items(alignments: Sequence[Sequence[Segment]], files: Sequence[str], spe
         for (_, before), (seg, phone), (_, after) in zip(mapped, mapped[1:], mapped[2:]):
             if phone == phone_set.silence_label:
                 continue
-            first = max(0, int(np.ceil(seg.start * frame_rate - 0.5)))
-            end = min(frames, int(np.ceil(seg.end * frame_rate - 0.5)))
+            first, end = item_frames(seg.start, seg.end, frame_rate, frames, zerospeech)
             if end > first:
                 items.append(AbxItem(u, file, seg.start, seg.end, phone, before, after, speaker, first, end))
     return items
@@ -76,6 +95,24 @@ def write_item_file(path: str | Path, items: Sequence[AbxItem]) -> None:
     lines += [f"{it.file} {it.onset:.4f} {it.offset:.4f} {it.phone} {it.previous} {it.next} {it.speaker}"
               for it in items]
     write_atomic(path, "\n".join(lines) + "\n")
+
+
+def read_item_file(path: str | Path, n_frames: dict[str, int], frame_rate: float,
+                   zerospeech: bool = False) -> list[AbxItem]:
+    """The items of a ZeroSpeech ``.item`` file over the utterances ``n_frames`` names (file -> its frames, in
+    the order of the feature list the items will index); items of other files, or without a frame, are left
+    out."""
+    index = {file: u for u, file in enumerate(n_frames)}
+    items = []
+    for line in Path(path).read_text().splitlines()[1:]:
+        file, onset, offset, phone, previous, after, speaker = line.split()
+        if file not in index:
+            continue
+        first, end = item_frames(float(onset), float(offset), frame_rate, n_frames[file], zerospeech)
+        if end > first:
+            items.append(AbxItem(index[file], file, float(onset), float(offset), phone, previous, after, speaker,
+                                 first, end))
+    return items
 
 
 def angular_dtw(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
@@ -112,8 +149,9 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def abx_error(items: Sequence[AbxItem], features: Sequence[np.ndarray], max_triplets_per_cell: int = 8,
-              seed: int = 0) -> AbxResult:
-    """Within- and across-speaker ABX error of ``features`` (per utterance [F_i, D]) on ``items``."""
+              seed: int = 0, zerospeech: bool = False) -> AbxResult:
+    """Within- and across-speaker ABX error of ``features`` (per utterance [F_i, D]) on ``items``; with
+    ``zerospeech``, across-speaker cells are averaged in the reference scorer's order (module docstring)."""
     rng = np.random.default_rng(seed)
     groups: dict[tuple[str, str], dict[str, dict[str, list[int]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list)))  # context -> speaker -> phone -> item indices
@@ -154,19 +192,22 @@ def abx_error(items: Sequence[AbxItem], features: Sequence[np.ndarray], max_trip
         d_ax = np.array([distances[pair_index[(a, x)]] for a, _, x in triplets])
         d_bx = np.array([distances[pair_index[(b, x)]] for _, b, x in triplets])
         scores[condition][key] = float(np.mean((d_bx < d_ax) + 0.5 * (d_bx == d_ax)))
-    return AbxResult(within_speaker=_average(scores["within"]), across_speaker=_average(scores["across"]),
+    return AbxResult(within_speaker=_average(scores["within"]),
+                     across_speaker=_average(scores["across"], zerospeech),
                      within_cells=len(scores["within"]), across_cells=len(scores["across"]),
                      triplets=sum(len(t) for _, _, t in cells))
 
 
-def _average(cells: dict[tuple, float]) -> float | None:
-    """Mean over contexts, then over speaker (pairs), then over phone pairs. Keys: (context, s_ab, s_x, pa, pb)."""
+def _average(cells: dict[tuple, float], zerospeech: bool = False) -> float | None:
+    """Mean over contexts, then over speaker (pairs), then over phone pairs. Keys: (context, s_ab, s_x, pa, pb).
+    With ``zerospeech`` (across speakers), the reference scorer's order: over (context, X speaker) together per
+    (A/B speaker, phone A, phone B), then over A/B speakers, then over phone pairs."""
     if not cells:
         return None
     by_speakers: dict[tuple, list[float]] = defaultdict(list)
     for (context, s_ab, s_x, pa, pb), error in cells.items():
-        by_speakers[(s_ab, s_x, pa, pb)].append(error)
+        by_speakers[(s_ab, pa, pb) if zerospeech else (s_ab, s_x, pa, pb)].append(error)
     by_pair: dict[tuple, list[float]] = defaultdict(list)
-    for (s_ab, s_x, pa, pb), errors in by_speakers.items():
-        by_pair[(pa, pb)].append(float(np.mean(errors)))
+    for key, errors in by_speakers.items():
+        by_pair[key[-2:]].append(float(np.mean(errors)))
     return float(np.mean([np.mean(errors) for errors in by_pair.values()]))

@@ -21,7 +21,8 @@ beat than the k-means centroids of the same frames.
 * speaker accuracy from per-utterance code histograms (lower: the codes carry less of the voice);
 * ABX error of phones in context, within and across speakers, on the code vectors (:mod:`vqspeech.eval.abx`),
   over all probe utterances (it fits nothing).
-Written to ``out_dir``: probe.json, probe.md, abx.item, cooccurrence.png, confusion.png, utterance.png.
+Written to ``out_dir``: probe.json, probe.md, abx.item, cooccurrence.png, confusion.png, utterance.png; with
+``export_features``, also features/ (each column's ABX frames, for tools/zrc_abx.py and other scorers).
 """
 
 from __future__ import annotations
@@ -267,7 +268,8 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
                    phone_set: PhoneSet | None = None, split: str | Sequence[str] | None = "test",
                    max_utterances: int | None = None, seed: int = 0, tier: str = "phones",
                    model_kwargs: Mapping[str, Any] | None = None, trained_on: str | None = None,
-                   progress: bool = True, kmeans_k: int = DEFAULT_KMEANS_K) -> ProbeReport:
+                   progress: bool = True, kmeans_k: int = DEFAULT_KMEANS_K,
+                   export_features: bool = False) -> ProbeReport:
     """Probe the codes of ``model`` on ``split``'s aligned utterances (None: every utterance); see the module
     docstring.
 
@@ -281,6 +283,7 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
         trained_on: the corpus the model was trained on, named in the report beside the probed one.
         kmeans_k: K of the k-means through which a continuous bottleneck's latents are scored (a VQ model's
             codes are its own, and its MFCC k-means baseline takes the codebook's K).
+        export_features: also write each column's ABX frames (:func:`write_features`), for other scorers.
     Raises:
         UserError: no usable aligned utterance in the split(s).
     """
@@ -338,6 +341,10 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_item_file(out_dir / "abx.item", abx)
+    if export_features:
+        files = [f"{it.utterance.speaker}_{it.utterance.utterance}" for it in items]
+        write_features(out_dir / "features", files, {**{r.name: r.vectors for r in reps}, RAW_MFCC: mfccs},
+                       frame_rate)
     counts = np.zeros((len(phone_names), report.codebook_size), dtype=np.int64)
     np.add.at(counts, (phones[phones >= 0], np.concatenate(reps[0].codes)[phones >= 0]), 1)
     used = np.flatnonzero(counts.sum(0))  # codes sorted by their most frequent phone, then by its count
@@ -353,6 +360,21 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
     write_atomic(out_dir / "probe.md", report.markdown())
     write_atomic(out_dir / "probe.json", json.dumps(asdict(report), indent=2))
     return report
+
+
+def write_features(folder: Path, files: Sequence[str], columns: Mapping[str, Sequence[np.ndarray]],
+                   frame_rate: float) -> None:
+    """The frames each column is ABX-scored on, in the layout ZeroSpeech scorers read: ``folder/<slug>/<file>.npy``
+    (float32 [F_i, D], frame j centred at (j + ½) / frame_rate s) for the files of abx.item, and
+    ``folder/features.json`` naming the columns and the frame step (tools/zrc_abx.py scores them)."""
+    slugs = {}
+    for name, frames in columns.items():
+        slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+        slugs[slug] = name
+        (folder / slug).mkdir(parents=True, exist_ok=True)
+        for file, f in zip(files, frames):
+            np.save(folder / slug / f"{file}.npy", np.ascontiguousarray(f, dtype=np.float32))
+    write_atomic(folder / "features.json", json.dumps({"frame_rate": frame_rate, "columns": slugs}, indent=2))
 
 
 @torch.no_grad()
