@@ -156,3 +156,22 @@ def test_a_pre_emphasised_model_predicts_the_emphasised_signal_and_generates_de_
     torch.testing.assert_close(heard, de_emphasis(generated, 0.85).clamp(-1, 1))
     with pytest.raises(ValueError, match=r"model.preemphasis must lie in \[0, 1\)"):
         build_model({**base, "model": {**base["model"], "preemphasis": 1.0}})
+
+
+@pytest.mark.parametrize("hop", [2, 4, 16])
+def test_the_decoder_depends_on_as_many_codes_as_its_receptive_field_in_codes_says(hop):
+    from vqspeech.models.wavenet import WaveNetDecoder
+
+    torch.manual_seed(0)
+    decoder = WaveNetDecoder(latent_dim=3, speaker_dim=2, hop_length=hop, residual_channels=4, skip_channels=4,
+                             cond_channels=4, layers_per_stack=3, stacks=1)  # 8 samples
+    frames = 12
+    latents = torch.randn(1, 3, frames, requires_grad=True)
+    samples = torch.randint(0, 256, (1, frames * hop))
+    logits = decoder(samples, latents, torch.randn(1, 2))
+    reached = []
+    for t in range(6 * hop, 7 * hop):  # every position within one frame, well inside the utterance
+        (grad,) = torch.autograd.grad(logits[0, :, t].sum(), latents, retain_graph=True)
+        reached.append(int((grad.abs().sum(1)[0] > 0).sum()))
+    assert max(reached) == decoder.receptive_field_codes  # conditioning of 7 positions: ceil(6 / hop) + 1, ±1
+    assert decoder.receptive_field_codes == {2: 6, 4: 5, 16: 4}[hop]

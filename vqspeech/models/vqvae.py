@@ -161,5 +161,5 @@ class VQVAE(nn.Module):
                 f"  encoder   {count(self.encoder)}, hop {self.hop_length} samples\n"
                 f"  bottleneck {self.bottleneck.extra_repr()}\n"
                 f"  decoder   {count(self.decoder)}, {len(self.decoder.blocks)} blocks, receptive field "
-                f"{self.decoder.receptive_field} samples\n"
+                f"{self.decoder.receptive_field} samples, up to {self.decoder.receptive_field_codes} codes\n"
                 f"  speakers  {self.speakers.kind}: {len(self.speakers.names)} voices, {self.speakers.dim}-d")

@@ -64,6 +64,17 @@ class WaveNetDecoder(nn.Module):
         kernel = self.blocks[0].conv.kernel_size[0]
         return (kernel - 1) * sum(self.dilations) + 1
 
+    @property
+    def receptive_field_codes(self) -> int:
+        """Latent frames (codes) one prediction can depend on, at most: the frames overlapped by the window of
+        positions whose conditioning reaches it (the receptive field less the first layer's reach, since
+        conditioning enters each layer at its output), widened by one frame either side by the conditioning
+        convolution (kernel 3 at frame rate). The conditioning is constant over a frame's hop samples, so
+        when that window is shorter than the hop the decoder cannot tell where in a frame it is."""
+        window = self.receptive_field - (self.blocks[0].conv.kernel_size[0] - 1) * self.dilations[0]
+        overlapped = -(-(window - 1) // self.hop_length) + 1
+        return overlapped + 2
+
     def conditioning(self, latents: Tensor, speaker: Tensor, start: int = 0, end: int | None = None) -> Tensor:
         """Every block's conditioning at frame rate, as added to its gate pre-activation.
 
