@@ -101,3 +101,23 @@ def test_the_dann_ramp_raises_only_the_adversary_weight_from_zero_to_its_value(d
     assert loss_weights(tcfg, 0)["reconstruction"] == 1.0  # only the adversary is ramped
     flat = compose_recipe(demo_recipe, ["train.loss_weights.speaker_adv=0.1"]).train
     assert loss_weights(flat, 0)["speaker_adv"] == 0.1  # 0 ramp steps: constant
+
+
+def test_a_pooled_adversary_names_the_speaker_of_a_crop_from_its_frames_mean_logits(tiny_model_kwargs):
+    torch.manual_seed(0)
+    adversary = SpeakerAdversary(latent_dim=4, n_speakers=3, channels=8, pooled=True)
+    z = torch.randn(2, 4, 10, requires_grad=True)
+    ids = torch.tensor([0, 2])
+    out = adversary(z, ids)
+    mean_logits = adversary.net(z).mean(-1)  # [B, S]: one decision per crop
+    assert out.loss.item() == pytest.approx(torch.nn.functional.cross_entropy(mean_logits, ids).item(), rel=1e-6)
+    expected = (mean_logits.argmax(1) == ids).float().mean().item()
+    assert out.accuracy.item() == expected and expected in (0.0, 0.5, 1.0)
+    out.loss.backward()
+    with torch.no_grad():  # its input still learns to hide the speaker
+        assert adversary(z - 0.05 * z.grad, ids).loss > adversary(z, ids).loss
+    kwargs = tiny_model_kwargs(["a", "b"])
+    kwargs["model"].update(speaker_adversary=8, speaker_adversary_pooled=True)
+    assert build_model(kwargs).adversary.pooled
+    del kwargs["model"]["speaker_adversary_pooled"]  # checkpoints from before the option: per frame
+    assert not build_model(kwargs).adversary.pooled

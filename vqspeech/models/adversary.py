@@ -30,8 +30,8 @@ def reverse_gradient(x: Tensor) -> Tensor:
 
 @dataclass
 class AdversaryResult:
-    """loss: cross-entropy of the speaker per latent frame (nats, 0-dim); accuracy: the share of frames whose
-    speaker it names correctly (0-dim, detached; chance is 1 / speakers)."""
+    """loss: cross-entropy of the speaker per latent frame, or per crop when pooled (nats, 0-dim); accuracy:
+    the share of frames (crops) whose speaker it names correctly (0-dim, detached; chance is 1 / speakers)."""
 
     loss: Tensor
     accuracy: Tensor
@@ -43,21 +43,29 @@ class SpeakerAdversary(nn.Module):
     trains the classifier to find the speaker and the encoder to hide it, by the same loss weight
     (train.loss_weights.speaker_adv).
 
+    Pooled, it names the speaker of each crop from the mean of its frames' logits [B, S]. Weak evidence in
+    every frame adds up over a crop, as it does in a histogram of an utterance's codes (the probe's speaker
+    accuracy): a frame-level classifier near chance can leave that sum untouched, a pooled one sees it.
+
     Args:
         latent_dim: D.
         n_speakers: S.
         channels: hidden channels.
+        pooled: classify crops (mean logits over frames) instead of frames.
     """
 
-    def __init__(self, latent_dim: int, n_speakers: int, channels: int):
+    def __init__(self, latent_dim: int, n_speakers: int, channels: int, pooled: bool = False):
         super().__init__()
         self.net = nn.Sequential(nn.Conv1d(latent_dim, channels, 3, padding=1), nn.ReLU(),
                                  nn.Conv1d(channels, channels, 3, padding=1), nn.ReLU(),
                                  nn.Conv1d(channels, n_speakers, 1))
+        self.pooled = pooled
 
     def forward(self, z_e: Tensor, speaker_ids: Tensor) -> AdversaryResult:
         """z_e: Tensor[B, D, F]; speaker_ids: LongTensor[B]."""
-        logits = self.net(reverse_gradient(z_e))
+        logits = self.net(reverse_gradient(z_e))  # [B, S, F]
+        if self.pooled:
+            logits = logits.mean(-1, keepdim=True)  # [B, S, 1]
         target = speaker_ids[:, None].expand(-1, logits.shape[-1])
         accuracy = (logits.detach().argmax(1) == target).float().mean()
         return AdversaryResult(loss=F.cross_entropy(logits.float(), target), accuracy=accuracy)

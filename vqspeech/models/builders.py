@@ -36,7 +36,8 @@ def build_model(kwargs: Mapping[str, Any]) -> VQVAE:
     channels = model.get("speaker_adversary", 0)
     if channels < 0:
         raise ValueError(f"model.speaker_adversary must be 0 (off) or the classifier's channels, got {channels}")
-    adversary = SpeakerAdversary(encoder.latent_dim, len(speakers.names), channels) if channels else None
+    adversary = (SpeakerAdversary(encoder.latent_dim, len(speakers.names), channels,
+                                  pooled=model.get("speaker_adversary_pooled", False)) if channels else None)
     steps = model.get("cpc_steps", 0)
     cpc = ContrastivePredictor(encoder.latent_dim, steps) if steps else None
     return VQVAE(encoder, bottleneck, decoder, speakers, jitter=model.get("jitter", 0.0),
