@@ -55,6 +55,6 @@ def run(args: argparse.Namespace) -> None:
                          inventory=None if args.any_symbol else PhoneSet().inventory)
     report = probe_phonemes(loaded.model, probed.corpus, loaded.sample_rate, out, phone_set,
                             split=probed.splits, max_utterances=args.max_utterances, seed=args.seed, tier=args.tier,
-                            model_kwargs=loaded.model_kwargs, trained_on=probed.trained_on, progress=not args.quiet, kmeans_k=args.kmeans_k,
-                            export_features=args.export_features)
+                            model_kwargs=loaded.model_kwargs, trained_on=probed.trained_on, progress=not args.quiet,
+                            kmeans_k=args.kmeans_k, export_features=args.export_features)
     print_report(report, out)

@@ -105,6 +105,8 @@ def read_item_file(path: str | Path, n_frames: dict[str, int], frame_rate: float
     index = {file: u for u, file in enumerate(n_frames)}
     items = []
     for line in Path(path).read_text().splitlines()[1:]:
+        if not line.strip():
+            continue
         file, onset, offset, phone, previous, after, speaker = line.split()
         if file not in index:
             continue
