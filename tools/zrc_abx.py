@@ -48,13 +48,19 @@ def reference_scores(folder: Path, item_file: Path, frame_rate: float) -> dict[s
     return {r["abx-s-condition"]: float(r["score"]) for r in results}
 
 
-def our_scores(folder: Path, item_file: Path, frame_rate: float, zerospeech: bool) -> dict[str, float | None]:
-    """vqspeech's within- and across-speaker error on the same files."""
-    paths = sorted(folder.glob("*.npy"))
-    frames = [np.load(p) for p in paths]
-    items = read_item_file(item_file, {p.stem: len(f) for p, f in zip(paths, frames)}, frame_rate, zerospeech)
-    result = abx_error(items, frames, zerospeech=zerospeech)
+def our_scores(frames: dict[str, np.ndarray], item_file: Path, frame_rate: float,
+               zerospeech: bool) -> dict[str, float | None]:
+    """vqspeech's within- and across-speaker error on the same frames (utterance -> [F, D])."""
+    items = read_item_file(item_file, {file: len(f) for file, f in frames.items()}, frame_rate, zerospeech)
+    result = abx_error(items, list(frames.values()), zerospeech=zerospeech)
     return {"within": result.within_speaker, "across": result.across_speaker}
+
+
+def pair(scores: dict[str, float | None] | str) -> str:
+    """'within / across' to 4 places, or the reason a scorer did not run."""
+    if isinstance(scores, str):
+        return scores
+    return " / ".join("–" if scores.get(k) is None else f"{scores[k]:.4f}" for k in ("within", "across"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,17 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         if name not in wanted:
             continue
         folder = args.probe / "features" / slug
-        ours = our_scores(folder, item_file, frame_rate, zerospeech=False)
-        aligned = our_scores(folder, item_file, frame_rate, zerospeech=True)
+        frames = {p.stem: np.load(p) for p in sorted(folder.glob("*.npy"))}  # read once, scored both ways
+        ours = our_scores(frames, item_file, frame_rate, zerospeech=False)
+        aligned = our_scores(frames, item_file, frame_rate, zerospeech=True)
         started = time.monotonic()
         reference = reference_scores(folder, item_file, frame_rate)
         seconds = time.monotonic() - started
         figures[name] = {"vqspeech": ours, "vqspeech_zerospeech_conventions": aligned, "zrc_abx2": reference}
-
-        def pair(d):
-            return d if isinstance(d, str) else " / ".join("–" if d.get(k) is None else f"{d[k]:.4f}"
-                                                           for k in ("within", "across"))
-
         print(f"| {name} | {pair(ours)} | {pair(aligned)} | {pair(reference)} | {seconds:.0f} |")
     if args.json:
         args.json.write_text(json.dumps({"probe": str(args.probe), "frame_rate": frame_rate, "figures": figures},

@@ -324,8 +324,9 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
                                           k=k))
     else:
         log.warning("no model_kwargs given: the random-init baseline is left out")
-    abx = abx_items([it.segments for it in items], [f"{it.utterance.speaker}_{it.utterance.utterance}" for it in items],
-                    [it.utterance.speaker for it in items], [len(it.labels) for it in items], frame_rate, phone_set)
+    files = [f"{it.utterance.speaker}_{it.utterance.utterance}" for it in items]  # abx.item's (and features/') names
+    abx = abx_items([it.segments for it in items], files, [it.utterance.speaker for it in items],
+                    [len(it.labels) for it in items], frame_rate, phone_set)
     results = [evaluate(r, phones, utt_of_frame, speaker_ids, held_out, len(phone_names), frame_rate, abx, seed)
                for r in tqdm(reps, desc="score", disable=not progress, leave=False)]
     scores = [res for res, _ in results] + [abx_only(mfccs, abx, seed)]  # raw MFCC: ZeroSpeech's ABX baseline
@@ -342,7 +343,6 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_item_file(out_dir / "abx.item", abx)
     if export_features:
-        files = [f"{it.utterance.speaker}_{it.utterance.utterance}" for it in items]
         write_features(out_dir / "features", files, {**{r.name: r.vectors for r in reps}, RAW_MFCC: mfccs},
                        frame_rate)
     counts = np.zeros((len(phone_names), report.codebook_size), dtype=np.int64)
