@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from vqspeech.data.audio import mu_law_encode
-from vqspeech.models.generation import Conditioning, GenerationConfig, IncrementalWaveNet, _segments, generate
+from vqspeech.models.generation import (Conditioning, GenerationConfig, IncrementalWaveNet, _segments, generate,
+                                        with_context)
 from vqspeech.models.wavenet import SILENCE, WaveNetDecoder
 
 HOP = 4
@@ -17,10 +18,10 @@ def _seed():
     torch.manual_seed(0)
 
 
-def decoder(kernel_size: int = 2) -> WaveNetDecoder:
-    return WaveNetDecoder(latent_dim=LATENT, speaker_dim=SPEAKER, hop_length=HOP, residual_channels=8,
+def decoder(kernel_size: int = 2, upsample: str = "repeat", hop: int = HOP) -> WaveNetDecoder:
+    return WaveNetDecoder(latent_dim=LATENT, speaker_dim=SPEAKER, hop_length=hop, residual_channels=8,
                           skip_channels=12, cond_channels=10, kernel_size=kernel_size, layers_per_stack=3,
-                          stacks=2).eval()
+                          stacks=2, upsample=upsample).eval()
 
 
 def conditioning(dec, n_frames: int, batch: int = 1) -> torch.Tensor:
@@ -28,10 +29,11 @@ def conditioning(dec, n_frames: int, batch: int = 1) -> torch.Tensor:
         return dec.conditioning(torch.randn(batch, LATENT, n_frames), torch.randn(batch, SPEAKER))
 
 
-@pytest.mark.parametrize("kernel_size", [2, 3])
-def test_cached_steps_reproduce_teacher_forced_logits(kernel_size):
-    dec = decoder(kernel_size)
-    samples = torch.randint(0, 256, (2, 6 * HOP))
+@pytest.mark.parametrize(("kernel_size", "upsample", "hop"), [(2, "repeat", HOP), (3, "repeat", HOP),
+                                                             (2, "linear", HOP), (3, "linear", 5)])
+def test_cached_steps_reproduce_teacher_forced_logits(kernel_size, upsample, hop):
+    dec = decoder(kernel_size, upsample, hop)
+    samples = torch.randint(0, 256, (2, 6 * hop))
     latents, speaker = torch.randn(2, LATENT, 6), torch.randn(2, SPEAKER)
     with torch.no_grad():
         full = dec(samples, latents, speaker)
@@ -63,8 +65,9 @@ def test_sampling_is_reproducible_with_a_seeded_generator():
         GenerationConfig(temperature=0.0)
 
 
-def test_a_batch_of_different_lengths_equals_each_utterance_alone():
-    dec = decoder()
+@pytest.mark.parametrize("upsample", ["repeat", "linear"])
+def test_a_batch_of_different_lengths_equals_each_utterance_alone(upsample):
+    dec = decoder(upsample=upsample)
     conds = [conditioning(dec, n)[0] for n in (7, 3, 5)]
     together = generate(dec, conds, GREEDY)
     for cond, out in zip(conds, together):
@@ -92,6 +95,37 @@ def test_folded_segments_without_overlap_are_independent_generations():
     for start, end in [(0, 4), (4, 8), (8, 10)]:
         alone = generate(dec, [cond[..., start:end]], GREEDY)[0]
         assert torch.equal(folded[start * HOP:end * HOP], alone)
+
+
+def test_with_context_adds_the_neighbour_frames_and_repeats_the_utterance_edges():
+    cond = torch.arange(5.0)[None].expand(2, -1)  # [2, 5]: frame f holds f
+    assert with_context(cond, 0, 5)[0].tolist() == [0, 0, 1, 2, 3, 4, 4]
+    assert with_context(cond, 0, 3)[0].tolist() == [0, 0, 1, 2, 3]
+    assert with_context(cond, 2, 5)[0].tolist() == [1, 2, 3, 4, 4]
+    assert with_context(cond, 1, 2)[0].tolist() == [0, 1, 2]
+    dec = decoder(upsample="linear")
+    latents, speaker = torch.randn(LATENT, 7), torch.randn(SPEAKER)
+    with torch.no_grad():
+        whole = dec.conditioning(latents[None], speaker[None])[0]
+        for start, end in [(0, 7), (2, 5), (6, 7)]:
+            torch.testing.assert_close(with_context(Conditioning(dec, latents, speaker), start, end),
+                                       with_context(whole, start, end), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("upsample", ["repeat", "linear"])
+def test_linear_upsampling_folds_with_the_true_neighbours_at_segment_edges(upsample):
+    """A segment's edge samples mix in the frame beyond it under linear upsampling, so its segments (without
+    overlap) are not the generations of their frames alone, whose edge frames are repeated instead; under
+    repetition they are."""
+    dec = decoder(upsample=upsample)
+    dec.input_embedding.weight.data.zero_()  # samples then follow the conditioning, not their own past
+    dec.head[-1].bias.data.zero_()  # so that no one level wins everywhere
+    with torch.no_grad():
+        cond = dec.conditioning(3 * torch.randn(1, LATENT, 24), torch.randn(1, SPEAKER))[0]
+    folded = generate(dec, [cond], GenerationConfig(greedy=True, segment_frames=3, overlap_frames=0))[0]
+    apart = torch.cat(generate(dec, [cond[..., f:f + 3] for f in range(0, 24, 3)], GREEDY))
+    assert len(mu_law_encode(folded).unique()) > 2
+    assert torch.equal(folded, apart) == (upsample == "repeat")
 
 
 def test_folded_overlap_is_a_linear_cross_fade_of_neighbouring_segments():
@@ -135,8 +169,9 @@ def test_conditioning_of_a_frame_range_equals_the_slice_of_the_whole():
             torch.testing.assert_close(lazy[..., start:end], whole[1, ..., start:end], rtol=0, atol=1e-6)
 
 
-def test_generation_from_lazy_conditioning_equals_generation_from_the_whole():
-    dec = decoder()
+@pytest.mark.parametrize("upsample", ["repeat", "linear"])
+def test_generation_from_lazy_conditioning_equals_generation_from_the_whole(upsample):
+    dec = decoder(upsample=upsample)
     latents, speaker = torch.randn(LATENT, 11), torch.randn(SPEAKER)
     with torch.no_grad():
         whole = dec.conditioning(latents[None], speaker[None])[0]

@@ -38,8 +38,11 @@ def test_build_model_wires_the_parts_from_kwargs(tiny_model_kwargs):
     build_model(tiny_model_kwargs(SPEAKERS)).load_state_dict(model.state_dict())
 
 
-def test_forward_loss_terms_and_untrained_reconstruction_is_near_uniform(tiny_model_kwargs):
-    model = build_model(tiny_model_kwargs(SPEAKERS))
+@pytest.mark.parametrize("upsample", ["repeat", "linear"])
+def test_forward_loss_terms_and_untrained_reconstruction_is_near_uniform(tiny_model_kwargs, upsample):
+    kwargs = tiny_model_kwargs(SPEAKERS)
+    kwargs["model"]["decoder"]["upsample"] = upsample
+    model = build_model(kwargs)
     wav = speech_like()
     out = model(wav, model.speakers.ids(["p225", "p227"]))
     assert set(out.losses) == {"reconstruction", "codebook", "commitment"}
@@ -63,8 +66,12 @@ def test_ema_quantizer_drops_the_codebook_term(tiny_model_kwargs):
     assert set(out.losses) == {"reconstruction", "commitment"}
 
 
-def test_decode_codes_gives_bounded_audio_of_the_frame_length(tiny_model_kwargs):
-    model = build_model(tiny_model_kwargs(SPEAKERS)).eval()
+@pytest.mark.parametrize("upsample", ["repeat", "linear"])
+def test_decode_codes_gives_bounded_audio_of_the_frame_length(tiny_model_kwargs, upsample):
+    kwargs = tiny_model_kwargs(SPEAKERS)
+    kwargs["model"]["decoder"]["upsample"] = upsample
+    model = build_model(kwargs).eval()
+    assert model.decoder.upsample == upsample
     codes = [torch.randint(0, 16, (5,)), torch.randint(0, 16, (3,))]
     speakers = torch.tensor([0, 2])
     greedy = GenerationConfig(greedy=True)
@@ -158,13 +165,14 @@ def test_a_pre_emphasised_model_predicts_the_emphasised_signal_and_generates_de_
         build_model({**base, "model": {**base["model"], "preemphasis": 1.0}})
 
 
+@pytest.mark.parametrize("upsample", ["repeat", "linear"])
 @pytest.mark.parametrize("hop", [2, 4, 16])
-def test_the_decoder_depends_on_as_many_codes_as_its_receptive_field_in_codes_says(hop):
+def test_the_decoder_depends_on_as_many_codes_as_its_receptive_field_in_codes_says(hop, upsample):
     from vqspeech.models.wavenet import WaveNetDecoder
 
     torch.manual_seed(0)
     decoder = WaveNetDecoder(latent_dim=3, speaker_dim=2, hop_length=hop, residual_channels=4, skip_channels=4,
-                             cond_channels=4, layers_per_stack=3, stacks=1)  # 8 samples
+                             cond_channels=4, layers_per_stack=3, stacks=1, upsample=upsample)  # 8 samples
     frames = 12
     latents = torch.randn(1, 3, frames, requires_grad=True)
     samples = torch.randint(0, 256, (1, frames * hop))
@@ -174,4 +182,5 @@ def test_the_decoder_depends_on_as_many_codes_as_its_receptive_field_in_codes_sa
         (grad,) = torch.autograd.grad(logits[0, :, t].sum(), latents, retain_graph=True)
         reached.append(int((grad.abs().sum(1)[0] > 0).sum()))
     assert max(reached) == decoder.receptive_field_codes  # conditioning of 7 positions: ceil(6 / hop) + 1, ±1
-    assert decoder.receptive_field_codes == {2: 6, 4: 5, 16: 4}[hop]
+    # linear upsampling mixes in the nearer neighbour frame: one code more
+    assert decoder.receptive_field_codes == {2: 6, 4: 5, 16: 4}[hop] + (upsample == "linear")

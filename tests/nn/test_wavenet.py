@@ -17,10 +17,11 @@ def _seed():
     torch.manual_seed(0)
 
 
-def tiny_decoder(kernel_size: int = 2, layers_per_stack: int = 3, stacks: int = 2) -> WaveNetDecoder:
+def tiny_decoder(kernel_size: int = 2, layers_per_stack: int = 3, stacks: int = 2,
+                 upsample: str = "repeat") -> WaveNetDecoder:
     return WaveNetDecoder(latent_dim=LATENT, speaker_dim=SPEAKER, hop_length=HOP, residual_channels=8,
                           skip_channels=12, cond_channels=10, kernel_size=kernel_size,
-                          layers_per_stack=layers_per_stack, stacks=stacks).eval()
+                          layers_per_stack=layers_per_stack, stacks=stacks, upsample=upsample).eval()
 
 
 def inputs(batch: int = 2, n_frames: int = 6):
@@ -123,6 +124,26 @@ def test_latent_frame_only_affects_logits_from_its_neighbour_frame_on():
     torch.testing.assert_close(logits[..., :first_affected], base[..., :first_affected], rtol=0, atol=1e-5)
     assert differs(logits[..., first_affected], base[..., first_affected])
     assert differs(logits[..., last * HOP], base[..., last * HOP])
+
+
+def test_linear_upsampling_reaches_back_half_a_frame_further():
+    linear = tiny_decoder(upsample="linear")
+    n_frames = 6
+    samples, latents, speaker = inputs(n_frames=n_frames)
+    with torch.no_grad():
+        last = n_frames - 1
+        changed = latents.clone()
+        changed[..., last] += 3 * torch.randn_like(changed[..., last])
+        base, logits = linear(samples, latents, speaker), linear(samples, changed, speaker)
+    # upnet spreads frame `last` to frame last − 1, whose centre is reached from the middle of frame last − 2
+    first_affected = (last - 2) * HOP + HOP // 2
+    torch.testing.assert_close(logits[..., :first_affected], base[..., :first_affected], rtol=0, atol=1e-5)
+    assert differs(logits[..., first_affected], base[..., first_affected])
+
+
+def test_an_unknown_upsampling_is_refused():
+    with pytest.raises(ValueError, match="model.decoder.upsample must be one of repeat, linear, got 'cubic'"):
+        WaveNetDecoder(latent_dim=LATENT, speaker_dim=SPEAKER, hop_length=HOP, upsample="cubic")
 
 
 # ---- encoder ------------------------------------------------------------------------------------

@@ -122,6 +122,11 @@ class IncrementalWaveNet:
 
     def __init__(self, decoder: WaveNetDecoder):
         self.hop = decoder.hop_length
+        self.linear = decoder.upsample == "linear"
+        if self.linear:  # per position s in a frame: the frame before the sample (−1 or 0) and the next one's weight
+            position = (torch.arange(self.hop, dtype=torch.float64) + 0.5) / self.hop - 0.5
+            self.lerp_frame = position.floor().long().tolist()
+            self.lerp_weight = (position - position.floor()).tolist()
         self.channels = decoder.channels
         scale = math.sqrt(0.5)
         self.embedding = decoder.input_embedding.weight.detach()  # [256, C]
@@ -146,11 +151,18 @@ class IncrementalWaveNet:
         self.head2 = (head[3].weight.detach()[:, :, 0].t(), head[3].bias.detach())
         self.scale = scale
 
-    def start(self, cond: Tensor) -> None:
-        """cond: Tensor[B, L, 2C, F] from :meth:`WaveNetDecoder.conditioning`."""
+    def start(self, cond: Tensor, context: bool = False) -> None:
+        """cond: Tensor[B, L, 2C, F] from :meth:`WaveNetDecoder.conditioning`, the frames to generate.
+
+        Under linear upsampling the first and last frames' samples also mix in their outer neighbours:
+        ``context=True`` says cond carries them (Tensor[B, L, 2C, 1 + F + 1], as :func:`with_context` cuts
+        from a longer utterance); otherwise cond is a whole utterance and its edge frames are repeated.
+        """
         batch = cond.shape[0]
+        if self.linear and not context:
+            cond = torch.cat([cond[..., :1], cond, cond[..., -1:]], -1)
         bias = torch.stack(self.conv_bias)[None, :, :, None]  # [1, L, 2C, 1]
-        self.cond = (cond + bias).permute(3, 1, 0, 2).contiguous()  # [F, L, B, 2C]
+        self.cond = (cond + bias).permute(3, 1, 0, 2).contiguous()  # [F (+ 2), L, B, 2C]
         self.buffers = [cond.new_zeros(max(delays, default=0) or 1, batch, self.channels)
                         for delays in self.delays]
         self.t = 0
@@ -158,7 +170,12 @@ class IncrementalWaveNet:
     def step(self, previous: Tensor) -> Tensor:
         """previous: LongTensor[B], the μ-law sample (or code) before this one -> logits Tensor[B, 256 (K)]."""
         t = self.t
-        cond = self.cond[t // self.hop if self.hop else 0]  # [L, B, 2C]
+        if self.linear:
+            frame, within = divmod(t, self.hop)
+            before, weight = frame + 1 + self.lerp_frame[within], self.lerp_weight[within]  # +1: the context column
+            cond = self.cond[before] * (1 - weight) + self.cond[before + 1] * weight  # [L, B, 2C]
+        else:
+            cond = self.cond[t // self.hop if self.hop else 0]  # [L, B, 2C]
         x = self.embedding[previous]  # [B, C]
         skips = self.skip_bias.expand(x.shape[0], -1).clone()
         c = self.channels
@@ -196,6 +213,16 @@ class Conditioning:
         return self.decoder.conditioning(self.latents[None], self.speaker[None], start, max(start, end))[0]
 
 
+def with_context(cond: Tensor | Conditioning, start: int, end: int) -> Tensor:
+    """Frames [start − 1, end + 1) of an utterance's conditioning (Tensor[..., F] or a :class:`Conditioning`),
+    its edge frame repeated where the range passes the utterance's ends: Tensor[..., 1 + (end − start) + 1]."""
+    frames = cond.shape[-1]
+    inner = cond[..., max(0, start - 1): min(frames, end + 1)]
+    first = inner[..., :1] if start == 0 else inner[..., :0]
+    last = inner[..., -1:] if end == frames else inner[..., :0]
+    return torch.cat([first, inner, last], -1)
+
+
 def _segments(frames: int, config: GenerationConfig) -> list[tuple[int, int, int]]:
     """(start, keep_from, end) frame indices of each segment of an utterance: generate [start, end),
     drop [start, keep_from) as warm-up, cross-fade [keep_from, keep_from + overlap) with the previous."""
@@ -215,13 +242,15 @@ def _segments(frames: int, config: GenerationConfig) -> list[tuple[int, int, int
 def _generate_rows(decoder: WaveNetDecoder, conds: list[Tensor | Conditioning], pieces: list[tuple[int, int, int, int]],
                    config: GenerationConfig, generator: torch.Generator | None, progress: bool) -> list[Tensor]:
     """Generate the given pieces as one batch; returns each piece's waveform [(end − start) · hop]."""
-    hop = decoder.hop_length
+    hop, margin = decoder.hop_length, int(decoder.upsample == "linear")
     longest = max(end - start for _, start, _, end in pieces)
-    batch = torch.zeros(len(pieces), *conds[0].shape[:2], longest, dtype=conds[0].dtype, device=conds[0].device)
+    batch = torch.zeros(len(pieces), *conds[0].shape[:2], longest + 2 * margin, dtype=conds[0].dtype,
+                        device=conds[0].device)
     for row, (u, start, _, end) in enumerate(pieces):
-        batch[row, ..., : end - start] = conds[u][..., start:end]
+        piece = with_context(conds[u], start, end) if margin else conds[u][..., start:end]
+        batch[row, ..., : piece.shape[-1]] = piece
     net = IncrementalWaveNet(decoder)
-    net.start(batch)
+    net.start(batch, context=bool(margin))
     samples = torch.empty(len(pieces), longest * hop, dtype=torch.long, device=batch.device)
     sample = torch.full((len(pieces),), SILENCE, dtype=torch.long, device=batch.device)
     loudness = _Loudness(len(pieces), hop, config, batch.device) if config.loud_temperature is not None else None

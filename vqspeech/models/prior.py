@@ -121,7 +121,8 @@ class WaveNetPrior(Prior):
     """
 
     kind = "wavenet"
-    hop_length = None  # one global conditioning frame (IncrementalWaveNet reads it)
+    hop_length = None  # one global conditioning frame (IncrementalWaveNet reads both)
+    upsample = "repeat"
 
     def __init__(self, codebook_size: int, speakers: int, speaker_vector_dim: int | None = None,
                  channels: int = 128, skip_channels: int = 128, kernel_size: int = 3, layers: int = 8,

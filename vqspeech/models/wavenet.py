@@ -5,9 +5,11 @@ Teacher forcing: the input at sample t is the μ-law sample t − 1 (silence bef
 output at t is a 256-way distribution over sample t.
 
 Conditioning is projected for all blocks at once, at frame rate: cond [B, L, 2C, F] = W·upnet(latents)
-+ V·speaker. Each block adds its slice to its gate pre-activation, broadcast over the hop samples of a
-frame (the latents are upsampled by repetition). Generation (models/generation.py) computes it once
-per utterance.
++ V·speaker. Each block adds its slice to its gate pre-activation, upsampled to the samples by
+repetition (``upsample="repeat"``: constant over a frame's hop samples, broadcast, never materialised) or
+by linear interpolation between frame centres (``upsample="linear"``: a sample knows where it lies between
+two codes, at the cost of each block's conditioning at sample rate). Generation (models/generation.py)
+computes it once per utterance, at frame rate, and interpolates per sample.
 """
 
 from __future__ import annotations
@@ -22,6 +24,17 @@ from vqspeech.nn import GatedResidualBlock
 
 SILENCE = int(mu_law_encode(torch.zeros(())))
 CHECKPOINTING = (None, "block", "stack")
+UPSAMPLING = ("repeat", "linear")
+
+
+def interpolate_frames(cond: Tensor, hop: int) -> Tensor:
+    """Frame-rate conditioning to sample rate by linear interpolation between frame centres.
+
+    cond: Tensor[B, C, F] -> Tensor[B, C, F·hop]. Sample s of frame f lies at frame position
+    f + (s + 0.5)/hop − 0.5, and mixes the two frames around it; before the first frame's centre and after
+    the last one's the edge frame holds (``align_corners=False``).
+    """
+    return F.interpolate(cond, size=cond.shape[-1] * hop, mode="linear", align_corners=False)
 
 
 class WaveNetDecoder(nn.Module):
@@ -32,6 +45,7 @@ class WaveNetDecoder(nn.Module):
         residual_channels: C.   skip_channels: S.   cond_channels: width of the upsampling net.
         kernel_size: of the dilated convolutions.
         layers_per_stack, stacks: dilations 1, 2, …, 2^(layers_per_stack−1), repeated ``stacks`` times.
+        upsample: how frame-rate conditioning reaches the samples, "repeat" or "linear" (see the module doc).
 
     ``activation_checkpointing`` (set by the training loop from ``train.checkpoint_activations``; not a
     weight, so not a constructor argument): None keeps every block's activations for backward; "block"
@@ -41,9 +55,12 @@ class WaveNetDecoder(nn.Module):
 
     def __init__(self, latent_dim: int, speaker_dim: int, hop_length: int, residual_channels: int = 64,
                  skip_channels: int = 128, cond_channels: int = 128, kernel_size: int = 2,
-                 layers_per_stack: int = 10, stacks: int = 2):
+                 layers_per_stack: int = 10, stacks: int = 2, upsample: str = "repeat"):
         super().__init__()
+        if upsample not in UPSAMPLING:
+            raise ValueError(f"model.decoder.upsample must be one of {', '.join(UPSAMPLING)}, got {upsample!r}")
         self.hop_length = hop_length
+        self.upsample = upsample
         self.channels = residual_channels
         self.dilations = [2 ** i for _ in range(stacks) for i in range(layers_per_stack)]
         n_blocks = len(self.dilations)
@@ -69,11 +86,12 @@ class WaveNetDecoder(nn.Module):
         """Latent frames (codes) one prediction can depend on, at most: the frames overlapped by the window of
         positions whose conditioning reaches it (the receptive field less the first layer's reach, since
         conditioning enters each layer at its output), widened by one frame either side by the conditioning
-        convolution (kernel 3 at frame rate). The conditioning is constant over a frame's hop samples, so
-        when that window is shorter than the hop the decoder cannot tell where in a frame it is."""
+        convolution (kernel 3 at frame rate), and by one more under linear upsampling (each sample mixes its
+        frame with the nearer neighbour: the window reaches one frame further at its start or its end). Repeated, the conditioning is constant over a frame's hop
+        samples, so when that window is shorter than the hop the decoder cannot tell where in a frame it is."""
         window = self.receptive_field - (self.blocks[0].conv.kernel_size[0] - 1) * self.dilations[0]
         overlapped = -(-(window - 1) // self.hop_length) + 1
-        return overlapped + 2
+        return overlapped + 2 + (self.upsample == "linear")
 
     def conditioning(self, latents: Tensor, speaker: Tensor, start: int = 0, end: int | None = None) -> Tensor:
         """Every block's conditioning at frame rate, as added to its gate pre-activation.
@@ -121,6 +139,9 @@ class WaveNetDecoder(nn.Module):
         """Blocks ``blocks`` in order: x Tensor[B, C, T] -> (their output, the sum of their skips [B, S, T])."""
         skips = None
         for i in blocks:
-            x, skip = self.blocks[i](x, cond[:, i], self.hop_length)
+            if self.upsample == "linear":
+                x, skip = self.blocks[i](x, interpolate_frames(cond[:, i], self.hop_length), 1)
+            else:
+                x, skip = self.blocks[i](x, cond[:, i], self.hop_length)
             skips = skip if skips is None else skips + skip
         return x, skips

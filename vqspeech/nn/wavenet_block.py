@@ -36,7 +36,7 @@ class GatedResidualBlock(nn.Module):
             x: Tensor[B, C, T], T = F·hop.
             cond: Tensor[B, 2C, F], this block's conditioning at frame rate; frame f covers samples
                 f·hop … (f+1)·hop − 1 (broadcast, never materialised at sample rate).
-            hop: samples per conditioning frame.
+            hop: samples per conditioning frame (1: cond is already at sample rate).
         Returns:
             (residual output Tensor[B, C, T], skip Tensor[B, S, T]).
         """
