@@ -6,7 +6,7 @@ import torch
 from vqspeech.data.audio import mu_law_encode
 from vqspeech.models.generation import (Conditioning, GenerationConfig, IncrementalWaveNet, _segments, generate,
                                         with_context)
-from vqspeech.models.wavenet import SILENCE, WaveNetDecoder
+from vqspeech.models.wavenet import SILENCE, WaveNetDecoder, interpolate_frames
 
 HOP = 4
 LATENT, SPEAKER = 5, 3
@@ -110,6 +110,29 @@ def test_with_context_adds_the_neighbour_frames_and_repeats_the_utterance_edges(
         for start, end in [(0, 7), (2, 5), (6, 7)]:
             torch.testing.assert_close(with_context(Conditioning(dec, latents, speaker), start, end),
                                        with_context(whole, start, end), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(("start", "end"), [(0, 4), (3, 7), (6, 9)])
+def test_a_segment_with_context_steps_through_the_whole_utterances_interpolated_conditioning(start, end):
+    hop = 5
+    dec = decoder(upsample="linear", hop=hop)
+    latents, speaker = torch.randn(1, LATENT, 9), torch.randn(1, SPEAKER)
+    piece = torch.randint(0, 256, (1, (end - start) * hop))
+    with torch.no_grad():
+        whole = dec.conditioning(latents, speaker)  # [1, L, 2C, 9]
+        # the segment teacher-forced alone, through the whole utterance's conditioning at sample rate
+        x = dec.input_embedding(torch.cat([torch.full((1, 1), SILENCE), piece[:, :-1]], 1)).transpose(1, 2)
+        skips = 0
+        for i, block in enumerate(dec.blocks):
+            x, skip = block(x, interpolate_frames(whole[:, i], hop)[..., start * hop:end * hop], 1)
+            skips = skips + skip
+        net = IncrementalWaveNet(dec)
+        net.start(with_context(whole[0], start, end)[None], context=True)
+        previous, stepped = torch.full((1,), SILENCE, dtype=torch.long), []
+        for t in range(piece.shape[1]):
+            stepped.append(net.step(previous))
+            previous = piece[:, t]
+    torch.testing.assert_close(torch.stack(stepped, -1), dec.head(skips), rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("upsample", ["repeat", "linear"])

@@ -83,15 +83,27 @@ class WaveNetDecoder(nn.Module):
 
     @property
     def receptive_field_codes(self) -> int:
-        """Latent frames (codes) one prediction can depend on, at most: the frames overlapped by the window of
-        positions whose conditioning reaches it (the receptive field less the first layer's reach, since
-        conditioning enters each layer at its output), widened by one frame either side by the conditioning
-        convolution (kernel 3 at frame rate), and by one more under linear upsampling (each sample mixes its
-        frame with the nearer neighbour: the window reaches one frame further at its start or its end). Repeated, the conditioning is constant over a frame's hop
-        samples, so when that window is shorter than the hop the decoder cannot tell where in a frame it is."""
+        """Latent frames (codes) one prediction can depend on, at most: the frames that the window of
+        positions whose conditioning reaches it overlaps (the receptive field less the first layer's reach,
+        since conditioning enters each layer at its output), widened by one frame either side by the
+        conditioning convolution (kernel 3 at frame rate). Under linear upsampling each position also mixes
+        in the neighbouring frame on its side of its frame's centre (with weight 0 at an odd hop's centre
+        sample), which reaches one frame further at most. Repeated, the conditioning is constant over a
+        frame's hop samples, so when that window is shorter than the hop the decoder cannot tell where in a
+        frame it is."""
         window = self.receptive_field - (self.blocks[0].conv.kernel_size[0] - 1) * self.dilations[0]
-        overlapped = -(-(window - 1) // self.hop_length) + 1
-        return overlapped + 2 + (self.upsample == "linear")
+        hop = self.hop_length
+
+        def frames_reached(first: int) -> int:  # by positions first … first + window − 1
+            last = first + window - 1
+            if self.upsample == "repeat":
+                return last // hop - first // hop + 1
+            # position s lies at frame (2s + 1 − hop) / (2·hop): below it the frame it mixes, above it the next
+            # one unless it lies exactly on a centre
+            low, (high, off_centre) = (2 * first + 1 - hop) // (2 * hop), divmod(2 * last + 1 - hop, 2 * hop)
+            return high + (off_centre > 0) - low + 1
+
+        return max(frames_reached(first) for first in range(hop)) + 2
 
     def conditioning(self, latents: Tensor, speaker: Tensor, start: int = 0, end: int | None = None) -> Tensor:
         """Every block's conditioning at frame rate, as added to its gate pre-activation.

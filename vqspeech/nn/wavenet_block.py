@@ -34,9 +34,9 @@ class GatedResidualBlock(nn.Module):
 
         Args:
             x: Tensor[B, C, T], T = F·hop.
-            cond: Tensor[B, 2C, F], this block's conditioning at frame rate; frame f covers samples
-                f·hop … (f+1)·hop − 1 (broadcast, never materialised at sample rate).
-            hop: samples per conditioning frame (1: cond is already at sample rate).
+            cond: Tensor[B, 2C, F], this block's conditioning; frame f covers samples f·hop … (f+1)·hop − 1
+                (broadcast over them, not materialised). At hop 1 it is already at sample rate (F = T).
+            hop: samples per conditioning frame.
         Returns:
             (residual output Tensor[B, C, T], skip Tensor[B, S, T]).
         """
