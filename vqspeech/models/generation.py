@@ -26,7 +26,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from vqspeech.data.audio import mu_law_decode
-from vqspeech.models.wavenet import SILENCE, WaveNetDecoder
+from vqspeech.models.wavenet import SILENCE, WaveNetDecoder, frame_mix
 
 SEGMENT_SECONDS = 0.5  # the fold length the evaluations and TensorBoard generate with
 
@@ -123,10 +123,7 @@ class IncrementalWaveNet:
     def __init__(self, decoder: WaveNetDecoder):
         self.hop = decoder.hop_length
         self.linear = decoder.upsample == "linear"
-        if self.linear:  # per position s in a frame: the frame before the sample (−1 or 0) and the next one's weight
-            position = (torch.arange(self.hop, dtype=torch.float64) + 0.5) / self.hop - 0.5
-            self.lerp_frame = position.floor().long().tolist()
-            self.lerp_weight = (position - position.floor()).tolist()
+        self.mix = frame_mix(self.hop) if self.linear else None  # per sample of a frame: (frame before, weight)
         self.channels = decoder.channels
         scale = math.sqrt(0.5)
         self.embedding = decoder.input_embedding.weight.detach()  # [256, C]
@@ -172,7 +169,8 @@ class IncrementalWaveNet:
         t = self.t
         if self.linear:
             frame, within = divmod(t, self.hop)
-            before, weight = frame + 1 + self.lerp_frame[within], self.lerp_weight[within]  # +1: the context column
+            before, weight = self.mix[within]
+            before += frame + 1  # +1: the context column
             cond = self.cond[before] * (1 - weight) + self.cond[before + 1] * weight  # [L, B, 2C]
         else:
             cond = self.cond[t // self.hop if self.hop else 0]  # [L, B, 2C]

@@ -14,6 +14,8 @@ computes it once per utterance, at frame rate, and interpolates per sample.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -35,6 +37,14 @@ def interpolate_frames(cond: Tensor, hop: int) -> Tensor:
     the last one's the edge frame holds (``align_corners=False``).
     """
     return F.interpolate(cond, size=cond.shape[-1] * hop, mode="linear", align_corners=False)
+
+
+def frame_mix(hop: int) -> list[tuple[int, float]]:
+    """What :func:`interpolate_frames` mixes, per sample s = 0 … hop − 1 of a frame f: (the lower of the two
+    frames, relative to f: −1 before the frame's centre, else 0; the weight of the frame after it, in [0, 1)).
+    The weight is exactly 0 only at an odd hop's centre sample."""
+    positions = [(s + 0.5) / hop - 0.5 for s in range(hop)]
+    return [(math.floor(p), p - math.floor(p)) for p in positions]
 
 
 class WaveNetDecoder(nn.Module):
@@ -94,14 +104,15 @@ class WaveNetDecoder(nn.Module):
         window = self.receptive_field - (self.blocks[0].conv.kernel_size[0] - 1) * self.dilations[0]
         hop = self.hop_length
 
+        mix = frame_mix(hop)
+
         def frames_reached(first: int) -> int:  # by positions first … first + window − 1
             last = first + window - 1
             if self.upsample == "repeat":
                 return last // hop - first // hop + 1
-            # position s lies at frame (2s + 1 − hop) / (2·hop): below it the frame it mixes, above it the next
-            # one unless it lies exactly on a centre
-            low, (high, off_centre) = (2 * first + 1 - hop) // (2 * hop), divmod(2 * last + 1 - hop, 2 * hop)
-            return high + (off_centre > 0) - low + 1
+            low = first // hop + mix[first % hop][0]
+            before_last, weight = mix[last % hop]
+            return last // hop + before_last + (weight > 0) - low + 1
 
         return max(frames_reached(first) for first in range(hop)) + 2
 
