@@ -57,7 +57,8 @@ FIELDS = ["name", "config_hash", "overrides", "sampling", "minutes", "steps", "t
           "stoi", "pesq", "dnsmos_ovrl", "mcd", "conv_target_embedding", "recon_own_embedding",
           "real_embedding_accuracy", "conv_target_classifier", "recon_own_classifier", "similarity_target",
           "mapping_accuracy", "pnmi", "mapping_accuracy_heldout_voice", "speaker_accuracy_codes", "abx_across",
-          "mfcc_mapping_accuracy", "mfcc_pnmi", "score_wall_s", "machine_load", "abx_within", "bitrate"]
+          "mfcc_mapping_accuracy", "mfcc_pnmi", "score_wall_s", "machine_load", "abx_within", "bitrate",
+          "audio_seconds_trained", "decoder"]
 CURVES = [("stoi", "STOI"), ("pesq", "PESQ-WB"), ("dnsmos_ovrl", "DNSMOS OVRL"), ("mcd", "MCD (dB)"),
           ("conv_target_embedding", "conversions identified as target"), ("mapping_accuracy", "mapping accuracy"),
           ("pnmi", "PNMI"), ("valid_loss", "valid loss (nats/sample)")]
@@ -67,7 +68,7 @@ UNSEEN_FIELDS = ["name", "config_hash", "overrides", "minutes", "steps", "train_
                  "dnsmos_ovrl", "mcd", "codec2_stoi", "codec2_pesq", "codec2_dnsmos_ovrl", "conv_identified",
                  "conv_classified", "conv_cosine_target", "conv_cosine_source", "recon_identified",
                  "recon_cosine_target", "asr_conv", "asr_recon", "asr_codec2", "perplexity", "used_codes",
-                 "score_wall_s", "machine_load"]
+                 "score_wall_s", "machine_load", "audio_seconds_trained", "decoder"]
 UNSEEN_CURVES = [("stoi", "STOI (held-out readers)"), ("dnsmos_ovrl", "DNSMOS OVRL"),
                  ("conv_identified", "conversions identified as target"), ("conv_cosine_target", "cosine to target"),
                  ("perplexity", "code perplexity"), ("valid_loss", "valid loss (nats/sample)")]
@@ -195,6 +196,11 @@ def score_unseen(checkpoint: Path, corpus, seconds: float, out_dir: Path, mos, t
 class _NoBar:
     def update(self, n: int = 1) -> None:
         pass
+
+
+def audio_seconds_trained(cfg, steps: int) -> float:
+    """Seconds of audio the run trained on by ``steps``: steps × batch × crop / sample rate (one process)."""
+    return steps * cfg.train.batch_size * cfg.train.crop_samples / cfg.data.sample_rate
 
 
 def valid_loss_at(run_dir: Path, step: int) -> float | None:
@@ -349,7 +355,9 @@ def main() -> None:
                "sampling": generation.describe(), "minutes": minutes,
                "train_wall_s": f"{train_wall:.0f}", "valid_loss": valid_loss_at(run_dir, figures["steps"]),
                **{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in figures.items()},
-               "score_wall_s": f"{time.monotonic() - started:.0f}", "machine_load": load}
+               "score_wall_s": f"{time.monotonic() - started:.0f}", "machine_load": load,
+               "audio_seconds_trained": f"{audio_seconds_trained(cfg, figures['steps']):.0f}",
+               "decoder": cfg.model.decoder.get("kind", "wavenet")}
         append_row(csv_path, {k: v for k, v in row.items() if k in fields}, fields)
         print(json.dumps(row), flush=True)
     plot(csv_path, png, curves)

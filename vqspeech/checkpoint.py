@@ -176,7 +176,8 @@ def _upgraded(payload: dict[str, Any]) -> dict[str, Any]:
     """An older checkpoint in today's form: without a kind, a "vqvae"; without model.bottleneck (the VQ
     layer's weights under "quantizer."), a VQ bottleneck whose weights are under "bottleneck."; with a separate
     "quantizer" entry, the VQ options inside model.bottleneck (a continuous bottleneck's k-means K, now a probe
-    option, is dropped); without the model's sample rate, the run's data rate."""
+    option, is dropped); without the model's sample rate, the run's data rate; without model.decoder.kind, the
+    WaveNet."""
     kwargs = payload["model_kwargs"]
     if not isinstance(kwargs, dict):
         return payload
@@ -191,6 +192,8 @@ def _upgraded(payload: dict[str, Any]) -> dict[str, Any]:
         model["bottleneck"] = {"kind": "vq"}
         payload["model"] = {("bottleneck." + k[len("quantizer."):] if k.startswith("quantizer.") else k): v
                             for k, v in payload["model"].items()}
+    if isinstance(model, dict) and isinstance(model.get("decoder"), dict):
+        model["decoder"].setdefault("kind", "wavenet")  # before there were two decoders
     quantizer = kwargs.pop("quantizer", None)
     if isinstance(model, dict) and quantizer is not None and model["bottleneck"].get("kind") == "vq":
         model["bottleneck"] = {**model["bottleneck"], **quantizer}

@@ -13,7 +13,7 @@ from vqspeech.errors import UserError
 
 
 def configs_dir() -> Path:
-    """The shipped config groups (model/, bottleneck/, speaker/, data/, train/, debug/, frontend/), installed as vqspeech.configs."""
+    """The shipped config groups (model/, decoder/, bottleneck/, speaker/, data/, train/, debug/, frontend/), installed as vqspeech.configs."""
     return Path(str(resources.files("vqspeech.configs")))
 
 
@@ -41,7 +41,8 @@ def compose_recipe(recipe_dir: str | Path, overrides: Sequence[str] = ()) -> Dic
 
 
 def _refuse_old_spelling(override: str) -> None:
-    """The quantizer group and model.bottleneck=KIND became the bottleneck group (configs/bottleneck/)."""
+    """The quantizer group and model.bottleneck=KIND became the bottleneck group (configs/bottleneck/);
+    the decoder is chosen by the decoder group (configs/decoder/), not by model.decoder=KIND."""
     key, _, value = override.partition("=")
     key = key.lstrip("+~")
     if key == "quantizer":
@@ -50,6 +51,9 @@ def _refuse_old_spelling(override: str) -> None:
     if key.startswith("quantizer."):
         raise UserError(f"the VQ options are now under model.bottleneck: write model.bottleneck."
                         f"{key[len('quantizer.'):]}={value} instead of {override}")
+    if key == "model.decoder" and "=" in override:
+        raise UserError(f"choose the decoder with the decoder group: write decoder={value} (wavenet or "
+                        f"parallel) instead of model.decoder={value}")
     if key == "model.bottleneck" and "=" in override:
         raise UserError(f"choose the bottleneck with the bottleneck group: write bottleneck={value} "
                         f"instead of model.bottleneck={value}")

@@ -1,8 +1,9 @@
 """How much the decoder relies on its latents, and on its speaker embedding (the latent-usage section of
 ``vqspeech report``).
 
-Each held-out utterance is scored teacher-forced (cross-entropy of the μ-law samples, nats per sample) with
-its true conditioning, then with one part of it replaced:
+Each held-out utterance is scored by the decoder's reconstruction score (the WaveNet's teacher-forced
+cross-entropy of the μ-law samples in nats per sample; the parallel decoder's spectral loss) with its true
+conditioning, then with one part of it replaced:
 
 * "shuffled in time": the utterance's own latent frames in a random order (what the latents say, not when);
 * "other utterance": the latents of the next utterance in the list, repeated or cut to this one's length
@@ -12,7 +13,7 @@ its true conditioning, then with one part of it replaced:
 * "other speaker": the true latents with the next speaker's embedding (when the model knows two or more).
 
 The rise of the loss over the true conditioning measures how much the decoder relies on that part: in nats
-per sample, and times sample_rate / ln 2 in bit/s, beside the bottleneck's rate (log2 K × frame rate for VQ;
+per sample, and (a cross-entropy only) times sample_rate / ln 2 in bit/s, beside the bottleneck's rate (log2 K × frame rate for VQ;
 for a VAE the KL of its posterior on these utterances, the rate a sampled latent costs; unbounded for an
 AE). The latents scored are what inference decodes: VQ codes, the VAE's posterior mean, the AE's z_e.
 A decoder that ignores its latents (posterior collapse) shows gaps near zero. A wrong latent misleads a decoder
@@ -28,7 +29,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from vqspeech.models import VQVAE
@@ -45,7 +45,8 @@ class LatentUsage:
 
     Attributes:
         bottleneck: its kind ("vq", "vae", "ae").
-        loss: conditioning (TRUE and the ABLATIONS measured) -> nats per sample, over every scored sample.
+        loss: conditioning (TRUE and the ABLATIONS measured) -> the decoder's score per sample (``score_name``),
+            over every scored sample.
         nominal_bitrate: log2 K × frame rate (VQ), None for a continuous bottleneck.
         kl_bitrate: a VAE's KL on these utterances, bit/s (None otherwise).
     """
@@ -58,9 +59,15 @@ class LatentUsage:
     loss: dict[str, float]
     nominal_bitrate: float | None
     kl_bitrate: float | None
+    score_name: str = "cross-entropy, nats/sample, teacher-forced"
+
+    @property
+    def in_nats(self) -> bool:
+        """Whether the score is a cross-entropy in nats per sample (so that its gaps have a bit rate)."""
+        return self.score_name.startswith("cross-entropy")
 
     def gap(self, condition: str) -> float:
-        """Loss rise over the true latents, nats per sample."""
+        """Score rise over the true latents (nats per sample for the WaveNet)."""
         return self.loss[condition] - self.loss[TRUE]
 
     def gap_bitrate(self, condition: str) -> float:
@@ -76,13 +83,14 @@ class LatentUsage:
 
     def markdown(self) -> str:
         lines = ["## Latent usage", "",
-                 f"Teacher-forced loss on {self.utterances} test utterances ({self.seconds:.1f} s) with the true "
+                 f"Reconstruction score ({self.score_name}) on {self.utterances} test utterances ({self.seconds:.1f} s) with the true "
                  f"conditioning and with one part of it replaced; the rise measures how much the decoder relies on "
                  f"that part (wrong latents mislead, so it can exceed what they carry). "
                  f"Bottleneck {self.bottleneck}, rate {self.rate()}.", "",
-                 "| conditioning | loss (nats/sample) | gap (nats/sample) | gap (bit/s) |", "|---|---|---|---|",
+                 "| conditioning | score | gap | gap (bit/s) |", "|---|---|---|---|",
                  f"| {TRUE} | {self.loss[TRUE]:.4f} | – | – |"]
-        lines += [f"| {c} | {self.loss[c]:.4f} | {self.gap(c):.4f} | {self.gap_bitrate(c):.0f} |"
+        lines += [f"| {c} | {self.loss[c]:.4f} | {self.gap(c):.4f} | "
+                  f"{f'{self.gap_bitrate(c):.0f}' if self.in_nats else '–'} |"
                   for c in ABLATIONS if c in self.loss]
         return "\n".join(lines) + "\n"
 
@@ -105,7 +113,7 @@ def latent_usage(model: VQVAE, waves: Sequence[np.ndarray], speaker_ids: Sequenc
     sums: dict[str, float] = {}
     kl_nats = None  # summed over frames, for a bottleneck that reports its KL
     for i, ((wav, speaker), z) in enumerate(zip(kept, latents)):
-        targets = model.targets(wav.to(device)[None, None])
+        target = model.target_signal(wav.to(device)[None, None])
         frames = z.shape[-1]
         own = torch.tensor([speaker], device=device)
         conditions = {TRUE: (z, own),
@@ -116,7 +124,7 @@ def latent_usage(model: VQVAE, waves: Sequence[np.ndarray], speaker_ids: Sequenc
         if n_speakers > 1:
             conditions[OTHER_SPEAKER] = (z, (own + 1) % n_speakers)
         for name, (cond, spk) in conditions.items():
-            sums[name] = sums.get(name, 0.0) + _nats(model, targets, cond, spk) * targets.shape[1]
+            sums[name] = sums.get(name, 0.0) + _score(model, target, cond, spk) * target.shape[-1]
         kl = encoded[i].metrics.get("kl_nats_per_frame")
         if kl is not None:
             kl_nats = (kl_nats or 0.0) + float(kl) * frames
@@ -127,7 +135,8 @@ def latent_usage(model: VQVAE, waves: Sequence[np.ndarray], speaker_ids: Sequenc
                        utterances=len(kept), seconds=samples / sample_rate,
                        loss={k: v / samples for k, v in sums.items()},
                        nominal_bitrate=None if bits is None else bits * frame_rate,
-                       kl_bitrate=None if kl_nats is None else kl_nats / (samples / hop) * frame_rate / math.log(2))
+                       kl_bitrate=None if kl_nats is None else kl_nats / (samples / hop) * frame_rate / math.log(2),
+                       score_name=model.decoder.score_name)
 
 
 def _fit(latents: Tensor, frames: int) -> Tensor:
@@ -135,6 +144,6 @@ def _fit(latents: Tensor, frames: int) -> Tensor:
     return latents.repeat(1, 1, math.ceil(frames / latents.shape[-1]))[..., :frames]
 
 
-def _nats(model: VQVAE, targets: Tensor, latents: Tensor, speaker_ids: Tensor) -> float:
-    logits = model.decoder(targets, latents, model.speakers(speaker_ids))
-    return F.cross_entropy(logits.float(), targets).item()
+def _score(model: VQVAE, target: Tensor, latents: Tensor, speaker_ids: Tensor) -> float:
+    """The decoder's reconstruction score of target Tensor[1, 1, T] from latents [1, D, F]."""
+    return model.decoder.loss(target, latents, model.speakers(speaker_ids)).score.float().item()

@@ -48,7 +48,7 @@ class RunReport:
     checkpoint: str
     step: int
     test_utterances: int
-    test_loss: float            # teacher-forced cross-entropy, nats/sample
+    test_loss: float            # the decoder's reconstruction score (WaveNet: teacher-forced cross-entropy, nats/sample)
     bottleneck: str             # vq | vae | ae
     used_codes: int | None      # distinct codes over the test split (None, as the next three: continuous latents)
     codebook_size: int
@@ -58,6 +58,7 @@ class RunReport:
     entropy_bitrate: float | None  # frame_rate × entropy (bits) of the code histogram, bit/s
     generation_rtf: float       # generation wall time ÷ audio duration
     sampling: str = ""          # the sampling settings the reconstructions were generated with
+    test_loss_name: str = "cross-entropy, nats/sample, teacher-forced"  # what test_loss measures
     latent_usage: LatentUsage | None = None
     reconstructions: list[Reconstruction] = field(default_factory=list)
     prior: PriorReport | None = None  # the learned prior (RUN/prior) on the test codes, when there is one
@@ -66,7 +67,7 @@ class RunReport:
         lines = ["# vqspeech run report", "", f"checkpoint `{self.checkpoint}` (step {self.step})", "",
                  "| measure | value |", "|---|---|",
                  f"| test utterances | {self.test_utterances} |",
-                 f"| test reconstruction loss (nats/sample, teacher-forced) | {self.test_loss:.4f} |",
+                 f"| test reconstruction loss ({self.test_loss_name}) | {self.test_loss:.4f} |",
                  f"| bottleneck | {self.bottleneck} |"]
         if self.bitrate is None:
             lines += [f"| codes | continuous latents at {self.frame_rate:g} frames/s (no codebook) |"]
@@ -76,7 +77,7 @@ class RunReport:
                       f"| bitrate (frame rate × log2 K) | {self.bitrate:.0f} bit/s |",
                       f"| entropy rate of the codes | {self.entropy_bitrate:.0f} bit/s |"]
         lines += [f"| generation real-time factor (this machine) | {self.generation_rtf:.1f} |",
-                  f"| sampling (the recipe's generation settings) | {self.sampling} |", ""]
+                  f"| generation (the recipe's settings) | {self.sampling} |", ""]
         if self.prior is not None:
             lines += [self.prior.markdown(), ""]
         if self.latent_usage is not None:
@@ -135,12 +136,13 @@ def report_run(run_dir: str | Path | None = None, checkpoint: str | Path | None 
               for r, (original, recon) in zip(sampled, evaluation.examples_saved)]
 
     report = RunReport(checkpoint=str(run.checkpoint), step=run.step, test_utterances=len(test.waves),
-                       test_loss=scored.nats_per_sample or 0.0, bottleneck=model.bottleneck.kind,
+                       test_loss=scored.per_sample or 0.0, test_loss_name=model.decoder.score_name,
+                       bottleneck=model.bottleneck.kind,
                        used_codes=usage and int(usage.used_codes), codebook_size=model.bottleneck.codebook_size,
                        perplexity=usage and float(usage.perplexity), frame_rate=sample_rate / hop,
                        bitrate=usage and usage.bitrate, entropy_bitrate=usage and float(usage.entropy_rate),
                        generation_rtf=evaluation.generation_rtf, latent_usage=latents,
-                       sampling=generation.describe(),
+                       sampling=model.decoder.describe_generation(generation),
                        reconstructions=recons, prior=run_prior_report(run, progress=progress))
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(out_dir / "report.md", report.markdown())

@@ -8,18 +8,20 @@ from typing import Any
 
 from vqspeech.models.adversary import SpeakerAdversary
 from vqspeech.models.cpc import ContrastivePredictor
+from vqspeech.models.decoder import build_decoder, decoder_options
 from vqspeech.models.encoder import ConvEncoder
 from vqspeech.models.speaker import build_speakers
 from vqspeech.models.vqvae import VQVAE
-from vqspeech.models.wavenet import WaveNetDecoder
 from vqspeech.quantization.registry import bottleneck_options, build_bottleneck
 
 def model_kwargs(model_cfg: Mapping[str, Any], speakers: Sequence[str], sample_rate: int | None = None) -> dict[str, Any]:
     """The constructor arguments of a VQVAE as plain Python values (what a checkpoint stores, with its kind).
-    ``model.bottleneck`` keeps only its kind's own options (see quantization/registry.py). ``sample_rate``
+    ``model.bottleneck`` and ``model.decoder`` keep only their kind's own options (quantization/registry.py,
+    models/decoder.py). ``sample_rate``
     (the data's) is stored when given; models built without it assume 16 kHz."""
     model = _plain(model_cfg)
     model["bottleneck"] = bottleneck_options(model.get("bottleneck", {"kind": "vq"}))
+    model["decoder"] = decoder_options(model.get("decoder", {}))
     kwargs = {"kind": "vqvae", "model": model, "speakers": list(speakers)}
     return kwargs if sample_rate is None else {**kwargs, "sample_rate": int(sample_rate)}
 
@@ -31,8 +33,8 @@ def build_model(kwargs: Mapping[str, Any]) -> VQVAE:
     bottleneck = build_bottleneck(model["bottleneck"], encoder.latent_dim, encoder.hop_length)
     speakers = build_speakers(model.get("speaker"), kwargs["speakers"], model["speaker_dim"],
                               kwargs.get("sample_rate", 16000))
-    decoder = WaveNetDecoder(latent_dim=encoder.latent_dim, speaker_dim=speakers.dim,
-                             hop_length=encoder.hop_length, **model["decoder"])
+    decoder = build_decoder(model["decoder"], encoder.latent_dim, speakers.dim, encoder.hop_length,
+                            kwargs.get("sample_rate", 16000))
     channels = model.get("speaker_adversary", 0)
     if channels < 0:
         raise ValueError(f"model.speaker_adversary must be 0 (off) or the classifier's channels, got {channels}")

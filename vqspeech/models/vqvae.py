@@ -1,5 +1,7 @@
-"""The VQ-VAE: composition only. wav -> encoder -> bottleneck (VQ by default) -> WaveNet decoder (+ speaker)
--> μ-law logits."""
+"""The VQ-VAE: composition only. wav -> encoder -> bottleneck (VQ by default) -> decoder (+ speaker) -> audio.
+
+The decoder is the paper's WaveNet (μ-law logits, generated sample by sample) or the parallel decoder (an
+STFT per frame, one pass); the composition asks it for a loss and for audio (models/decoder.py)."""
 
 from __future__ import annotations
 
@@ -7,16 +9,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vqspeech.data.audio import de_emphasis, mu_law_encode, normalize_loudness, pre_emphasis
+from vqspeech.data.audio import de_emphasis, normalize_loudness, pre_emphasis
 from vqspeech.models.adversary import SpeakerAdversary
 from vqspeech.models.cpc import ContrastivePredictor
+from vqspeech.models.decoder import Decoder
 from vqspeech.models.encoder import ConvEncoder
-from vqspeech.models.generation import Conditioning, GenerationConfig, generate
+from vqspeech.models.generation import GenerationConfig
 from vqspeech.models.speaker import ReferenceSpeaker, SpeakerTable
-from vqspeech.models.wavenet import WaveNetDecoder
 from vqspeech.quantization import Bottleneck, BottleneckResult
 
 
@@ -25,18 +26,21 @@ class VQVAEOutput:
     """Result of a teacher-forced pass.
 
     Attributes:
-        logits: Tensor[B, 256, T].
-        targets: LongTensor[B, T], μ-law samples of the input.
+        output: the decoder's: WaveNet logits Tensor[B, 256, T], parallel audio Tensor[B, 1, T].
+        target: Tensor[B, 1, T], the signal the decoder reconstructs (the input, pre-emphasised).
+        reconstruction: 0-dim, the decoder's reconstruction score (WaveNet: cross-entropy, nats per sample;
+            parallel: STFT + mel loss), what validation compares.
         vq: the bottleneck's result (codes, losses, metrics).
-        losses: unweighted terms by name: "reconstruction" (cross-entropy, nats per sample), the bottleneck's
-            terms (VQ: "commitment", "codebook"; VAE: "kl"), with a speaker adversary "speaker_adv", and with
-            CPC "cpc".
+        losses: unweighted terms by name: the decoder's (WaveNet "reconstruction", cross-entropy in nats per
+            sample; parallel "stft" and "mel"), the bottleneck's terms (VQ: "commitment", "codebook"; VAE:
+            "kl"), with a speaker adversary "speaker_adv", and with CPC "cpc".
         metrics: detached scalars: the bottleneck's, "speaker_adv_accuracy" with a speaker adversary,
             "cpc_accuracy" with CPC.
     """
 
-    logits: Tensor
-    targets: Tensor
+    output: Tensor
+    target: Tensor
+    reconstruction: Tensor
     vq: BottleneckResult
     losses: dict[str, Tensor]
     metrics: dict[str, Tensor]
@@ -61,7 +65,7 @@ def time_jitter(latents: Tensor, p: float, generator: torch.Generator | None = N
 class VQVAE(nn.Module):
     """Holds the built parts; see :func:`vqspeech.models.build_model` for the construction from config."""
 
-    def __init__(self, encoder: ConvEncoder, bottleneck: Bottleneck, decoder: WaveNetDecoder,
+    def __init__(self, encoder: ConvEncoder, bottleneck: Bottleneck, decoder: Decoder,
                  speakers: SpeakerTable | ReferenceSpeaker, jitter: float = 0.0, preemphasis: float = 0.0,
                  adversary: SpeakerAdversary | None = None, cpc: ContrastivePredictor | None = None,
                  loudness_lufs: float | None = None, sample_rate: int = 16000):
@@ -107,10 +111,10 @@ class VQVAE(nn.Module):
         padded = torch.from_numpy(np.pad(wav, (0, -len(wav) % self.hop_length))).to(self.device)[None, None]
         return self.encoder(padded)[0] if latents else self.encode(padded).codes[0]
 
-    def targets(self, wav: Tensor) -> Tensor:
-        """What the decoder predicts: wav Tensor[B, 1, T] -> μ-law samples LongTensor[B, T] of the waveform,
-        pre-emphasised by ``preemphasis`` (0: as it is)."""
-        return mu_law_encode(pre_emphasis(wav[:, 0], self.preemphasis))
+    def target_signal(self, wav: Tensor) -> Tensor:
+        """What the decoder reconstructs: wav Tensor[B, 1, T] -> Tensor[B, 1, T], pre-emphasised by
+        ``preemphasis`` (0: as it is). The WaveNet predicts its μ-law samples."""
+        return pre_emphasis(wav, self.preemphasis)
 
     def forward(self, wav: Tensor, speaker_ids: Tensor, speaker_vectors: Tensor | None = None,
                 speaker_audio: Tensor | None = None) -> VQVAEOutput:
@@ -119,26 +123,28 @@ class VQVAE(nn.Module):
         speaker_audio Tensor[B, 1, R], that other audio itself (a reference model with a learned encoder)."""
         if speaker_audio is not None:
             speaker_vectors = self.speakers.embed_audio(speaker_audio)
-        targets = self.targets(wav)
+        target = self.target_signal(wav)
         z_e = self.encoder(wav)
         vq = self.bottleneck(z_e)
         latents = time_jitter(vq.quantized, self.jitter) if self.training and self.jitter else vq.quantized
-        logits = self.decoder(targets, latents, self.speakers(speaker_ids, speaker_vectors))
-        losses = {"reconstruction": F.cross_entropy(logits, targets), **vq.losses}
-        metrics = dict(vq.metrics)
+        decoded = self.decoder.loss(target, latents, self.speakers(speaker_ids, speaker_vectors))
+        losses = {**decoded.losses, **vq.losses}
+        metrics = {**vq.metrics, **decoded.metrics}
         if self.adversary is not None and self.training:
             adversary = self.adversary(z_e, speaker_ids)
             losses["speaker_adv"], metrics["speaker_adv_accuracy"] = adversary.loss, adversary.accuracy
         if self.cpc is not None and self.training:
             cpc = self.cpc(z_e)
             losses["cpc"], metrics["cpc_accuracy"] = cpc.loss, cpc.accuracy
-        return VQVAEOutput(logits=logits, targets=targets, vq=vq, losses=losses, metrics=metrics)
+        return VQVAEOutput(output=decoded.output, target=target, reconstruction=decoded.score, vq=vq,
+                           losses=losses, metrics=metrics)
 
     @torch.inference_mode()
     def decode(self, codes: list[Tensor], speaker_ids: Tensor | None, config: GenerationConfig | None = None,
                generator: torch.Generator | None = None, progress: bool = False,
                speaker_vectors: Tensor | None = None) -> list[Tensor]:
-        """Generate audio from codes, one utterance per entry, all in one batch.
+        """Generate audio from codes, one utterance per entry, all in one batch (the decoder's
+        :meth:`~vqspeech.models.decoder.Decoder.generate`; ``config`` matters to the WaveNet only).
 
         Args:
             codes: per utterance, as :meth:`encode_waveform` gives them (LongTensor[F_i], or Tensor[D, F_i]).
@@ -148,9 +154,8 @@ class VQVAE(nn.Module):
             waveform Tensor[F_i · hop] per utterance (de-emphasised when the model was trained pre-emphasised).
         """
         speakers = self.speakers(speaker_ids, speaker_vectors)
-        conds = [Conditioning(self.decoder, self.bottleneck.decode(c[None])[0], speakers[i])
-                 for i, c in enumerate(codes)]
-        generated = generate(self.decoder, conds, config or GenerationConfig(), generator, progress)
+        latents = [self.bottleneck.decode(c[None])[0] for c in codes]
+        generated = self.decoder.generate(latents, speakers, config or GenerationConfig(), generator, progress)
         return [de_emphasis(w, self.preemphasis).clamp(-1.0, 1.0) if self.preemphasis else w for w in generated]
 
     def summary(self) -> str:
@@ -160,6 +165,5 @@ class VQVAE(nn.Module):
         return (f"VQVAE: {count(self)} parameters\n"
                 f"  encoder   {count(self.encoder)}, hop {self.hop_length} samples\n"
                 f"  bottleneck {self.bottleneck.extra_repr()}\n"
-                f"  decoder   {count(self.decoder)}, {len(self.decoder.blocks)} blocks, receptive field "
-                f"{self.decoder.receptive_field} samples, up to {self.decoder.receptive_field_codes} codes\n"
+                f"  decoder   {count(self.decoder)}, {self.decoder.describe()}\n"
                 f"  speakers  {self.speakers.kind}: {len(self.speakers.names)} voices, {self.speakers.dim}-d")

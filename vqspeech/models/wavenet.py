@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from vqspeech.data.audio import MU_LAW_CHANNELS, mu_law_encode
+from vqspeech.models.decoder import Decoder, DecoderLoss
 from vqspeech.nn import GatedResidualBlock
 
 SILENCE = int(mu_law_encode(torch.zeros(())))
@@ -47,7 +48,7 @@ def frame_mix(hop: int) -> list[tuple[int, float]]:
     return [(math.floor(p), p - math.floor(p)) for p in positions]
 
 
-class WaveNetDecoder(nn.Module):
+class WaveNetDecoder(Decoder):
     """Args:
         latent_dim: D of the quantised latents.
         speaker_dim: E of the global conditioning vector.
@@ -62,6 +63,9 @@ class WaveNetDecoder(nn.Module):
     keeps only each block's input and recomputes the block in backward; "stack" keeps only each stack's
     input. Values and gradients are unchanged; memory falls and compute rises by about one forward pass.
     """
+
+    kind = "wavenet"
+    score_name = "cross-entropy, nats/sample, teacher-forced"
 
     def __init__(self, latent_dim: int, speaker_dim: int, hop_length: int, residual_channels: int = 64,
                  skip_channels: int = 128, cond_channels: int = 128, kernel_size: int = 2,
@@ -168,3 +172,23 @@ class WaveNetDecoder(nn.Module):
                 x, skip = self.blocks[i](x, cond[:, i], self.hop_length)
             skips = skip if skips is None else skips + skip
         return x, skips
+
+    def loss(self, target: Tensor, latents: Tensor, speaker: Tensor) -> DecoderLoss:
+        """The teacher-forced cross-entropy of the μ-law samples of target Tensor[B, 1, T]."""
+        samples = mu_law_encode(target[:, 0])
+        logits = self(samples, latents, speaker)
+        ce = F.cross_entropy(logits, samples)
+        return DecoderLoss(losses={"reconstruction": ce}, score=ce.detach(), output=logits)
+
+    def generate(self, latents: list[Tensor], speakers: Tensor, config, generator: torch.Generator | None = None,
+                 progress: bool = False) -> list[Tensor]:
+        """Cached autoregressive generation, sampled or argmax and folded as ``config`` says
+        (models/generation.py)."""
+        from vqspeech.models.generation import Conditioning, generate
+
+        conds = [Conditioning(self, z, speakers[i]) for i, z in enumerate(latents)]
+        return generate(self, conds, config, generator, progress)
+
+    def describe(self) -> str:
+        return (f"wavenet, {len(self.blocks)} blocks, receptive field {self.receptive_field} samples, "
+                f"up to {self.receptive_field_codes} codes")

@@ -26,6 +26,7 @@ from vqspeech.training.precision import Precision
 from vqspeech.training.task import Batch, StepLosses, Task
 from vqspeech.training.trainer import TrainResult, fit
 
+DECODER_TERMS = ("reconstruction", "stft", "mel")  # the decoders' terms (WaveNet: reconstruction) on the bar
 POSTFIX = {"used_codes": "codes", "perplexity": "ppl", "kl_nats_per_frame": "kl"}  # short names on the bar
 
 
@@ -35,7 +36,7 @@ def train(cfg: DictConfig, progress: bool = True) -> TrainResult:
 
 
 class VQVAETask(Task):
-    valid_name = "loss_reconstruction"  # nats per sample
+    valid_name = "loss_reconstruction"  # the decoder's score (WaveNet: nats per sample)
 
     def __init__(self, cfg: DictConfig):
         super().__init__(cfg)
@@ -111,12 +112,12 @@ class VQVAETask(Task):
         model.bottleneck.reset_optimizer_state(optimizer)  # restarted codes start with clean moments
 
     def validate(self, model: VQVAE, precision: Precision, env: Distributed) -> float | None:
-        """Mean teacher-forced reconstruction cross-entropy (nats/sample) over the held-out utterances, in the
-        training precision. Under torchrun rank r scores utterances r, r + W, … and the sums are all-reduced."""
+        """The decoder's mean reconstruction score (WaveNet: teacher-forced cross-entropy, nats/sample) over the
+        held-out utterances, in the training precision. Under torchrun rank r scores utterances r, r + W, … and the sums are all-reduced."""
         refresh_learned_means(model, self.train_audio, self.sample_rate)
         part = teacher_forced_loss(model, self.valid_audio, range(env.rank, len(self.valid_audio.waves),
                                                                   env.world_size), precision.autocast)
-        total, count = part.nats, part.samples
+        total, count = part.total, part.samples
         if env.enabled:
             total, count = env.sum(torch.tensor([total, count], dtype=torch.float64, device=model.device)).tolist()
         return total / count if count else None
@@ -134,7 +135,8 @@ class VQVAETask(Task):
         refresh_learned_means(model, self.train_audio, self.sample_rate)
 
     def postfix(self, logged, metrics) -> dict[str, str]:
-        return {"loss": f"{logged['total']:.3f}", "rec": f"{logged['reconstruction']:.3f}",
+        decoder_terms = {k: f"{logged[k]:.3f}" for k in DECODER_TERMS if k in logged}
+        return {"loss": f"{logged['total']:.3f}", **decoder_terms,
                 **{POSTFIX.get(k, k): f"{v:.4g}" for k, v in metrics.items()}}
 
     def _validation_set(self, progress: bool, loudness_lufs: float | None) -> LoadedSplit:
