@@ -2,19 +2,22 @@
 
 wav -> VQ-VAE encoder -> codes LongTensor[F] -> the prior's distributions of every code, in one parallel
 pass -> a range coder (``constriction``) -> a .vqs file. Decoding runs the prior one code at a time from its
-cache (each decoded code is the next input), then the WaveNet decoder synthesises the audio.
+cache (each decoded code is the next input), then the model's decoder (WaveNet or parallel) synthesises the audio.
 
 Arithmetic coding breaks if the two sides see even slightly different probabilities, and a parallel pass
 and a cached step do not round alike. So both run the prior in float64 on the CPU and quantise its logits
 to a grid of 2^-LOGIT_BITS before the softmax (:func:`coding_probabilities`): the two sides then compute
-the same numbers except when a logit falls within about 1e-13 of a grid point. A 16-bit check of the codes
+the same numbers except when a logit falls within about 1e-13 of a grid point. A 32-bit check of the codes
 in the header catches that case (and any corrupt file) instead of decoding garbage.
 
-The file (little-endian), 24 bytes of header, then the coder's 32-bit words:
-    "VQS" · version u8 · model hash u32 · prior hash u32 · sample rate u32 · frames u32 · speaker u16 ·
-    check u16 · payload
-The hashes are the first 8 hex digits of the checkpoints' SHA-256 (vqspeech.checkpoint.file_hash); speaker
-is the index of a training speaker (NO_SPEAKER: the unconditional prior).
+The file (little-endian, version 2), 27 bytes of header, then the coder's 32-bit words:
+    "VQS" · version u8 · decoder u8 · model hash u32 · prior hash u32 · sample rate u32 · frames u32 ·
+    check u32 · speaker u16 · payload
+decoder is the kind of the model's decoder (:data:`DECODER_IDS`: a file of one decoder is refused by a model
+of the other); the hashes are the first 8 hex digits of the checkpoints' SHA-256
+(vqspeech.checkpoint.file_hash); check is the CRC-32 of the codes; speaker is the index of a training
+speaker (NO_SPEAKER: the unconditional prior). Version 1 files (24 bytes: no decoder byte, a 16-bit check,
+the speaker before it) still decode: they were all made by WaveNet models.
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ from vqspeech.errors import UserError
 from vqspeech.models.prior import Prior
 
 MAGIC = b"VQS"
-VERSION = 1
-HEADER = struct.Struct("<3sBIIIIHH")
+VERSION = 2
+HEADER = struct.Struct("<3sBBIIIIIH")
+HEADER_V1 = struct.Struct("<3sBIIIIHH")
+DECODER_IDS = {"wavenet": 0, "parallel": 1}  # the header's decoder byte
 NO_SPEAKER = 0xFFFF
 LOGIT_BITS = 12
 
@@ -46,11 +51,18 @@ class Header:
     sample_rate: int
     frames: int
     speaker: int   # index into the run's speakers, or NO_SPEAKER
-    check: int
+    check: int     # CRC-32 of the codes (version 1: its low 16 bits)
+    decoder: str = "wavenet"  # the kind of the model's decoder
+    version: int = VERSION
 
     def pack(self) -> bytes:
-        return HEADER.pack(MAGIC, VERSION, self.model_hash, self.prior_hash, self.sample_rate, self.frames,
-                           self.speaker, self.check)
+        return HEADER.pack(MAGIC, VERSION, DECODER_IDS[self.decoder], self.model_hash, self.prior_hash,
+                           self.sample_rate, self.frames, self.check, self.speaker)
+
+    def checks(self, codes: torch.Tensor) -> bool:
+        """Whether the codes pass this header's check (32 bits; 16 in a version 1 file)."""
+        crc = code_check(codes)
+        return (crc & 0xFFFF if self.version == 1 else crc) == self.check
 
 
 def fingerprint(file_hash: str) -> int:
@@ -59,7 +71,8 @@ def fingerprint(file_hash: str) -> int:
 
 
 def code_check(codes: torch.Tensor) -> int:
-    return zlib.crc32(codes.to(torch.int32).numpy().tobytes()) & 0xFFFF
+    """CRC-32 of LongTensor[F] codes (as int32)."""
+    return zlib.crc32(codes.to(torch.int32).numpy().tobytes())
 
 
 def coding_prior(prior: Prior) -> Prior:
@@ -135,15 +148,27 @@ def read_vqs(path: str | Path) -> tuple[Header, np.ndarray]:
         data = path.read_bytes()
     except OSError as exc:
         raise UserError(f"{path}: cannot read it ({exc.strerror})") from None
-    if len(data) < HEADER.size or data[:3] != MAGIC:
+    if len(data) < HEADER_V1.size or data[:3] != MAGIC:
         raise UserError(f"{path}: not a .vqs file (vqspeech compress writes them)")
-    magic, version, model_hash, prior_hash, rate, frames, speaker, check = HEADER.unpack_from(data)
-    if version != VERSION:
-        raise UserError(f"{path}: .vqs format version {version}; this vqspeech reads version {VERSION}")
-    payload = data[HEADER.size:]
-    if len(payload) % 4 or (frames and not payload):
+    version = data[3]
+    if version == 1:
+        _, _, model_hash, prior_hash, rate, frames, speaker, check = HEADER_V1.unpack_from(data)
+        header, size = Header(model_hash, prior_hash, rate, frames, speaker, check, "wavenet", 1), HEADER_V1.size
+    elif version == VERSION and len(data) >= HEADER.size:
+        _, _, decoder, model_hash, prior_hash, rate, frames, check, speaker = HEADER.unpack_from(data)
+        kinds = {i: kind for kind, i in DECODER_IDS.items()}
+        if decoder not in kinds:
+            raise UserError(f"{path}: unknown decoder id {decoder} in the header (this vqspeech knows "
+                            f"{', '.join(DECODER_IDS)}); the file is damaged or from a newer vqspeech")
+        header, size = Header(model_hash, prior_hash, rate, frames, speaker, check, kinds[decoder]), HEADER.size
+    elif version == VERSION:
         raise UserError(f"{path}: the file is cut short ({len(data)} bytes); compress the audio again")
-    return Header(model_hash, prior_hash, rate, frames, speaker, check), np.frombuffer(payload, "<u4").astype(np.uint32)
+    else:
+        raise UserError(f"{path}: .vqs format version {version}; this vqspeech reads versions 1 and {VERSION}")
+    payload = data[size:]
+    if len(payload) % 4 or (header.frames and not payload):
+        raise UserError(f"{path}: the file is cut short ({len(data)} bytes); compress the audio again")
+    return header, np.frombuffer(payload, "<u4").astype(np.uint32)
 
 
 @dataclass
@@ -192,7 +217,7 @@ def compress_file(run, prior, source: str | Path, output: str | Path, speaker: s
     coder = coder or coding_prior(prior.model)
     words = encode_codes(coder, codes, index, speaker_vectors(run))
     header = Header(fingerprint(file_hash(run.checkpoint)), fingerprint(file_hash(prior.checkpoint)),
-                    run.sample_rate, len(codes), index, code_check(codes))
+                    run.sample_rate, len(codes), index, code_check(codes), run.model.decoder.kind)
     write_vqs(output, header, words, overwrite)
     return Compressed(source=source, output=output, codes=codes, seconds=len(wav) / run.sample_rate,
                       file_bytes=output.stat().st_size, payload_bytes=4 * len(words))
@@ -202,12 +227,16 @@ def decompress_codes(run, prior, source: str | Path, coder: Prior | None = None)
     """The codes of a .vqs file made by ``run`` and ``prior``.
 
     Raises:
-        UserError: a file of another model or prior, a speaker the run lacks, or codes that fail the check.
+        UserError: a file of another decoder, model or prior, a speaker the run lacks, or codes that fail the
+            check.
     """
     from vqspeech.checkpoint import file_hash
     from vqspeech.codes import speaker_vectors
 
     header, words = read_vqs(source)
+    if header.decoder != run.model.decoder.kind:
+        raise UserError(f"{source} was made by a model with the {header.decoder} decoder and this run's decoder is "
+                        f"{run.model.decoder.kind}; decompress it with the run that compressed it")
     if (header.model_hash, header.prior_hash) != (fingerprint(file_hash(run.checkpoint)),
                                                    fingerprint(file_hash(prior.checkpoint))):
         raise UserError(f"{source} was made by another model or prior (file {header.model_hash:08x}/"
@@ -220,7 +249,7 @@ def decompress_codes(run, prior, source: str | Path, coder: Prior | None = None)
         codes = decode_codes(coder, words, header.frames, header.speaker, speaker_vectors(run))
     except (ValueError, RuntimeError) as exc:  # the coder ran out of words: a damaged payload
         raise UserError(f"{source}: the payload does not decode ({exc}); the file is damaged") from None
-    if code_check(codes) != header.check:
+    if not header.checks(codes):
         raise UserError(f"{source}: the decoded codes fail the file's check: the file is damaged, or the prior "
                         f"computes differently here than where it was compressed")
     return header, codes

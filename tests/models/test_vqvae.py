@@ -46,8 +46,9 @@ def test_forward_loss_terms_and_untrained_reconstruction_is_near_uniform(tiny_mo
     wav = speech_like()
     out = model(wav, model.speakers.ids(["p225", "p227"]))
     assert set(out.losses) == {"reconstruction", "codebook", "commitment"}
-    assert torch.equal(out.targets, mu_law_encode(wav[:, 0]))
-    torch.testing.assert_close(out.losses["reconstruction"], F.cross_entropy(out.logits, out.targets))
+    assert torch.equal(out.target, wav)
+    torch.testing.assert_close(out.losses["reconstruction"], F.cross_entropy(out.output, mu_law_encode(wav[:, 0])))
+    torch.testing.assert_close(out.reconstruction, out.losses["reconstruction"].detach())
     # an untrained decoder is close to uniform over the 256 μ-law classes
     assert abs(out.losses["reconstruction"].item() - math.log(256)) < 0.3
     assert all(torch.isfinite(v) for v in out.losses.values())
@@ -135,7 +136,7 @@ def test_jitter_applies_in_training_only_and_is_range_checked(tiny_model_kwargs)
     model = build_model(kwargs)
     wav = (0.3 * torch.randn(1, 1, 8 * 64)).clamp(-1, 1)
     model.eval()
-    torch.testing.assert_close(model(wav, torch.tensor([0])).logits, model(wav, torch.tensor([0])).logits)
+    torch.testing.assert_close(model(wav, torch.tensor([0])).output, model(wav, torch.tensor([0])).output)
     with pytest.raises(ValueError, match=r"model.jitter must lie in \[0, 0.5\]"):
         build_model({**kwargs, "model": {**kwargs["model"], "jitter": 0.7}})
 
@@ -155,8 +156,11 @@ def test_a_pre_emphasised_model_predicts_the_emphasised_signal_and_generates_de_
     emphasised = build_model({**base, "model": {**base["model"], "preemphasis": 0.85}}).eval()
     emphasised.load_state_dict(plain.state_dict())
     wav = speech_like(1, 512)
-    assert torch.equal(emphasised.targets(wav), mu_law_encode(pre_emphasis(wav[:, 0], 0.85)))
-    assert torch.equal(plain.targets(wav), mu_law_encode(wav[:, 0]))
+    assert torch.equal(emphasised.target_signal(wav), pre_emphasis(wav, 0.85))
+    assert torch.equal(plain.target_signal(wav), wav)
+    out = emphasised(wav, torch.tensor([1]))
+    torch.testing.assert_close(out.losses["reconstruction"],
+                               F.cross_entropy(out.output, mu_law_encode(pre_emphasis(wav[:, 0], 0.85))))
     codes, speaker = [torch.randint(0, 16, (6,))], torch.tensor([1])
     generated = plain.decode(codes, speaker, generator=torch.Generator().manual_seed(0))[0]
     heard = emphasised.decode(codes, speaker, generator=torch.Generator().manual_seed(0))[0]

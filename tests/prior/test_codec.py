@@ -52,14 +52,15 @@ def _fake_run_and_prior(tmp_path):
     (tmp_path / "vqvae.pt").write_bytes(b"model weights")
     (tmp_path / "prior.pt").write_bytes(b"prior weights")
     speakers = SimpleNamespace(names=["a", "b"], kind="table")
-    run = SimpleNamespace(checkpoint=tmp_path / "vqvae.pt", model=SimpleNamespace(speakers=speakers))
+    run = SimpleNamespace(checkpoint=tmp_path / "vqvae.pt",
+                          model=SimpleNamespace(speakers=speakers, decoder=SimpleNamespace(kind="wavenet")))
     coder = _prior()
     return run, SimpleNamespace(checkpoint=tmp_path / "prior.pt", model=coder), coder
 
 
-def _write(tmp_path, run, prior, coder, codes, speaker=1, name="a.vqs"):
+def _write(tmp_path, run, prior, coder, codes, speaker=1, name="a.vqs", decoder="wavenet"):
     header = Header(fingerprint(file_hash(run.checkpoint)), fingerprint(file_hash(prior.checkpoint)), 16000,
-                    len(codes), speaker, code_check(codes))
+                    len(codes), speaker, code_check(codes), decoder)
     return write_vqs(tmp_path / name, header, encode_codes(coder, codes, speaker))
 
 
@@ -69,7 +70,7 @@ def test_header_and_file_round_trip(tmp_path):
     path = _write(tmp_path, run, prior, coder, codes)
     header, words = read_vqs(path)
     assert (header.sample_rate, header.frames, header.speaker) == (16000, 120, 1)
-    assert path.stat().st_size == HEADER.size + 4 * len(words) and HEADER.size == 24
+    assert path.stat().st_size == HEADER.size + 4 * len(words) and HEADER.size == 27
     got_header, got = decompress_codes(run, prior, path, coder)
     assert torch.equal(got, codes) and got_header == header
     with pytest.raises(UserError, match="already exists"):
@@ -85,6 +86,7 @@ def test_bad_vqs_files_get_one_line_errors(tmp_path):
         "empty.vqs": (b"", "not a .vqs file"),
         "cut.vqs": (good[: HEADER.size + 3], "cut short"),
         "version.vqs": (good[:3] + bytes([9]) + good[4:], "format version 9"),
+        "decoder.vqs": (good[:4] + bytes([7]) + good[5:], "unknown decoder id 7"),
         "damaged.vqs": (good[: HEADER.size] + bytes(b ^ 0x5A for b in good[HEADER.size:]), "damaged"),
         "words-cut.vqs": (good[: HEADER.size + 8], "damaged"),
     }
@@ -94,7 +96,33 @@ def test_bad_vqs_files_get_one_line_errors(tmp_path):
         with pytest.raises(UserError, match=message) as info:
             decompress_codes(run, prior, path, coder)
         assert "\n" not in str(info.value)
+    parallel = SimpleNamespace(**{**vars(run), "model": SimpleNamespace(speakers=run.model.speakers,
+                                                                       decoder=SimpleNamespace(kind="parallel"))})
+    with pytest.raises(UserError, match="made by a model with the wavenet decoder and this run's decoder is "
+                                        "parallel") as info:
+        decompress_codes(parallel, prior, tmp_path / "a.vqs", coder)
+    assert "\n" not in str(info.value)
     other = SimpleNamespace(**{**vars(run), "checkpoint": tmp_path / "other.pt"})
     other.checkpoint.write_bytes(b"another model")
     with pytest.raises(UserError, match="another model or prior"):
         decompress_codes(other, prior, tmp_path / "a.vqs", coder)
+
+
+def test_a_version_1_file_still_decodes_with_its_16_bit_check(tmp_path):
+    import struct
+
+    from vqspeech.codec import HEADER_V1
+
+    run, prior, coder = _fake_run_and_prior(tmp_path)
+    codes = torch.randint(0, 32, (64,), generator=torch.Generator().manual_seed(6))
+    words = encode_codes(coder, codes, 1)
+    old = HEADER_V1.pack(b"VQS", 1, fingerprint(file_hash(run.checkpoint)), fingerprint(file_hash(prior.checkpoint)),
+                         16000, len(codes), 1, code_check(codes) & 0xFFFF)
+    path = tmp_path / "v1.vqs"
+    path.write_bytes(old + words.astype("<u4").tobytes())
+    header, got = decompress_codes(run, prior, path, coder)
+    assert torch.equal(got, codes) and (header.version, header.decoder) == (1, "wavenet")
+    wrong = old[:-2] + struct.pack("<H", (code_check(codes) + 1) & 0xFFFF)  # the check is read, not ignored
+    path.write_bytes(wrong + words.astype("<u4").tobytes())
+    with pytest.raises(UserError, match="fail the file's check"):
+        decompress_codes(run, prior, path, coder)

@@ -2,8 +2,9 @@
 held-out test utterances scored beside Codec2 and μ-law PCM (:mod:`vqspeech.eval.baselines`).
 
 Every test utterance (of a speaker the model knows; cut to ``max_seconds`` if given) is encoded and
-decoded in its own speaker's voice twice, by sampling and by argmax, generated in batches of folded
-0.5 s segments; the outputs are scored as generated (no loudness matching). Each system's output is
+decoded in its own speaker's voice: by the WaveNet twice, by sampling and by argmax, generated in batches
+of folded 0.5 s segments; by the parallel decoder once (it has no sampling: one row, "vqspeech (sampling)"
+in name only). The outputs are scored as generated (no loudness matching). Each system's output is
 scored against the original over their common length by :func:`vqspeech.eval.speech_metrics.score`
 (PESQ-WB, STOI and ESTOI, log-mel L1, MCD; DNSMOS of the output alone), where the metrics and their
 exclusions are defined.
@@ -305,7 +306,8 @@ def evaluate_reconstruction(model: VQVAE, utterances: list[Utterance], sample_ra
     hop = model.hop_length
     sampling = GenerationConfig.from_seconds(SEGMENT_SECONDS, sample_rate, hop, greedy=False)
     argmax = GenerationConfig.from_seconds(SEGMENT_SECONDS, sample_rate, hop, greedy=True)
-    evaluation = Evaluation(model, sample_rate, {MODEL_SAMPLED: sampling, MODEL_GREEDY: argmax},
+    generations = {MODEL_SAMPLED: sampling, MODEL_GREEDY: argmax} if model.decoder.stochastic else {MODEL_SAMPLED: sampling}
+    evaluation = Evaluation(model, sample_rate, generations,
                             torch.Generator(device=model.device).manual_seed(seed), codec2_modes, MU_LAW_BITS, mos,
                             lambda utt, outputs: _save_examples(out_dir, utt, outputs, sample_rate),
                             PLOTTED_UTTERANCES, progress, lambda utt: voices.get(utt.speaker, utt.speaker))

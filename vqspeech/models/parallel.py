@@ -72,6 +72,7 @@ class ParallelDecoder(Decoder):
 
     kind = "parallel"
     score_name = "multi-resolution STFT + multi-scale mel loss, one pass"
+    stochastic = False
 
     def __init__(self, latent_dim: int, speaker_dim: int, hop_length: int, sample_rate: int = 16000,
                  channels: int = 256, blocks: int = 8, block_kernel: int = 7, dilations: list[int] = (1, 2, 4),
@@ -124,12 +125,16 @@ class ParallelDecoder(Decoder):
 
     def forward(self, latents: Tensor, speaker: Tensor) -> Tensor:
         """latents: Tensor[B, D, F], speaker: Tensor[B, E] -> audio Tensor[B, 1, F · hop] (float32)."""
+        return self.inverse_stft(self.columns(latents, speaker), latents.shape[-1])
+
+    def columns(self, latents: Tensor, speaker: Tensor) -> Tensor:
+        """The frame-rate network: latents Tensor[B, D, F], speaker Tensor[B, E] -> Tensor[B, F, 2 · bins],
+        per frame the log-magnitudes then the phases of one STFT column."""
         x = self.embed(latents)
         use_checkpoints = self.activation_checkpointing is not None and torch.is_grad_enabled()
         for block in self.blocks:
             x = checkpoint(block, x, speaker, use_reentrant=False) if use_checkpoints else block(x, speaker)
-        columns = self.head(self.norm(x.transpose(1, 2)))  # [B, F, 2 · bins]
-        return self.inverse_stft(columns, latents.shape[-1])
+        return self.head(self.norm(x.transpose(1, 2)))
 
     def inverse_stft(self, columns: Tensor, frames: int) -> Tensor:
         """columns: Tensor[B, F, 2 · bins] of log-magnitudes and phases -> audio Tensor[B, 1, F · hop]."""

@@ -18,8 +18,9 @@ EPS = 1e-5  # magnitude floor before the log (−100 dB re. full scale)
 
 
 def stft_magnitude(wav: Tensor, n_fft: int, hop: int, window: Tensor) -> Tensor:
-    """wav: Tensor[B, T] -> |STFT| Tensor[B, n_fft / 2 + 1, frames] (Hann window of n_fft, centred frames)."""
-    spec = torch.stft(wav, n_fft, hop, window=window, center=True, return_complex=True)
+    """wav: Tensor[B, T] -> |STFT| Tensor[B, n_fft / 2 + 1, frames] (Hann window of n_fft, centred frames, zeros
+    beyond the ends, so a signal shorter than the window is scored too)."""
+    spec = torch.stft(wav, n_fft, hop, window=window, center=True, pad_mode="constant", return_complex=True)
     return spec.abs()
 
 
