@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vqspeech.models import build_model
-from vqspeech.models.decoder import decoder_options
+from vqspeech.models.builders import decoder_options
 from vqspeech.models.parallel import ParallelDecoder
 from vqspeech.nn.spectral_loss import MultiResolutionSTFTLoss, MultiScaleMelLoss
 

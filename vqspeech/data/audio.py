@@ -156,6 +156,9 @@ def mu_law_encode(wav: torch.Tensor, channels: int = MU_LAW_CHANNELS) -> torch.T
     return ((y + 1) / 2 * mu + 0.5).floor().clamp(0, mu).long()
 
 
+MU_LAW_SILENCE = int(mu_law_encode(torch.zeros(())))  # the 8-bit μ-law level of 0.0: what a WaveNet starts from
+
+
 def mu_law_decode(codes: torch.Tensor, channels: int = MU_LAW_CHANNELS) -> torch.Tensor:
     """Inverse of :func:`mu_law_encode`. codes: long [...] in [0, channels - 1] -> float [...] in [-1, 1]."""
     mu = channels - 1

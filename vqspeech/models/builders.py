@@ -3,22 +3,67 @@ checkpoint ("model_kwargs"), so a checkpoint rebuilds its model without the Hydr
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from vqspeech.models.adversary import SpeakerAdversary
 from vqspeech.models.cpc import ContrastivePredictor
-from vqspeech.models.decoder import build_decoder, decoder_options
+from vqspeech.models.decoder import Decoder
 from vqspeech.models.encoder import ConvEncoder
+from vqspeech.models.parallel import ParallelDecoder
 from vqspeech.models.speaker import build_speakers
 from vqspeech.models.vqvae import VQVAE
+from vqspeech.models.wavenet import WaveNetDecoder
 from vqspeech.quantization.registry import bottleneck_options, build_bottleneck
+
+DECODERS: dict[str, type[Decoder]] = {"wavenet": WaveNetDecoder, "parallel": ParallelDecoder}  # decoder=KIND
+_BUILT_FROM_THE_MODEL = ("latent_dim", "speaker_dim", "hop_length", "sample_rate")  # not options
+
+
+def decoder_options_of(kind: str) -> tuple[str, ...]:
+    """The option names a decoder kind takes (its constructor's arguments beyond the model's sizes)."""
+    return tuple(name for name in inspect.signature(DECODERS[kind]).parameters
+                 if name not in _BUILT_FROM_THE_MODEL)
+
+
+def decoder_options(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """``model.decoder`` with only its kind's own options (a model file's WaveNet sizes are left out when
+    decoder=parallel is chosen). No ``kind`` is the WaveNet (checkpoints made before there were two).
+
+    Raises:
+        ValueError: an unknown kind, or an option that no kind takes.
+    """
+    kinds = DECODERS
+    kind = spec.get("kind", "wavenet")  # checkpoints made before there were two decoders have no kind
+    if kind not in kinds:
+        raise ValueError(f"model.decoder.kind must be one of {', '.join(kinds)}, got {kind!r} "
+                         f"(choose it with decoder=KIND)")
+    known = {name for k in kinds for name in decoder_options_of(k)}
+    unknown = sorted(set(spec) - known - {"kind"})
+    if unknown:
+        raise ValueError(f"model.decoder has no option {', '.join(unknown)} (the {kind} options are "
+                         f"{', '.join(decoder_options_of(kind))})")
+    own = decoder_options_of(kind)
+    return {"kind": kind, **{k: v for k, v in spec.items() if k in own}}
+
+
+def build_decoder(spec: Mapping[str, Any], latent_dim: int, speaker_dim: int, hop_length: int,
+                  sample_rate: int) -> Decoder:
+    """The decoder ``spec`` (``model.decoder``: kind and options) for the given model sizes."""
+    options = decoder_options(spec)
+    cls = DECODERS[options.pop("kind")]
+    given = {"latent_dim": latent_dim, "speaker_dim": speaker_dim, "hop_length": hop_length,
+             "sample_rate": sample_rate}
+    wanted = inspect.signature(cls).parameters
+    return cls(**{k: v for k, v in given.items() if k in wanted}, **options)
+
 
 def model_kwargs(model_cfg: Mapping[str, Any], speakers: Sequence[str], sample_rate: int | None = None) -> dict[str, Any]:
     """The constructor arguments of a VQVAE as plain Python values (what a checkpoint stores, with its kind).
     ``model.bottleneck`` and ``model.decoder`` keep only their kind's own options (quantization/registry.py,
-    models/decoder.py). ``sample_rate``
-    (the data's) is stored when given; models built without it assume 16 kHz."""
+    :func:`decoder_options`). ``sample_rate`` (the data's) is stored when given; models built without it
+    assume 16 kHz."""
     model = _plain(model_cfg)
     model["bottleneck"] = bottleneck_options(model.get("bottleneck", {"kind": "vq"}))
     model["decoder"] = decoder_options(model.get("decoder", {}))

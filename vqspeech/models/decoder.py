@@ -1,6 +1,7 @@
 """What the VQ-VAE asks of its decoder, whatever makes the samples: a training loss and generated audio.
 
-Two decoders share this interface (``model.decoder.kind``, configs/decoder/):
+Two decoders share this interface (``model.decoder.kind``, configs/decoder/; models/builders.py builds
+them by kind):
 
 * ``wavenet`` (models/wavenet.py): the paper's autoregressive WaveNet, a 256-way μ-law distribution per
   sample, teacher-forced in training and generated sample by sample (models/generation.py).
@@ -17,11 +18,9 @@ Both decoders work in the same signal domain: the waveform pre-emphasised by the
 
 from __future__ import annotations
 
-import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -84,55 +83,3 @@ class Decoder(nn.Module, ABC):
     @abstractmethod
     def describe(self) -> str:
         """One line for the model summary: the decoder's shape and what it can see."""
-
-
-def _decoders() -> dict[str, type[Decoder]]:
-    from vqspeech.models.parallel import ParallelDecoder
-    from vqspeech.models.wavenet import WaveNetDecoder
-
-    return {"wavenet": WaveNetDecoder, "parallel": ParallelDecoder}
-
-
-_BUILT_FROM_THE_MODEL = ("latent_dim", "speaker_dim", "hop_length", "sample_rate")  # not options
-
-
-def decoder_kinds() -> tuple[str, ...]:
-    return tuple(_decoders())
-
-
-def options_of(kind: str) -> tuple[str, ...]:
-    """The option names a decoder kind takes (its constructor's arguments beyond the model's sizes)."""
-    return tuple(name for name in inspect.signature(_decoders()[kind]).parameters
-                 if name not in _BUILT_FROM_THE_MODEL)
-
-
-def decoder_options(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """``model.decoder`` with only its kind's own options (a model file's WaveNet sizes are left out when
-    decoder=parallel is chosen). No ``kind`` is the WaveNet (checkpoints made before there were two).
-
-    Raises:
-        ValueError: an unknown kind, or an option that no kind takes.
-    """
-    kinds = _decoders()
-    kind = spec.get("kind", "wavenet")
-    if kind not in kinds:
-        raise ValueError(f"model.decoder.kind must be one of {', '.join(kinds)}, got {kind!r} "
-                         f"(choose it with decoder=KIND)")
-    known = {name for k in kinds for name in options_of(k)}
-    unknown = sorted(set(spec) - known - {"kind"})
-    if unknown:
-        raise ValueError(f"model.decoder has no option {', '.join(unknown)} (the {kind} options are "
-                         f"{', '.join(options_of(kind))})")
-    own = options_of(kind)
-    return {"kind": kind, **{k: v for k, v in spec.items() if k in own}}
-
-
-def build_decoder(spec: Mapping[str, Any], latent_dim: int, speaker_dim: int, hop_length: int,
-                  sample_rate: int) -> Decoder:
-    """The decoder ``spec`` (``model.decoder``: kind and options) for the given model sizes."""
-    options = decoder_options(spec)
-    cls = _decoders()[options.pop("kind")]
-    given = {"latent_dim": latent_dim, "speaker_dim": speaker_dim, "hop_length": hop_length,
-             "sample_rate": sample_rate}
-    wanted = inspect.signature(cls).parameters
-    return cls(**{k: v for k, v in given.items() if k in wanted}, **options)

@@ -1,5 +1,8 @@
 """Autoregressive generation with the WaveNet decoder: cached, fused, batched and folded.
 
+Every ``decoder`` here is a :class:`~vqspeech.models.wavenet.WaveNetDecoder` (its :meth:`generate` calls
+:func:`generate`; the code prior's WaveNet steps through :class:`IncrementalWaveNet` too).
+
 * **Cached**: every block keeps a ring buffer of its past inputs, so a new sample costs one step per
   block, not a re-run over the receptive field.
 * **Fused**: the decoder's weights are re-laid once per call (:class:`IncrementalWaveNet`) so one block's
@@ -22,11 +25,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm import tqdm
 
-from vqspeech.data.audio import mu_law_decode
-from vqspeech.models.wavenet import SILENCE, WaveNetDecoder, frame_mix
+from vqspeech.data.audio import MU_LAW_SILENCE as SILENCE, mu_law_decode
+from vqspeech.nn.frames import frame_mix
 
 SEGMENT_SECONDS = 0.5  # the fold length the evaluations and TensorBoard generate with
 
@@ -120,7 +123,7 @@ class IncrementalWaveNet:
     conditioning frame is global (``hop_length`` None).
     """
 
-    def __init__(self, decoder: WaveNetDecoder):
+    def __init__(self, decoder: nn.Module):
         self.hop = decoder.hop_length
         self.linear = decoder.upsample == "linear"
         self.mix = frame_mix(self.hop) if self.linear else None  # per sample of a frame: (frame before, weight)
@@ -199,7 +202,7 @@ class Conditioning:
     latents: Tensor[D, F]; speaker: Tensor[E].
     """
 
-    def __init__(self, decoder: WaveNetDecoder, latents: Tensor, speaker: Tensor):
+    def __init__(self, decoder: nn.Module, latents: Tensor, speaker: Tensor):
         self.decoder, self.latents, self.speaker = decoder, latents, speaker
         self.shape = (len(decoder.blocks), 2 * decoder.channels, latents.shape[-1])
         self.dtype, self.device = latents.dtype, latents.device
@@ -237,7 +240,7 @@ def _segments(frames: int, config: GenerationConfig) -> list[tuple[int, int, int
 
 
 @torch.inference_mode()
-def _generate_rows(decoder: WaveNetDecoder, conds: list[Tensor | Conditioning], pieces: list[tuple[int, int, int, int]],
+def _generate_rows(decoder: nn.Module, conds: list[Tensor | Conditioning], pieces: list[tuple[int, int, int, int]],
                    config: GenerationConfig, generator: torch.Generator | None, progress: bool) -> list[Tensor]:
     """Generate the given pieces as one batch; returns each piece's waveform [(end − start) · hop]."""
     hop, margin = decoder.hop_length, int(decoder.upsample == "linear")
@@ -298,7 +301,7 @@ def draw(logits: Tensor, config: GenerationConfig, generator: torch.Generator | 
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
 
-def generate(decoder: WaveNetDecoder, conds: list[Tensor | Conditioning], config: GenerationConfig,
+def generate(decoder: nn.Module, conds: list[Tensor | Conditioning], config: GenerationConfig,
              generator: torch.Generator | None = None, progress: bool = False) -> list[Tensor]:
     """Generate waveforms for a batch of utterances.
 

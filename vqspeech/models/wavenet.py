@@ -14,38 +14,18 @@ computes it once per utterance, at frame rate, and interpolates per sample.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from vqspeech.data.audio import MU_LAW_CHANNELS, mu_law_encode
+from vqspeech.data.audio import MU_LAW_CHANNELS, MU_LAW_SILENCE as SILENCE, mu_law_encode
 from vqspeech.models.decoder import Decoder, DecoderLoss
+from vqspeech.models.generation import Conditioning, generate
 from vqspeech.nn import GatedResidualBlock
-
-SILENCE = int(mu_law_encode(torch.zeros(())))
+from vqspeech.nn.frames import frame_mix, interpolate_frames
 CHECKPOINTING = (None, "block", "stack")
 UPSAMPLING = ("repeat", "linear")
-
-
-def interpolate_frames(cond: Tensor, hop: int) -> Tensor:
-    """Frame-rate conditioning to sample rate by linear interpolation between frame centres.
-
-    cond: Tensor[B, C, F] -> Tensor[B, C, F·hop]. Sample s of frame f lies at frame position
-    f + (s + 0.5)/hop − 0.5, and mixes the two frames around it; before the first frame's centre and after
-    the last one's the edge frame holds (``align_corners=False``).
-    """
-    return F.interpolate(cond, size=cond.shape[-1] * hop, mode="linear", align_corners=False)
-
-
-def frame_mix(hop: int) -> list[tuple[int, float]]:
-    """What :func:`interpolate_frames` mixes, per sample s = 0 … hop − 1 of a frame f: (the lower of the two
-    frames, relative to f: −1 before the frame's centre, else 0; the weight of the frame after it, in [0, 1)).
-    The weight is exactly 0 only at an odd hop's centre sample."""
-    positions = [(s + 0.5) / hop - 0.5 for s in range(hop)]
-    return [(math.floor(p), p - math.floor(p)) for p in positions]
 
 
 class WaveNetDecoder(Decoder):
@@ -184,8 +164,6 @@ class WaveNetDecoder(Decoder):
                  progress: bool = False) -> list[Tensor]:
         """Cached autoregressive generation, sampled or argmax and folded as ``config`` says
         (models/generation.py)."""
-        from vqspeech.models.generation import Conditioning, generate
-
         conds = [Conditioning(self, z, speakers[i]) for i, z in enumerate(latents)]
         return generate(self, conds, config, generator, progress)
 
