@@ -133,3 +133,24 @@ def test_decoder_options_keep_their_kinds_own_and_name_the_choices():
         decoder_options({"kind": "parallel", "widht": 3})
     with pytest.raises(ValueError, match="block_kernel must be odd"):
         small_decoder(block_kernel=4)
+
+
+def test_a_checkpoint_from_before_the_decoder_kinds_loads_resumes_and_refuses_the_other_decoder(tiny_config,
+                                                                                                 tmp_path):
+    from vqspeech.checkpoint import load_checkpoint, model_from_checkpoint
+    from vqspeech.errors import UserError
+    from vqspeech.training import train
+
+    run_dir = tmp_path / "run"
+    train(tiny_config(run_dir=run_dir), progress=False)
+    path = run_dir / "checkpoints" / "last.pt"
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    del payload["model_kwargs"]["model"]["decoder"]["kind"]  # as written before there were two decoders
+    torch.save(payload, path)
+    model = model_from_checkpoint(load_checkpoint(path))
+    assert model.decoder.kind == "wavenet"
+    state = model.state_dict()
+    assert all(torch.equal(state[k], payload["model"][k]) for k in payload["model"])
+    assert train(tiny_config("train.max_steps=3", run_dir=run_dir), progress=False).step == 3
+    with pytest.raises(UserError, match=r"differs at 'model\.decoder\.\w+'"):
+        train(tiny_config("decoder=parallel", "train.max_steps=4", run_dir=run_dir), progress=False)
