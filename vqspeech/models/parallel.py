@@ -75,10 +75,10 @@ class ParallelDecoder(Decoder):
     stochastic = False
 
     def __init__(self, latent_dim: int, speaker_dim: int, hop_length: int, sample_rate: int = 16000,
-                 channels: int = 256, blocks: int = 8, block_kernel: int = 7, dilations: list[int] = (1, 2, 4),
+                 channels: int = 256, blocks: int = 8, block_kernel: int = 7, dilations: tuple[int, ...] = (1, 2, 4),
                  expansion: int = 3, n_fft: int | None = None,
-                 stft_resolutions: list[list[int]] = ((256, 64), (512, 128), (1024, 256), (2048, 512)),
-                 mel_scales: list[list[int]] = ((256, 32), (512, 64), (1024, 128)),
+                 stft_resolutions: tuple[tuple[int, int], ...] = ((256, 64), (512, 128), (1024, 256), (2048, 512)),
+                 mel_scales: tuple[tuple[int, int], ...] = ((256, 32), (512, 64), (1024, 128)),
                  chunk_frames: int = 1000):
         super().__init__()
         if block_kernel % 2 == 0:
@@ -90,12 +90,14 @@ class ParallelDecoder(Decoder):
             raise ValueError(f"model.decoder.chunk_frames must be at least 1, got {chunk_frames}")
         self.hop_length = hop_length
         self.n_fft = int(n_fft) if n_fft is not None else max(512, 4 * hop_length)
-        if self.n_fft < 2 * hop_length:
-            raise ValueError(f"model.decoder.n_fft={self.n_fft} must be at least twice the hop ({hop_length}) "
-                             f"for the inverse STFT to cover every sample")
+        if self.n_fft < 4 * hop_length:
+            raise ValueError(f"model.decoder.n_fft={self.n_fft} must be at least 4 × the hop ({hop_length}): with "
+                             f"fewer overlapping windows the inverse STFT divides the last samples by a near-zero "
+                             f"window sum")
         self.channels = channels
         self.block_kernel = block_kernel
-        self.dilations = [int(dilations[i % len(dilations)]) for i in range(blocks)]
+        self.dilation_cycle = [int(d) for d in dilations]
+        self.dilations = [self.dilation_cycle[i % len(dilations)] for i in range(blocks)]
         self.chunk_frames = chunk_frames
         self.embed = nn.Conv1d(latent_dim, channels, block_kernel, padding=(block_kernel - 1) // 2)
         self.blocks = nn.ModuleList(FiLMConvNeXtBlock(channels, speaker_dim, block_kernel, d, expansion, 1.0 / blocks)
@@ -134,13 +136,14 @@ class ParallelDecoder(Decoder):
         use_checkpoints = self.activation_checkpointing is not None and torch.is_grad_enabled()
         for block in self.blocks:
             x = checkpoint(block, x, speaker, use_reentrant=False) if use_checkpoints else block(x, speaker)
-        return self.head(self.norm(x.transpose(1, 2)))
+        with torch.autocast(device_type=x.device.type, enabled=False):  # phases need more than bf16's 8 bits
+            return self.head(self.norm(x.transpose(1, 2).float()))
 
     def inverse_stft(self, columns: Tensor, frames: int) -> Tensor:
         """columns: Tensor[B, F, 2 · bins] of log-magnitudes and phases -> audio Tensor[B, 1, F · hop]."""
         with torch.autocast(device_type=columns.device.type, enabled=False):
             log_magnitude, phase = columns.float().transpose(1, 2).chunk(2, dim=1)  # [B, bins, F] each
-            magnitude = log_magnitude.exp().clamp(max=MAX_MAGNITUDE)
+            magnitude = log_magnitude.clamp(max=math.log(MAX_MAGNITUDE)).exp()  # clamped before exp: no inf
             spectrum = torch.complex(magnitude * torch.cos(phase), magnitude * torch.sin(phase))
             audio = torch.istft(spectrum, self.n_fft, self.hop_length, window=self.window, center=True,
                                 length=frames * self.hop_length)
@@ -178,7 +181,7 @@ class ParallelDecoder(Decoder):
 
     def describe(self) -> str:
         return (f"parallel, {len(self.blocks)} ConvNeXt blocks × {self.channels} channels at frame rate "
-                f"(dilations {self.dilations[:len(set(self.dilations))]}…), iSTFT head n_fft {self.n_fft} hop "
+                f"(dilations {self.dilation_cycle} cycled), iSTFT head n_fft {self.n_fft} hop "
                 f"{self.hop_length}; sees ±{self.reach_frames} codes")
 
 
