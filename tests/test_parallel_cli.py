@@ -98,3 +98,13 @@ def test_a_wrong_decoder_is_a_one_line_error_naming_the_choices(demo_recipe, tin
     if override == "decoder=hifigan":
         assert "parallel" in error and "wavenet" in error
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_sampling_options_are_refused_for_the_parallel_decoder(parallel_run, tiny_corpus, tmp_path, capsys):
+    wav = tiny_corpus / "spk_a" / "u5.wav"
+    for option in (["--temperature", "0.8"], ["--greedy"]):
+        assert main(["convert", str(wav), "--speaker", "spk_b", "--run", str(parallel_run), "-o",
+                     str(tmp_path / "out"), *option, "-q"]) == 2
+        assert one_line_error(capsys.readouterr().err).endswith(
+            f"{option[0]}: this run's parallel decoder has no sampling (it decodes in one pass); leave the option out")
+    assert not (tmp_path / "out").exists()

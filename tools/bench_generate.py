@@ -1,4 +1,5 @@
-"""Real-time factor of WaveNet generation on this machine (a benchmark, not a test).
+"""Real-time factor of WaveNet generation on this machine, path by path (a benchmark, not a test; both
+decoders' encode + decode speed: tools/bench_decode.py).
 
     python tools/bench_generate.py [--run RUN_DIR] [--seconds 10] [--segment 0.5] [--overlap 4]
 
@@ -28,7 +29,7 @@ from vqspeech.errors import UserError
 from vqspeech.models import build_model
 from vqspeech.models.builders import model_kwargs
 from vqspeech.models.generation import GenerationConfig, IncrementalWaveNet, generate
-from vqspeech.models.wavenet import SILENCE
+from vqspeech.models.wavenet import SILENCE, WaveNetDecoder
 from vqspeech.runs import load_run
 
 
@@ -76,6 +77,9 @@ def main() -> None:
         model = build_model(model_kwargs(cfg.model, ["a", "b", "c", "d"])).eval()
         sample_rate, source = cfg.data.sample_rate, f"{args.recipe} config, untrained weights"
     decoder, hop = model.decoder, model.hop_length
+    if not isinstance(decoder, WaveNetDecoder):
+        sys.exit(f"error: {source} has a {decoder.kind} decoder; this profiles WaveNet generation "
+                 f"(tools/bench_decode.py times either decoder)")
     frames_per_second = sample_rate / hop
     print(f"decoder: {source}; {len(decoder.blocks)} blocks × {decoder.channels} channels, receptive field "
           f"{decoder.receptive_field} samples; torch threads {torch.get_num_threads()}")

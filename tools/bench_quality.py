@@ -61,7 +61,7 @@ FIELDS = ["name", "config_hash", "overrides", "sampling", "minutes", "steps", "t
           "audio_seconds_trained", "decoder"]
 CURVES = [("stoi", "STOI"), ("pesq", "PESQ-WB"), ("dnsmos_ovrl", "DNSMOS OVRL"), ("mcd", "MCD (dB)"),
           ("conv_target_embedding", "conversions identified as target"), ("mapping_accuracy", "mapping accuracy"),
-          ("pnmi", "PNMI"), ("valid_loss", "valid loss (nats/sample)")]
+          ("pnmi", "PNMI"), ("valid_loss", "valid loss (the decoder's score; WaveNet: nats/sample)")]
 RECON_UTTERANCES_PER_VOICE = 3
 PROBE_UTTERANCES = 48  # of the test + valid split, chosen by utterance id (the same for every run)
 UNSEEN_FIELDS = ["name", "config_hash", "overrides", "minutes", "steps", "train_wall_s", "valid_loss", "stoi", "pesq",
@@ -71,7 +71,7 @@ UNSEEN_FIELDS = ["name", "config_hash", "overrides", "minutes", "steps", "train_
                  "score_wall_s", "machine_load", "audio_seconds_trained", "decoder"]
 UNSEEN_CURVES = [("stoi", "STOI (held-out readers)"), ("dnsmos_ovrl", "DNSMOS OVRL"),
                  ("conv_identified", "conversions identified as target"), ("conv_cosine_target", "cosine to target"),
-                 ("perplexity", "code perplexity"), ("valid_loss", "valid loss (nats/sample)")]
+                 ("perplexity", "code perplexity"), ("valid_loss", "valid loss (the decoder's score; WaveNet: nats/sample)")]
 
 
 def config_hash(cfg) -> str:
@@ -151,8 +151,8 @@ def score_checkpoint(checkpoint: Path, corpus, sample_rate: int, sampling: dict,
     mfcc_column = next(c for c in probe.columns if "MFCC" in c)
     acc, pnmi, heldout, speaker_acc, abx, abx_within = figures[model_column]
     bits = model.bottleneck.bits_per_frame()
-    return {"steps": run.step, "stoi": recon.stoi, "pesq": recon.pesq, "dnsmos_ovrl": recon.dnsmos_ovrl,
-            "mcd": recon.mcd, "conv_target_embedding": conversion.embedding_target_share,
+    return {"steps": run.step, "sampling": model.decoder.describe_generation(generation), "stoi": recon.stoi,
+            "pesq": recon.pesq, "dnsmos_ovrl": recon.dnsmos_ovrl, "mcd": recon.mcd, "conv_target_embedding": conversion.embedding_target_share,
             "recon_own_embedding": conversion.embedding_reconstructed_share,
             "real_embedding_accuracy": conversion.embedding_accuracy,
             "conv_target_classifier": conversion.target_share, "recon_own_classifier": conversion.reconstructed_share,

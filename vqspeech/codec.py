@@ -56,6 +56,8 @@ class Header:
     version: int = VERSION
 
     def pack(self) -> bytes:
+        if self.version != VERSION:
+            raise ValueError(f"only version {VERSION} headers are written (this one was read as version {self.version})")
         return HEADER.pack(MAGIC, VERSION, DECODER_IDS[self.decoder], self.model_hash, self.prior_hash,
                            self.sample_rate, self.frames, self.check, self.speaker)
 
@@ -71,8 +73,8 @@ def fingerprint(file_hash: str) -> int:
 
 
 def code_check(codes: torch.Tensor) -> int:
-    """CRC-32 of LongTensor[F] codes (as int32)."""
-    return zlib.crc32(codes.to(torch.int32).numpy().tobytes())
+    """CRC-32 of LongTensor[F] codes (as little-endian int32)."""
+    return zlib.crc32(codes.to(torch.int32).numpy().astype("<i4").tobytes())
 
 
 def coding_prior(prior: Prior) -> Prior:

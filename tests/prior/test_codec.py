@@ -126,3 +126,11 @@ def test_a_version_1_file_still_decodes_with_its_16_bit_check(tmp_path):
     path.write_bytes(wrong + words.astype("<u4").tobytes())
     with pytest.raises(UserError, match="fail the file's check"):
         decompress_codes(run, prior, path, coder)
+
+
+def test_the_header_knows_every_decoder_kind():
+    from vqspeech.codec import DECODER_IDS
+    from vqspeech.models.builders import DECODERS
+
+    assert set(DECODER_IDS) == set(DECODERS) and len(set(DECODER_IDS.values())) == len(DECODER_IDS)
+    assert all(cls.kind == kind for kind, cls in DECODERS.items())

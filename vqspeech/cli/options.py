@@ -58,6 +58,12 @@ def generation(args: argparse.Namespace, run):
 
     if args.segment_seconds is not None and not args.segment_seconds > 0:
         raise UserError(f"--segment-seconds must be positive, got {args.segment_seconds} (--no-fold: one piece)")
+    if not run.model.decoder.stochastic:
+        given = [f"--{key.replace('_', '-')}" for key in ("greedy", "temperature", "top_p", "loud_temperature",
+                                                         "loud_db") if getattr(args, key) not in (None, False)]
+        if given:
+            raise UserError(f"{', '.join(given)}: this run's {run.model.decoder.kind} decoder has no sampling (it "
+                            f"decodes in one pass); leave the option out")
     # the recipe's sampling settings, as measured for it, and the options given on the command line over them
     sampling = {key: default if getattr(args, key) is None else getattr(args, key)
                 for key, default in recipe_sampling(run.config).items()}

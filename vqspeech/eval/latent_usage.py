@@ -60,19 +60,15 @@ class LatentUsage:
     nominal_bitrate: float | None
     kl_bitrate: float | None
     score_name: str = "cross-entropy, nats/sample, teacher-forced"
-
-    @property
-    def in_nats(self) -> bool:
-        """Whether the score is a cross-entropy in nats per sample (so that its gaps have a bit rate)."""
-        return self.score_name.startswith("cross-entropy")
+    in_nats: bool = True  # the score is a cross-entropy in nats per sample (the decoder's score_in_nats)
 
     def gap(self, condition: str) -> float:
         """Score rise over the true latents (nats per sample for the WaveNet)."""
         return self.loss[condition] - self.loss[TRUE]
 
-    def gap_bitrate(self, condition: str) -> float:
-        """The same gap in bit/s."""
-        return self.gap(condition) * self.sample_rate / math.log(2)
+    def gap_bitrate(self, condition: str) -> float | None:
+        """The same gap in bit/s (None when the score is not a cross-entropy in nats)."""
+        return self.gap(condition) * self.sample_rate / math.log(2) if self.in_nats else None
 
     def rate(self) -> str:
         if self.nominal_bitrate is not None:
@@ -90,7 +86,7 @@ class LatentUsage:
                  "| conditioning | score | gap | gap (bit/s) |", "|---|---|---|---|",
                  f"| {TRUE} | {self.loss[TRUE]:.4f} | – | – |"]
         lines += [f"| {c} | {self.loss[c]:.4f} | {self.gap(c):.4f} | "
-                  f"{f'{self.gap_bitrate(c):.0f}' if self.in_nats else '–'} |"
+                  f"{'–' if self.gap_bitrate(c) is None else f'{self.gap_bitrate(c):.0f}'} |"
                   for c in ABLATIONS if c in self.loss]
         return "\n".join(lines) + "\n"
 
@@ -136,7 +132,7 @@ def latent_usage(model: VQVAE, waves: Sequence[np.ndarray], speaker_ids: Sequenc
                        loss={k: v / samples for k, v in sums.items()},
                        nominal_bitrate=None if bits is None else bits * frame_rate,
                        kl_bitrate=None if kl_nats is None else kl_nats / (samples / hop) * frame_rate / math.log(2),
-                       score_name=model.decoder.score_name)
+                       score_name=model.decoder.score_name, in_nats=model.decoder.score_in_nats)
 
 
 def _fit(latents: Tensor, frames: int) -> Tensor:

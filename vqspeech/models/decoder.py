@@ -61,6 +61,7 @@ class Decoder(nn.Module, ABC):
     kind: str = ""
     score_name: str = ""  # what :attr:`DecoderLoss.score` measures, in words (reports)
     stochastic: bool = True  # generation samples (so sampling settings and seeds matter); False: one fixed output
+    score_in_nats: bool = True  # the score is a cross-entropy in nats per sample (so its gaps have a bit rate)
     activation_checkpointing: str | None = None
 
     @abstractmethod

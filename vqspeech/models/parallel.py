@@ -73,6 +73,7 @@ class ParallelDecoder(Decoder):
     kind = "parallel"
     score_name = "multi-resolution STFT + multi-scale mel loss, one pass"
     stochastic = False
+    score_in_nats = False
 
     def __init__(self, latent_dim: int, speaker_dim: int, hop_length: int, sample_rate: int = 16000,
                  channels: int = 256, blocks: int = 8, block_kernel: int = 7, dilations: tuple[int, ...] = (1, 2, 4),

@@ -143,7 +143,7 @@ class VQVAE(nn.Module):
     def decode(self, codes: list[Tensor], speaker_ids: Tensor | None, config: GenerationConfig | None = None,
                generator: torch.Generator | None = None, progress: bool = False,
                speaker_vectors: Tensor | None = None) -> list[Tensor]:
-        """Generate audio from codes, one utterance per entry, all in one batch (the decoder's
+        """Generate audio from codes, one utterance per entry (the WaveNet in one batch; the decoder's
         :meth:`~vqspeech.models.decoder.Decoder.generate`; ``config`` matters to the WaveNet only).
 
         Args:
