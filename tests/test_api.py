@@ -86,3 +86,48 @@ def test_train_and_prepare_from_python(demo_recipe, tiny_corpus, tmp_path):
     result = vqspeech.train(demo_recipe, ["+debug=tiny", f"data.root={tiny_corpus}", f"run_dir={tmp_path / 'r'}",
                                           "train.device=cpu", "train.audio_every=null"])
     assert result.step == 2 and result.checkpoint.is_file()
+
+
+API_MISUSE = [  # (call on the tiny run's model, the one line it must give)
+    (lambda m, w: m.encode((w * 32767).astype(np.int16)), r"audio must be float samples in \[-1, 1\], got int16; divide 16-bit PCM by 32768"),
+    (lambda m, w: m.encode(np.full(640, np.nan, np.float32)), "the audio holds NaN or infinite samples"),
+    (lambda m, w: m.encode(np.array([0.1, np.inf], np.float32)), "the audio holds NaN or infinite samples"),
+    (lambda m, w: m.encode(np.zeros(0, np.float32)), r"the audio is empty \(0 samples\)"),
+    (lambda m, w: m.encode(w[:10]), r"the audio holds 10 samples at 16000 Hz, fewer than one code \(64 samples\)"),
+    (lambda m, w: m.encode(w, sample_rate=0), "sample_rate must be a positive whole number of Hz, got 0"),
+    (lambda m, w: m.decode(np.array([0, 99]), speaker="spk_a"), r"codes must lie in \[0, 16\), got values from 0 to 99"),
+    (lambda m, w: m.decode(np.array([-1, 3]), speaker="spk_a"), r"codes must lie in \[0, 16\), got values from -1 to 3"),
+    (lambda m, w: m.decode(np.array([1.0, 2.0]), speaker="spk_a"), "codes must be integers, got torch.float64"),
+    (lambda m, w: m.decode(np.zeros((2, 5), np.int64), speaker="spk_a"), r"codes must be one utterance \[F\], got shape \(2, 5\)"),
+    (lambda m, w: m.decode(np.zeros(0, np.int64), speaker="spk_a"), r"codes are empty \(0 frames\)"),
+]
+
+
+@pytest.mark.parametrize("call, message", API_MISUSE)
+def test_the_api_refuses_what_the_cli_refuses_in_one_line(trained_run, tiny_corpus, call, message):
+    model = vqspeech.load(trained_run)
+    wav = load_audio(sorted(tiny_corpus.glob("spk_b/*.wav"))[0], model.sample_rate)[:3200]
+    with pytest.raises(UserError, match=message) as info:
+        call(model, wav)
+    assert "\n" not in str(info.value)
+
+
+def test_references_are_checked_as_the_cli_checks_them(reference_run, tiny_corpus):
+    model = vqspeech.load(reference_run)
+    wav = load_audio(sorted(tiny_corpus.glob("spk_b/*.wav"))[0], model.sample_rate)
+    with pytest.raises(UserError, match="the reference audio is silent"):
+        model.convert(wav, reference=np.zeros(32000, np.float32))
+    with pytest.raises(UserError, match=r"the reference is 0.50 s long; a reference needs at least 1 s of speech"):
+        model.convert(wav, reference=wav[:8000])
+    assert model.convert(wav, reference=np.concatenate([wav, wav])).shape == wav.shape  # 1.5 s: accepted
+
+
+def test_sample_rate_resamples_to_the_models(trained_run, tiny_corpus):
+    from vqspeech.data.audio import resample
+
+    model = vqspeech.load(trained_run)
+    wav = load_audio(sorted(tiny_corpus.glob("spk_b/*.wav"))[0], model.sample_rate)[:6400]
+    at_8k = resample(wav, 16000, 8000)
+    np.testing.assert_array_equal(model.encode(at_8k, sample_rate=8000), model.encode(resample(at_8k, 8000, 16000)))
+    assert model.encode(wav, sample_rate=16000).tolist() == model.encode(wav).tolist()
+    assert model.convert(at_8k, speaker="spk_a", sample_rate=8000).shape == (len(resample(at_8k, 8000, 16000)),)

@@ -6,8 +6,12 @@
     out = model.convert(wav, speaker="slt")         # or reference=other_wav (a speaker=reference model)
 
 NumPy in gives NumPy out, torch in gives torch out (on the CPU). Audio is mono float in [-1, 1] at
-``model.sample_rate``; read files with :func:`vqspeech.data.audio.load_audio`, which resamples. The CLI's
-commands are built on the same functions (vqspeech/synthesis.py, vqspeech/runs.py).
+``model.sample_rate``, or at the ``sample_rate=`` given with it (resampled); read files with
+:func:`vqspeech.data.audio.load_audio`, which resamples. The CLI's commands are built on the same functions
+(vqspeech/synthesis.py, vqspeech/runs.py), and the API refuses what the CLI refuses, in one line each: audio
+that is not float, not mono, empty, shorter than one code, or not finite; codes of the wrong dtype, shape or
+range; references that are silent or shorter than 1 s. Seeded sampling draws its noise on the CPU, so one seed
+gives the same audio on every device.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any, TypeVar, Union
 import numpy as np
 import torch
 
-from vqspeech.data.audio import match_loudness
+from vqspeech.data.audio import SILENCE_PEAK, match_loudness, resample
 from vqspeech.errors import UserError
 from vqspeech.models.generation import SEGMENT_SECONDS, GenerationConfig, recipe_sampling
 from vqspeech.runs import LoadedRun, load_run
@@ -55,37 +59,42 @@ class Model:
         """The training voices, by name (what ``speaker=`` takes)."""
         return list(self.model.speakers.names)
 
-    def encode(self, wav: Array) -> Array:
-        """wav [T] -> codes [⌈T / hop⌉] (int64; Tensor[D, F] latents for a continuous bottleneck)."""
-        codes = self.model.encode_waveform(_numpy(wav)).cpu()
+    def encode(self, wav: Array, sample_rate: int | None = None) -> Array:
+        """wav [T] (at ``sample_rate``, default the model's) -> codes [⌈T' / hop⌉] of it at the model's rate
+        (int64; Tensor[D, F] latents for a continuous bottleneck)."""
+        codes = self.model.encode_waveform(self._audio(wav, sample_rate)).cpu()
         return codes if isinstance(wav, torch.Tensor) else codes.numpy()
 
-    def decode(self, codes: Array, speaker: str | None = None, reference: Array | None = None) -> Array:
-        """codes [F] -> wav [F · hop], generated in a training voice (``speaker``) or in the voice of
-        ``reference`` audio [R] (a model trained with speaker=reference). Sampling is seeded (``seed``)."""
-        voice = self._voice(speaker, reference)
-        generator = torch.Generator(device=self.model.device).manual_seed(self.seed)
-        tensor = torch.as_tensor(np.asarray(codes) if not isinstance(codes, torch.Tensor) else codes)
+    def decode(self, codes: Array, speaker: str | None = None, reference: Array | None = None,
+               reference_rate: int | None = None) -> Array:
+        """codes [F] -> wav [F · hop] at the model's rate, generated in a training voice (``speaker``) or in the
+        voice of ``reference`` audio [R] at ``reference_rate`` (default the model's; a model trained with
+        speaker=reference). Sampling is seeded (``seed``), its noise drawn on the CPU."""
+        voice = self._voice(speaker, reference, reference_rate)
+        generator = torch.Generator().manual_seed(self.seed)
+        tensor = self._codes(codes)
         (out,) = decode_in_voices(self.model, [tensor.to(self.model.device)], [voice], self.generation, generator)
         out = out.float().cpu()
         return out if isinstance(codes, torch.Tensor) else out.numpy()
 
-    def convert(self, wav: Array, speaker: str | None = None, reference: Array | None = None) -> Array:
-        """wav [T] spoken in another voice: a training speaker's, or that of ``reference`` audio [R];
-        loudness-matched to the input, cut to its length."""
-        source = _numpy(wav)
-        out = self.decode(self.model.encode_waveform(source).cpu(), speaker, reference)
+    def convert(self, wav: Array, speaker: str | None = None, reference: Array | None = None,
+                sample_rate: int | None = None) -> Array:
+        """wav [T] spoken in another voice: a training speaker's, or that of ``reference`` audio [R] (both at
+        ``sample_rate``, default the model's); at the model's rate, loudness-matched to the input, cut to its
+        length."""
+        source = self._audio(wav, sample_rate)
+        out = self.decode(self.model.encode_waveform(source).cpu(), speaker, reference, sample_rate)
         out = match_loudness(_numpy(out)[: len(source)], source, self.sample_rate).astype(np.float32)
         return torch.from_numpy(out) if isinstance(wav, torch.Tensor) else out
 
-    def reconstruct(self, wav: Array, speaker: str | None = None) -> Array:
+    def reconstruct(self, wav: Array, speaker: str | None = None, sample_rate: int | None = None) -> Array:
         """Encode and decode wav [T] in its own voice: a training speaker's name, or (a reference model,
         ``speaker`` None) the voice of the input itself."""
         if speaker is None and self.model.speakers.kind != "reference":
             raise UserError(f"reconstruct needs speaker= for a speaker-table model: one of {', '.join(self.speakers)}")
-        return self.convert(wav, speaker=speaker, reference=wav if speaker is None else None)
+        return self.convert(wav, speaker=speaker, reference=wav if speaker is None else None, sample_rate=sample_rate)
 
-    def _voice(self, speaker: str | None, reference: Array | None) -> str | np.ndarray:
+    def _voice(self, speaker: str | None, reference: Array | None, sample_rate: int | None) -> str | np.ndarray:
         if (speaker is None) == (reference is None):
             raise UserError("give exactly one of speaker=NAME and reference=WAV")
         if speaker is not None:
@@ -95,7 +104,59 @@ class Model:
         if self.model.speakers.kind != "reference":
             raise UserError("reference= needs a model trained with speaker=reference; name a training voice with "
                             "speaker= instead")
-        return voice_of_waves(self.model, [_numpy(reference)])
+        from vqspeech.data.speaker_vectors import MIN_SECONDS
+
+        wav = self._audio(reference, sample_rate, "reference")
+        if np.abs(wav).max() < SILENCE_PEAK:
+            raise UserError("the reference audio is silent; give a recording of the target voice")
+        if len(wav) < MIN_SECONDS * self.sample_rate:
+            raise UserError(f"the reference is {len(wav) / self.sample_rate:.2f} s long; a reference needs at least "
+                            f"{MIN_SECONDS:g} s of speech")
+        return voice_of_waves(self.model, [wav])
+
+    def _audio(self, wav: Array, sample_rate: int | None, what: str = "audio") -> np.ndarray:
+        """A waveform as the CLI would accept it, float32 [T] at the model's rate (resampled from
+        ``sample_rate`` when that differs)."""
+        if sample_rate is not None and (isinstance(sample_rate, bool) or not isinstance(sample_rate, int)
+                                        or sample_rate < 1):
+            raise UserError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
+        array = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
+        if not np.issubdtype(array.dtype, np.floating):
+            raise UserError(f"{what} must be float samples in [-1, 1], got {array.dtype}; divide 16-bit PCM by "
+                            f"32768, or read files with vqspeech.data.audio.load_audio")
+        if array.ndim != 1:
+            raise UserError(f"expected a mono waveform [T] as {what}, got shape {tuple(array.shape)}")
+        if array.size == 0:
+            raise UserError(f"the {what} is empty (0 samples)")
+        if not np.isfinite(array).all():
+            raise UserError(f"the {what} holds NaN or infinite samples")
+        array = array.astype(np.float32)
+        if sample_rate is not None and sample_rate != self.sample_rate:
+            array = resample(array, sample_rate, self.sample_rate)
+        if len(array) < self.hop_length:
+            raise UserError(f"the {what} holds {len(array)} samples at {self.sample_rate} Hz, fewer than one code "
+                            f"({self.hop_length} samples)")
+        return array
+
+    def _codes(self, codes: Array) -> torch.Tensor:
+        """Codes as :meth:`encode` gives them, checked: int [F] in [0, K) (a continuous bottleneck: float [D, F])."""
+        tensor = codes if isinstance(codes, torch.Tensor) else torch.as_tensor(np.asarray(codes))
+        bottleneck = self.model.bottleneck
+        if not bottleneck.discrete:
+            if not tensor.is_floating_point() or tensor.ndim != 2 or tensor.shape[0] != bottleneck.dim:
+                raise UserError(f"latents must be float [{bottleneck.dim}, F] as encode() gives them, got "
+                                f"{tensor.dtype} {tuple(tensor.shape)}")
+            return tensor.float()
+        if tensor.is_floating_point() or tensor.dtype == torch.bool or tensor.is_complex():
+            raise UserError(f"codes must be integers, got {tensor.dtype}")
+        if tensor.ndim != 1:
+            raise UserError(f"codes must be one utterance [F], got shape {tuple(tensor.shape)}")
+        if tensor.numel() == 0:
+            raise UserError("codes are empty (0 frames)")
+        low, high = int(tensor.min()), int(tensor.max())
+        if low < 0 or high >= bottleneck.codebook_size:
+            raise UserError(f"codes must lie in [0, {bottleneck.codebook_size}), got values from {low} to {high}")
+        return tensor.long()
 
     def __repr__(self) -> str:
         return (f"vqspeech.Model({self.run.checkpoint}, step {self.run.step}, {self.sample_rate} Hz, hop "

@@ -290,7 +290,8 @@ class _Loudness:
 def draw(logits: Tensor, config: GenerationConfig, generator: torch.Generator | None = None,
          temperature: float | Tensor | None = None) -> Tensor:
     """One sample per row from logits Tensor[B, 256] at ``temperature`` (a number, or Tensor[B, 1] per row;
-    default config.temperature), within the config.top_p nucleus. Returns LongTensor[B]."""
+    default config.temperature), within the config.top_p nucleus. Returns LongTensor[B]. A ``generator`` on the
+    CPU draws on the CPU whatever the logits' device, so one seed gives the same samples on every device."""
     temperature = config.temperature if temperature is None else temperature
     probs = torch.softmax(logits.float() / temperature, dim=-1)
     if config.top_p < 1.0:
@@ -298,6 +299,8 @@ def draw(logits: Tensor, config: GenerationConfig, generator: torch.Generator | 
         outside = sorted_probs.cumsum(-1) - sorted_probs >= config.top_p  # mass before a level already ≥ p
         sorted_probs = sorted_probs.masked_fill(outside, 0.0)
         probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
+    if generator is not None and generator.device != probs.device:  # a CPU generator: the same draws on any device
+        return torch.multinomial(probs.cpu(), 1, generator=generator)[:, 0].to(probs.device)
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
 
