@@ -5,10 +5,16 @@ pass -> a range coder (``constriction``) -> a .vqs file. Decoding runs the prior
 cache (each decoded code is the next input), then the model's decoder (WaveNet or parallel) synthesises the audio.
 
 Arithmetic coding breaks if the two sides see even slightly different probabilities, and a parallel pass
-and a cached step do not round alike. So both run the prior in float64 on the CPU and quantise its logits
-to a grid of 2^-LOGIT_BITS before the softmax (:func:`coding_probabilities`): the two sides then compute
-the same numbers except when a logit falls within about 1e-13 of a grid point. A 32-bit check of the codes
-in the header catches that case (and any corrupt file) instead of decoding garbage.
+and a cached step do not round alike, nor do two machines' SIMD kernels. So both sides run the prior in
+float64 on the CPU on one thread and round its logits to a grid of 2^-LOGIT_BITS; from there on everything
+is integer arithmetic (:func:`coding_probabilities`): each code's weight is a fixed-point exp of its
+distance to the largest logit, read from a table built by exact integer multiplication, floored at
+2^-FLOOR_BITS of the row's total, and divided by the total once in float64 (IEEE division rounds exactly
+everywhere). The tables cannot depend on the SIMD kernel or the thread count; the two sides differ only
+when a logit falls within about 1e-13 of a grid point. A 32-bit check of the codes in the header catches
+that case (and any corrupt file) instead of decoding garbage. The floor also bounds the frame count a
+payload can hold (every code costs at least :func:`min_bits_per_frame`), which the header is checked
+against before anything is decoded.
 
 The file (little-endian, version 2), 27 bytes of header, then the coder's 32-bit words:
     "VQS" · version u8 · decoder u8 · model hash u32 · prior hash u32 · sample rate u32 · frames u32 ·
@@ -82,11 +88,58 @@ def coding_prior(prior: Prior) -> Prior:
     return copy.deepcopy(prior).to("cpu", torch.float64).eval()
 
 
+WEIGHT_BITS = 40        # fixed point of the exp table: the largest logit's weight is 2^40
+MAX_GAP_NATS = 24       # logits further below the largest than this all get the table's last weight
+FLOOR_BITS = 16         # every code keeps at least 2^-16 of its row's total weight
+MAX_FRAMES = 2 ** 26    # 74 hours at 250 codes/s: a header claiming more is damaged
+
+
+def min_bits_per_frame(codebook_size: int) -> float:
+    """The least a code can cost under :func:`coding_probabilities`: the largest probability of a row is at
+    most 1 − (K − 1)·f / (1 + K·f), f = 2^-FLOOR_BITS; halved for constriction's own quantisation."""
+    floor = 2.0 ** -FLOOR_BITS
+    return float(-np.log2(1 - (codebook_size - 1) * floor / (1 + codebook_size * floor)) / 2)
+
+
+def max_frames(payload_bytes: int, codebook_size: int = 2) -> int:
+    """The most frames a payload of ``payload_bytes`` can hold (a range coder spends at least the codes'
+    information, less two words), at most MAX_FRAMES."""
+    return min(MAX_FRAMES, int((8 * payload_bytes + 64) / min_bits_per_frame(codebook_size)))
+
+
+def _exp_table() -> np.ndarray:
+    """int64 [MAX_GAP_NATS · 2^LOGIT_BITS + 1]: round(2^WEIGHT_BITS · exp(−d / 2^LOGIT_BITS)), d = 0, 1, …,
+    built by exact integer steps (Python ints), so every machine builds the same table."""
+    from decimal import Decimal, getcontext
+
+    getcontext().prec = 40
+    step = int((Decimal(-1) / Decimal(2 ** LOGIT_BITS)).exp() * Decimal(2 ** 64))  # exp(−2^-12) in Q64
+    weight, table = 2 ** 64, []
+    for _ in range(MAX_GAP_NATS * 2 ** LOGIT_BITS + 1):
+        table.append(weight >> (64 - WEIGHT_BITS))
+        weight = (weight * step) >> 64
+    return np.array(table, dtype=np.int64)
+
+
+_EXP = _exp_table()
+
+
 def coding_probabilities(logits: torch.Tensor) -> np.ndarray:
-    """logits Tensor[..., K] (float64) -> float64 probabilities, from logits rounded to 2^-LOGIT_BITS."""
+    """logits Tensor[..., K] -> float64 probabilities [..., K] that cannot depend on the CPU's kernels or
+    threads: from the logits rounded to 2^-LOGIT_BITS, integer weights (the exp table), each floored at
+    2^-FLOOR_BITS of its row's total, divided by their (exact) sum."""
+    grid = torch.round(logits.double() * float(2 ** LOGIT_BITS)).to(torch.int64).numpy()
+    gap = np.minimum(grid.max(axis=-1, keepdims=True) - grid, len(_EXP) - 1)
+    weights = _EXP[gap]  # ≤ 2^40 each: a row of up to 2^12 codes sums exactly in int64 and in float64
+    weights = np.maximum(weights, weights.sum(axis=-1, keepdims=True) >> FLOOR_BITS)
+    probs = weights.astype(np.float64) / weights.sum(axis=-1, keepdims=True).astype(np.float64)
+    return np.ascontiguousarray(probs)  # constriction reads rows from a C-ordered buffer
+
+
+def legacy_probabilities(logits: torch.Tensor) -> np.ndarray:
+    """Version 1 files' probabilities: a float64 softmax of the logits rounded to 2^-LOGIT_BITS."""
     scale = float(2 ** LOGIT_BITS)
-    rounded = torch.round(logits.double() * scale) / scale
-    return torch.softmax(rounded, dim=-1).numpy()
+    return torch.softmax(torch.round(logits.double() * scale) / scale, dim=-1).numpy()
 
 
 def _speaker_input(speaker: int, vectors: torch.Tensor | None) -> torch.Tensor | None:
@@ -101,7 +154,8 @@ def encode_codes(coder: Prior, codes: torch.Tensor, speaker: int, vectors: torch
     """Range-code LongTensor[F] under ``coder`` (see :func:`coding_prior`) -> the coder's uint32 words."""
     import constriction
 
-    logits = coder(coder.inputs(codes[None]), _speaker_input(speaker, vectors))[0].T  # [F, K]
+    with single_thread():  # as decoding runs it
+        logits = coder(coder.inputs(codes[None]), _speaker_input(speaker, vectors))[0].T  # [F, K]
     probs = coding_probabilities(logits)
     encoder = constriction.stream.queue.RangeEncoder()
     if len(codes):
@@ -111,9 +165,9 @@ def encode_codes(coder: Prior, codes: torch.Tensor, speaker: int, vectors: torch
 
 @torch.inference_mode()
 def decode_codes(coder: Prior, words: np.ndarray, frames: int, speaker: int,
-                 vectors: torch.Tensor | None = None) -> torch.Tensor:
+                 vectors: torch.Tensor | None = None, probabilities=coding_probabilities) -> torch.Tensor:
     """The inverse of :func:`encode_codes`: ``frames`` codes, LongTensor[F], decoded one at a time with the
-    prior's cached steps."""
+    prior's cached steps (``probabilities``: :func:`legacy_probabilities` for a version 1 file)."""
     import constriction
 
     decoder = constriction.stream.queue.RangeDecoder(words)
@@ -123,7 +177,7 @@ def decode_codes(coder: Prior, words: np.ndarray, frames: int, speaker: int,
     codes = torch.empty(frames, dtype=torch.long)
     with single_thread():
         for t in range(frames):
-            probs = coding_probabilities(stepper.step(previous))  # [1, K]
+            probs = probabilities(stepper.step(previous))  # [1, K]
             code = int(decoder.decode(model, probs)[0])
             codes[t] = code
             previous = torch.tensor([code])
@@ -170,6 +224,10 @@ def read_vqs(path: str | Path) -> tuple[Header, np.ndarray]:
     payload = data[size:]
     if len(payload) % 4 or (header.frames and not payload):
         raise UserError(f"{path}: the file is cut short ({len(data)} bytes); compress the audio again")
+    most = max_frames(len(payload)) if header.version > 1 else MAX_FRAMES
+    if header.frames > most:
+        raise UserError(f"{path}: the header claims {header.frames} frames, more than a {len(data)}-byte file "
+                        f"can hold ({most}); the file is damaged")
     return header, np.frombuffer(payload, "<u4").astype(np.uint32)
 
 
@@ -247,8 +305,13 @@ def decompress_codes(run, prior, source: str | Path, coder: Prior | None = None)
     if header.speaker != NO_SPEAKER and header.speaker >= len(run.model.speakers.names):
         raise UserError(f"{source}: speaker {header.speaker} is not one of the run's {len(run.model.speakers.names)}")
     coder = coder or coding_prior(prior.model)
+    most = max_frames(4 * len(words), coder.codebook_size)
+    if header.version > 1 and header.frames > most:
+        raise UserError(f"{source}: the header claims {header.frames} frames, more than its {4 * len(words)}-byte "
+                        f"payload can hold under this prior ({most}); the file is damaged")
     try:
-        codes = decode_codes(coder, words, header.frames, header.speaker, speaker_vectors(run))
+        codes = decode_codes(coder, words, header.frames, header.speaker, speaker_vectors(run),
+                             legacy_probabilities if header.version == 1 else coding_probabilities)
     except (ValueError, RuntimeError) as exc:  # the coder ran out of words: a damaged payload
         raise UserError(f"{source}: the payload does not decode ({exc}); the file is damaged") from None
     if not header.checks(codes):
