@@ -144,3 +144,23 @@ def test_overrides_after_an_option_still_reach_hydra_and_stray_arguments_are_ref
         main(["report", "--run", str(tmp_path), "stray=1"])  # only train takes overrides
     assert exc.value.code == 2
     assert "unrecognized arguments: stray=1" in capsys.readouterr().err
+
+
+def test_progress_bars_refresh_every_half_minute_when_stderr_is_a_log():
+    import io
+
+    from tqdm import tqdm
+
+    from vqspeech.cli import LOG_BAR_SECONDS, quiet_bars_in_logs
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert quiet_bars_in_logs(Terminal()) is False
+    assert quiet_bars_in_logs(io.StringIO()) is True
+    out = io.StringIO()
+    bar = tqdm(total=10, file=out)
+    assert (bar.mininterval, bar.maxinterval) == (LOG_BAR_SECONDS, LOG_BAR_SECONDS) == (30, 30)
+    bar.close()
+    assert tqdm(total=10, file=out, mininterval=1).mininterval == 1  # a bar's own setting still wins

@@ -15,6 +15,24 @@ from collections.abc import Sequence
 from vqspeech.cli import align, codec, evaluate, prepare, prior, probe, report, sample, synthesis, train
 
 GROUPS = (train, prepare, report, synthesis, evaluate, probe, align, prior, sample, codec)  # in the order `vqspeech -h` lists them
+LOG_BAR_SECONDS = 30  # when stderr is not a terminal (a log file), a progress bar writes a line this often at most
+
+
+def quiet_bars_in_logs(stream=None) -> bool:
+    """When ``stream`` (stderr) is not a terminal, make every tqdm bar of the process refresh at most every
+    LOG_BAR_SECONDS, so a redirected log holds a line per half minute, not thousands of carriage returns.
+    Returns whether it did."""
+    stream = sys.stderr if stream is None else stream
+    if stream.isatty():
+        return False
+    from functools import partialmethod
+
+    from tqdm import tqdm
+
+    if not getattr(tqdm, "_vqspeech_log_bars", False):
+        tqdm.__init__ = partialmethod(tqdm.__init__, mininterval=LOG_BAR_SECONDS, maxinterval=LOG_BAR_SECONDS)
+        tqdm._vqspeech_log_bars = True
+    return True
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.overrides += extra  # Hydra overrides after an option: vqspeech train RECIPE -q key=value
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    quiet_bars_in_logs()
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

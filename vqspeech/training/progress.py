@@ -33,7 +33,7 @@ class ProgressBar:
             self.bar.update(1)
 
     def set_postfix(self, **values) -> None:
-        self.bar.set_postfix(**values)
+        self.bar.set_postfix(refresh=False, **values)  # shown at the bar's next refresh (its own interval)
 
     def write(self, message: str) -> None:
         self.bar.write(message)
