@@ -246,10 +246,6 @@ class Compressed:
     def bits_per_second(self) -> float:
         return 8 * self.file_bytes / self.seconds
 
-    @property
-    def payload_bits_per_second(self) -> float:
-        return 8 * self.payload_bytes / self.seconds
-
 
 def speaker_index(run, name: str | None) -> int:
     """The header's speaker of ``name`` (a training voice of the run), or NO_SPEAKER for None."""

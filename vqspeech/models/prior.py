@@ -263,7 +263,3 @@ def build_prior(kwargs: Mapping[str, Any]) -> Prior:
     if kind not in classes:
         raise ValueError(f"prior.kind must be one of {', '.join(PRIOR_KINDS)}, got {kind!r}")
     return classes[kind](kwargs["codebook_size"], len(kwargs["speakers"]), kwargs.get("speaker_vector_dim"), **spec)
-
-
-def bits(nats: float) -> float:
-    return nats / math.log(2)
