@@ -18,7 +18,6 @@ cross-entropies is the voice the codes still carry.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
