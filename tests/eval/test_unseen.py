@@ -66,10 +66,18 @@ def test_any_to_any_scores_every_pair(demo_recipe, corpus_with_heldout, tmp_path
     assert report.converted.outputs == 6 and report.reconstructed.outputs == 3
     pairs = {(o.source, o.target) for o in report.outputs}
     assert len(pairs) == 9  # every source to itself and to both others
-    for group in (report.converted, report.reconstructed):
-        for share in (group.identified_as_target, group.classified_as_target):
-            assert 0.0 <= share <= 1.0
-        assert -1.0 <= group.cosine_target <= 1.0
+    for group, rows in ((report.converted, [o for o in report.outputs if o.source != o.target]),
+                        (report.reconstructed, [o for o in report.outputs if o.source == o.target])):
+        # each summary is its outputs' mean, judge by judge (not merely a number in range)
+        assert group.outputs == len(rows)
+        assert group.identified_as_target == pytest.approx(np.mean([o.identified == o.target for o in rows]))
+        assert group.classified_as_target == pytest.approx(np.mean([o.predicted == o.target for o in rows]))
+        assert group.identified_as_source == pytest.approx(np.mean([o.identified == o.source for o in rows]))
+        assert group.cosine_target == pytest.approx(np.mean([o.cosine_target for o in rows]))
+        assert group.cosine_source == pytest.approx(np.mean([o.cosine_source for o in rows]))
+    assert all(o.identified in HELD and o.predicted in HELD for o in report.outputs)
+    # a reconstruction's target is its source: the two cosines are one number
+    assert all(o.cosine_target == o.cosine_source for o in report.outputs if o.source == o.target)
     if kind == "reference":
         assert all(o.voice == "reference" for o in report.outputs)
         assert report.converted.asr_agreement_error is None or report.converted.asr_agreement_error >= 0
