@@ -7,6 +7,7 @@ import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from vqspeech.kinds import own_options
 from vqspeech.models.adversary import SpeakerAdversary
 from vqspeech.models.cpc import ContrastivePredictor
 from vqspeech.models.decoder import Decoder
@@ -21,12 +22,6 @@ DECODERS: dict[str, type[Decoder]] = {"wavenet": WaveNetDecoder, "parallel": Par
 _BUILT_FROM_THE_MODEL = ("latent_dim", "speaker_dim", "hop_length", "sample_rate")  # not options
 
 
-def decoder_options_of(kind: str) -> tuple[str, ...]:
-    """The option names a decoder kind takes (its constructor's arguments beyond the model's sizes)."""
-    return tuple(name for name in inspect.signature(DECODERS[kind]).parameters
-                 if name not in _BUILT_FROM_THE_MODEL)
-
-
 def decoder_options(spec: Mapping[str, Any]) -> dict[str, Any]:
     """``model.decoder`` with only its kind's own options (a model file's WaveNet sizes are left out when
     decoder=parallel is chosen). No ``kind`` is the WaveNet (checkpoints made before there were two).
@@ -34,18 +29,10 @@ def decoder_options(spec: Mapping[str, Any]) -> dict[str, Any]:
     Raises:
         ValueError: an unknown kind, or an option that no kind takes.
     """
-    kinds = DECODERS
-    kind = spec.get("kind", "wavenet")  # checkpoints made before there were two decoders have no kind
-    if kind not in kinds:
-        raise ValueError(f"model.decoder.kind must be one of {', '.join(kinds)}, got {kind!r} "
-                         f"(choose it with decoder=KIND)")
-    known = {name for k in kinds for name in decoder_options_of(k)}
-    unknown = sorted(set(spec) - known - {"kind"})
-    if unknown:
-        raise ValueError(f"model.decoder has no option {', '.join(unknown)} (the {kind} options are "
-                         f"{', '.join(decoder_options_of(kind))})")
-    own = decoder_options_of(kind)
-    return {"kind": kind, **{k: v for k, v in spec.items() if k in own}}
+    try:
+        return own_options("model.decoder", spec, DECODERS, _BUILT_FROM_THE_MODEL, default="wavenet")
+    except ValueError as exc:
+        raise ValueError(f"{exc} (choose it with decoder=KIND)" if ".kind " in str(exc) else str(exc)) from None
 
 
 def build_decoder(spec: Mapping[str, Any], latent_dim: int, speaker_dim: int, hop_length: int,

@@ -7,6 +7,7 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
+from vqspeech.kinds import constructor_options, own_options
 from vqspeech.quantization.continuous import GaussianBottleneck, IdentityBottleneck
 from vqspeech.quantization.result import Bottleneck
 from vqspeech.quantization.vq import VectorQuantizer
@@ -17,7 +18,7 @@ _BUILT_FROM_THE_ENCODER = ("dim", "hop_length")  # constructor arguments that ar
 
 def options_of(kind: str) -> tuple[str, ...]:
     """The option names a kind takes (its constructor's arguments beyond dim and hop_length)."""
-    return tuple(name for name in inspect.signature(BOTTLENECKS[kind]).parameters if name not in _BUILT_FROM_THE_ENCODER)
+    return constructor_options(BOTTLENECKS[kind], _BUILT_FROM_THE_ENCODER)
 
 
 def bottleneck_options(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -27,16 +28,7 @@ def bottleneck_options(spec: Mapping[str, Any]) -> dict[str, Any]:
     Raises:
         ValueError: an unknown kind, or an option that no kind takes.
     """
-    kind = spec.get("kind")
-    if kind not in BOTTLENECKS:
-        raise ValueError(f"model.bottleneck.kind must be one of {', '.join(BOTTLENECKS)}, got {kind!r}")
-    known = {name for k in BOTTLENECKS for name in options_of(k)}
-    unknown = sorted(set(spec) - known - {"kind"})
-    if unknown:
-        raise ValueError(f"model.bottleneck has no option {', '.join(unknown)} (the {kind} options are "
-                         f"{', '.join(options_of(kind)) or 'none'})")
-    own = options_of(kind)
-    return {"kind": kind, **{k: v for k, v in spec.items() if k in own}}
+    return own_options("model.bottleneck", spec, BOTTLENECKS, _BUILT_FROM_THE_ENCODER)
 
 
 def build_bottleneck(spec: Mapping[str, Any], dim: int, hop_length: int) -> Bottleneck:
