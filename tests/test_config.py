@@ -121,16 +121,20 @@ def test_every_key_of_the_group_is_read_by_code(group):
 
 
 AUXILIARY = {"speaker_adv", "cpc"}  # the terms of the speaker adversary and CPC, off in the recipes
+PARALLEL = {"stft", "mel"}           # the parallel decoder's terms (the recipes' decoder is the WaveNet)
 
 
 @pytest.mark.parametrize("choices, unused", [
-    (["bottleneck=vq"], {"kl", *AUXILIARY}), (["bottleneck=ema"], {"codebook", "kl", *AUXILIARY}),
-    (["bottleneck=vae"], {"codebook", "commitment", *AUXILIARY}),
-    (["bottleneck=ae"], {"codebook", "commitment", "kl", *AUXILIARY}),
-    (["model.speaker_adversary=4", "model.cpc_steps=2"], {"kl"})])
+    (["bottleneck=vq"], {"kl", *AUXILIARY, *PARALLEL}), (["bottleneck=ema"], {"codebook", "kl", *AUXILIARY, *PARALLEL}),
+    (["bottleneck=vae"], {"codebook", "commitment", *AUXILIARY, *PARALLEL}),
+    (["bottleneck=ae"], {"codebook", "commitment", "kl", *AUXILIARY, *PARALLEL}),
+    (["model.speaker_adversary=4", "model.cpc_steps=2"], {"kl", *PARALLEL}),
+    (["decoder=parallel", "model.decoder.channels=8", "model.decoder.blocks=1"],
+     {"reconstruction", "kl", *AUXILIARY})])
 def test_loss_weights_name_exactly_the_model_loss_terms(demo_recipe, choices, unused):
     """Every loss term the model returns has a weight; the weights it leaves unused are the other bottlenecks'
-    terms (EMA drops 'codebook', only a VAE returns 'kl') and those of the auxiliary losses that are off."""
+    terms (EMA drops 'codebook', only a VAE returns 'kl'), the other decoder's, and those of the auxiliary
+    losses that are off."""
     cfg = compose_recipe(demo_recipe, ["+debug=tiny", *choices])
     model = build_model(model_kwargs(cfg.model, ["a"]))
     out = model(torch.rand(1, 1, 512) * 2 - 1, torch.tensor([0]))
