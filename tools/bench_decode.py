@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--wavenet-repeats", type=int, default=1, help="the WaveNet's runs (each takes minutes)")
+    parser.add_argument("--wavenet-repeats", type=int, default=1, help="runs of a sampling decoder, the WaveNet (each takes minutes)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--run", action="append", help="a trained run to time instead of fresh weights (repeat)")
     args = parser.parse_args()
@@ -108,7 +108,7 @@ def main() -> None:
         rounds = max(args.repeats, args.wavenet_repeats)
         for r in range(rounds):
             for i, (model, _) in enumerate(models):
-                wanted = args.repeats if model.decoder.kind == "parallel" else args.wavenet_repeats
+                wanted = args.wavenet_repeats if model.decoder.stochastic else args.repeats
                 if r < wanted:
                     walls[i].append(time_once(model, wav, batch))
         for i, (model, source) in enumerate(models):
