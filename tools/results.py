@@ -10,7 +10,15 @@ Sources (all committed under benchmarks/):
 * demo60-reconstruction.json: `vqspeech evaluate-reconstruction --run runs/demo60 --limit 12 --seconds 2`,
   the 60-minute demo checkpoint beside Codec2 2400 on the same 12 test utterances;
 * librispeech.csv, row ``reference`` at its last point: real speech, readers the model never heard, beside
-  Codec2 2400 on the same audio.
+  Codec2 2400 on the same audio (the WaveNet decoder, 2026-12-04);
+* librispeech.csv, rows ``parallel-60`` (the parallel decoder, 60 CPU minutes) and ``wavenet-30`` (the WaveNet,
+  30 CPU minutes, run after it on 2026-12-07): the two decoders on the same held-out readers;
+* quality.csv, row ``parallel-demo-20``: the demo recipe with the parallel decoder after 20 CPU minutes,
+  beside ``default-60``'s 20-minute point (the WaveNet, 2026-12-05).
+
+The conversion column is the harness's: the share of conversions whose nearest Resemblyzer centroid is the
+target (demo: every voice to every voice on 2 held-out sentences, chance 0.25; LibriSpeech: each held-out
+reader to one other held-out reader, chance 0.05).
 
 tests/test_results.py checks that the README's table is what this script makes.
 """
@@ -36,6 +44,13 @@ def last_row(path: Path, name: str) -> dict[str, str]:
     return max(rows, key=lambda r: float(r["minutes"]))
 
 
+def row_at(path: Path, name: str, minutes: float) -> dict[str, str]:
+    rows = [r for r in csv.DictReader(path.open()) if r["name"] == name and float(r["minutes"]) == minutes]
+    if not rows:
+        raise SystemExit(f"{path} has no row named {name!r} at {minutes:g} minutes")
+    return rows[-1]
+
+
 def fmt(value, digits: int = 3) -> str:
     if value in (None, ""):
         return "–"
@@ -49,7 +64,7 @@ def system_summary(report: dict, system: str) -> dict:
 def table(bench: Path) -> str:
     demo = last_row(bench / "quality.csv", "default-60")
     libri = last_row(bench / "librispeech.csv", "reference")
-    rows = [[f"vqspeech, demo, {float(demo['minutes']):g} CPU min (harness)", fmt(demo["stoi"]), fmt(demo["pesq"], 2),
+    rows = [[f"vqspeech WaveNet, demo, {float(demo['minutes']):g} CPU min (harness)", fmt(demo["stoi"]), fmt(demo["pesq"], 2),
              fmt(demo["dnsmos_ovrl"], 2), fmt(demo["conv_target_embedding"], 2), fmt(demo["mapping_accuracy"]),
              fmt(demo["pnmi"]), fmt(demo["abx_across"]), fmt(demo["bitrate"], 0)],
             ["MFCC k-means, same K and frame rate", "–", "–", "–", "–", fmt(demo["mfcc_mapping_accuracy"]),
@@ -57,15 +72,26 @@ def table(bench: Path) -> str:
     recon = bench / "demo60-reconstruction.json"
     if recon.is_file():
         report = json.loads(recon.read_text())
-        for system, label in (("vqspeech (sampling)", "vqspeech, demo, 60 CPU min (evaluate-reconstruction)"),
+        for system, label in (("vqspeech (sampling)", "vqspeech WaveNet, demo, 60 CPU min (evaluate-reconstruction)"),
                               ("Codec2 2400", "Codec2 2400, same demo utterances")):
             s = system_summary(report, system)
             rows.append([label, fmt(s.get("stoi")), fmt(s.get("pesq"), 2), fmt(s.get("dnsmos_ovrl"), 2), "–", "–",
                          "–", "–", fmt(s.get("bitrate"), 0)])
-    rows += [[f"vqspeech, LibriSpeech unseen readers, {float(libri['minutes']):g} CPU min", fmt(libri["stoi"]),
-              fmt(libri["pesq"], 2), fmt(libri["dnsmos_ovrl"], 2), fmt(libri["conv_identified"], 2), "–", "–", "–",
-              "–"],
-             ["Codec2 2400, same LibriSpeech audio", fmt(libri["codec2_stoi"]), fmt(libri["codec2_pesq"], 2),
+    for name, decoder in (("parallel-demo-20", "parallel"),):
+        demo_parallel = last_row(bench / "quality.csv", name)
+        demo_wavenet = row_at(bench / "quality.csv", "default-60", float(demo_parallel["minutes"]))
+        for row, label in ((demo_parallel, decoder), (demo_wavenet, "WaveNet")):
+            rows.append([f"vqspeech {label}, demo, {float(row['minutes']):g} CPU min (harness)", fmt(row["stoi"]),
+                         fmt(row["pesq"], 2), fmt(row["dnsmos_ovrl"], 2), fmt(row["conv_target_embedding"], 2),
+                         fmt(row["mapping_accuracy"]), fmt(row["pnmi"]), fmt(row["abx_across"]),
+                         fmt(row["bitrate"], 0)])
+    for row, label in ((last_row(bench / "librispeech.csv", "parallel-60"), "parallel"),
+                       (last_row(bench / "librispeech.csv", "wavenet-30"), "WaveNet, same day"),
+                       (libri, "WaveNet")):
+        rows.append([f"vqspeech {label}, LibriSpeech unseen readers, {float(row['minutes']):g} CPU min",
+                     fmt(row["stoi"]), fmt(row["pesq"], 2), fmt(row["dnsmos_ovrl"], 2), fmt(row["conv_identified"], 2),
+                     "–", "–", "–", "2000"])
+    rows += [["Codec2 2400, same LibriSpeech audio", fmt(libri["codec2_stoi"]), fmt(libri["codec2_pesq"], 2),
               fmt(libri["codec2_dnsmos_ovrl"], 2), "–", "–", "–", "–", "2400"]]
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
