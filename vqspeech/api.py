@@ -24,7 +24,7 @@ from typing import Any, TypeVar, Union
 import numpy as np
 import torch
 
-from vqspeech.data.audio import SILENCE_PEAK, match_loudness, resample
+from vqspeech.data.audio import match_loudness, resample
 from vqspeech.errors import UserError
 from vqspeech.models.generation import SEGMENT_SECONDS, GenerationConfig, recipe_sampling
 from vqspeech.runs import LoadedRun, load_run
@@ -104,14 +104,12 @@ class Model:
         if self.model.speakers.kind != "reference":
             raise UserError("reference= needs a model trained with speaker=reference; name a training voice with "
                             "speaker= instead")
-        from vqspeech.data.speaker_vectors import MIN_SECONDS
+        from vqspeech.data.speaker_vectors import reference_problem
 
         wav = self._audio(reference, sample_rate, "reference")
-        if np.abs(wav).max() < SILENCE_PEAK:
-            raise UserError("the reference audio is silent; give a recording of the target voice")
-        if len(wav) < MIN_SECONDS * self.sample_rate:
-            raise UserError(f"the reference is {len(wav) / self.sample_rate:.2f} s long; a reference needs at least "
-                            f"{MIN_SECONDS:g} s of speech")
+        problem = reference_problem(wav, self.sample_rate)
+        if problem is not None:
+            raise UserError(problem)
         return voice_of_waves(self.model, [wav])
 
     def _audio(self, wav: Array, sample_rate: int | None, what: str = "audio") -> np.ndarray:

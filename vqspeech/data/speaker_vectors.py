@@ -128,13 +128,22 @@ def load_references(paths: Sequence[str | os.PathLike], sample_rate: int) -> lis
     waves = []
     for path in paths:
         wav = load_audio(path, sample_rate)
-        if np.abs(wav).max() < SILENCE_PEAK:
-            raise AudioError(f"{path}: the reference audio is silent; give a recording of the target voice")
-        if len(wav) < MIN_SECONDS * sample_rate:
-            raise AudioError(f"{path}: the reference is {len(wav) / sample_rate:.2f} s long; a reference "
-                             f"needs at least {MIN_SECONDS:g} s of speech")
+        problem = reference_problem(wav, sample_rate)
+        if problem is not None:
+            raise AudioError(f"{path}: {problem}")
         waves.append(wav)
     return waves
+
+
+def reference_problem(wav: np.ndarray, sample_rate: int) -> str | None:
+    """Why reference audio float32 [T] at ``sample_rate`` cannot give a voice (silent, or shorter than
+    MIN_SECONDS), in words; None when it can."""
+    if np.abs(wav).max() < SILENCE_PEAK:
+        return "the reference audio is silent; give a recording of the target voice"
+    if len(wav) < MIN_SECONDS * sample_rate:
+        return (f"the reference is {len(wav) / sample_rate:.2f} s long; a reference needs at least "
+                f"{MIN_SECONDS:g} s of speech")
+    return None
 
 
 def speaker_means(segments: Sequence[SegmentVectors], speaker_ids: Sequence[int], n_speakers: int) -> np.ndarray:
