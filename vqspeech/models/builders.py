@@ -3,11 +3,10 @@ checkpoint ("model_kwargs"), so a checkpoint rebuilds its model without the Hydr
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from vqspeech.kinds import own_options
+from vqspeech.kinds import build_kind, own_options
 from vqspeech.models.adversary import SpeakerAdversary
 from vqspeech.models.cpc import ContrastivePredictor
 from vqspeech.models.decoder import Decoder
@@ -29,21 +28,16 @@ def decoder_options(spec: Mapping[str, Any]) -> dict[str, Any]:
     Raises:
         ValueError: an unknown kind, or an option that no kind takes.
     """
-    try:
-        return own_options("model.decoder", spec, DECODERS, _BUILT_FROM_THE_MODEL, default="wavenet")
-    except ValueError as exc:
-        raise ValueError(f"{exc} (choose it with decoder=KIND)" if ".kind " in str(exc) else str(exc)) from None
+    return own_options("model.decoder", spec, DECODERS, _BUILT_FROM_THE_MODEL, default="wavenet",
+                       choose=" (choose it with decoder=KIND)")
 
 
 def build_decoder(spec: Mapping[str, Any], latent_dim: int, speaker_dim: int, hop_length: int,
                   sample_rate: int) -> Decoder:
     """The decoder ``spec`` (``model.decoder``: kind and options) for the given model sizes."""
     options = decoder_options(spec)
-    cls = DECODERS[options.pop("kind")]
-    given = {"latent_dim": latent_dim, "speaker_dim": speaker_dim, "hop_length": hop_length,
-             "sample_rate": sample_rate}
-    wanted = inspect.signature(cls).parameters
-    return cls(**{k: v for k, v in given.items() if k in wanted}, **options)
+    return build_kind(DECODERS[options.pop("kind")], options, {"latent_dim": latent_dim, "speaker_dim": speaker_dim,
+                                                               "hop_length": hop_length, "sample_rate": sample_rate})
 
 
 def model_kwargs(model_cfg: Mapping[str, Any], speakers: Sequence[str], sample_rate: int | None = None) -> dict[str, Any]:

@@ -3,11 +3,10 @@ the options it takes, read from its constructor."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from vqspeech.kinds import constructor_options, own_options
+from vqspeech.kinds import build_kind, constructor_options, own_options
 from vqspeech.quantization.continuous import GaussianBottleneck, IdentityBottleneck
 from vqspeech.quantization.result import Bottleneck
 from vqspeech.quantization.vq import VectorQuantizer
@@ -35,7 +34,4 @@ def build_bottleneck(spec: Mapping[str, Any], dim: int, hop_length: int) -> Bott
     """The bottleneck ``spec`` (``model.bottleneck``: kind and options) on encoder outputs of ``dim``
     channels, one frame per ``hop_length`` samples."""
     options = {k: v for k, v in bottleneck_options(spec).items() if k != "kind"}
-    cls = BOTTLENECKS[spec["kind"]]
-    given = {"dim": dim, "hop_length": hop_length}
-    wanted = inspect.signature(cls).parameters
-    return cls(**{k: v for k, v in given.items() if k in wanted}, **options)
+    return build_kind(BOTTLENECKS[spec["kind"]], options, {"dim": dim, "hop_length": hop_length})
