@@ -68,7 +68,7 @@ UNSEEN_FIELDS = ["name", "config_hash", "overrides", "minutes", "steps", "train_
                  "dnsmos_ovrl", "mcd", "codec2_stoi", "codec2_pesq", "codec2_dnsmos_ovrl", "conv_identified",
                  "conv_classified", "conv_cosine_target", "conv_cosine_source", "recon_identified",
                  "recon_cosine_target", "asr_conv", "asr_recon", "asr_codec2", "perplexity", "used_codes",
-                 "score_wall_s", "machine_load", "audio_seconds_trained", "decoder"]
+                 "score_wall_s", "machine_load", "audio_seconds_trained", "decoder", "bitrate"]
 UNSEEN_CURVES = [("stoi", "STOI (held-out readers)"), ("dnsmos_ovrl", "DNSMOS OVRL"),
                  ("conv_identified", "conversions identified as target"), ("conv_cosine_target", "cosine to target"),
                  ("perplexity", "code perplexity"), ("valid_loss", "valid loss (the decoder's score; WaveNet: nats/sample)")]
@@ -190,7 +190,8 @@ def score_unseen(checkpoint: Path, corpus, seconds: float, out_dir: Path, mos, t
             "conv_cosine_source": c.cosine_source, "recon_identified": r.identified_as_target,
             "recon_cosine_target": r.cosine_target, "asr_conv": c.asr_agreement_error,
             "asr_recon": r.asr_agreement_error, "asr_codec2": unseen.asr_codec2_2400,
-            "perplexity": usage and float(usage.perplexity), "used_codes": usage and int(usage.used_codes)}
+            "perplexity": usage and float(usage.perplexity), "used_codes": usage and int(usage.used_codes),
+            "bitrate": usage and usage.bitrate + (model.pitch.bits_per_second(sample_rate) if model.pitch else 0.0)}
 
 
 class _NoBar:

@@ -28,7 +28,7 @@ from vqspeech.data.audio import match_loudness, resample
 from vqspeech.errors import UserError
 from vqspeech.models.generation import SEGMENT_SECONDS, GenerationConfig, recipe_sampling
 from vqspeech.runs import LoadedRun, load_run
-from vqspeech.synthesis import decode_in_voices, voice_of_waves
+from vqspeech.synthesis import Voice, decode_in_voices, voice_of_waves
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 PathLike = Union[str, os.PathLike]
@@ -66,14 +66,21 @@ class Model:
         return codes if isinstance(wav, torch.Tensor) else codes.numpy()
 
     def decode(self, codes: Array, speaker: str | None = None, reference: Array | None = None,
-               reference_rate: int | None = None) -> Array:
+               reference_rate: int | None = None, pitch_of: Array | None = None) -> Array:
         """codes [F] -> wav [F · hop] at the model's rate, generated in a training voice (``speaker``) or in the
         voice of ``reference`` audio [R] at ``reference_rate`` (default the model's; a model trained with
-        speaker=reference). Sampling is seeded (``seed``), its noise drawn on the CPU."""
+        speaker=reference). Sampling is seeded (``seed``), its noise drawn on the CPU. A model with a pitch
+        stream also takes the melody from ``pitch_of``, the audio [T] at the model's rate that the codes came
+        from (spoken in the voice's register)."""
         voice = self._voice(speaker, reference, reference_rate)
         generator = torch.Generator().manual_seed(self.seed)
         tensor = self._codes(codes)
-        (out,) = decode_in_voices(self.model, [tensor.to(self.model.device)], [voice], self.generation, generator)
+        if self.model.pitch is not None and pitch_of is None:
+            raise UserError("this model has a pitch stream: give decode() the source audio as pitch_of=, "
+                            "or use convert()")
+        sources = None if pitch_of is None else [self._audio(pitch_of, None, "pitch_of")]
+        (out,) = decode_in_voices(self.model, [tensor.to(self.model.device)], [voice], self.generation, generator,
+                                  sources=sources)
         out = out.float().cpu()
         return out if isinstance(codes, torch.Tensor) else out.numpy()
 
@@ -83,7 +90,8 @@ class Model:
         ``sample_rate``, default the model's); at the model's rate, loudness-matched to the input, cut to its
         length."""
         source = self._audio(wav, sample_rate)
-        out = self.decode(self.model.encode_waveform(source).cpu(), speaker, reference, sample_rate)
+        out = self.decode(self.model.encode_waveform(source).cpu(), speaker, reference, sample_rate,
+                          pitch_of=source if self.model.pitch is not None else None)
         out = match_loudness(_numpy(out)[: len(source)], source, self.sample_rate).astype(np.float32)
         return torch.from_numpy(out) if isinstance(wav, torch.Tensor) else out
 
@@ -94,7 +102,7 @@ class Model:
             raise UserError(f"reconstruct needs speaker= for a speaker-table model: one of {', '.join(self.speakers)}")
         return self.convert(wav, speaker=speaker, reference=wav if speaker is None else None, sample_rate=sample_rate)
 
-    def _voice(self, speaker: str | None, reference: Array | None, sample_rate: int | None) -> str | np.ndarray:
+    def _voice(self, speaker: str | None, reference: Array | None, sample_rate: int | None) -> Voice:
         if (speaker is None) == (reference is None):
             raise UserError("give exactly one of speaker=NAME and reference=WAV")
         if speaker is not None:
@@ -110,7 +118,10 @@ class Model:
         problem = reference_problem(wav, self.sample_rate)
         if problem is not None:
             raise UserError(problem)
-        return voice_of_waves(self.model, [wav])
+        try:
+            return voice_of_waves(self.model, [wav])
+        except ValueError as exc:  # too little voiced speech for a pitch register
+            raise UserError(str(exc)) from None
 
     def _audio(self, wav: Array, sample_rate: int | None, what: str = "audio") -> np.ndarray:
         """A waveform as the CLI would accept it, float32 [T] at the model's rate (resampled from

@@ -266,6 +266,10 @@ def compress_file(run, prior, source: str | Path, output: str | Path, speaker: s
     from vqspeech.codes import speaker_vectors
     from vqspeech.data.audio import load_audio
 
+    if run.model.pitch is not None:
+        raise UserError("this model has a pitch stream, which .vqs files do not carry yet; compress with a model "
+                        "trained without model.pitch")
+
     source, output = Path(source), Path(output)
     wav = load_audio(source, run.sample_rate)
     codes = run.model.encode_waveform(wav).cpu()

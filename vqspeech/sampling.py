@@ -125,6 +125,9 @@ def write_samples(run, prior_dir, out: Path, speaker: str, seconds: float, n: in
     from vqspeech.synthesis import decode_in_voices
 
     model = run.model
+    if model.pitch is not None:
+        raise UserError("this model has a pitch stream, and the prior samples content codes only; sample from a "
+                        "model trained without model.pitch")
     index = model.speakers.index(speaker)
     prior = load_prior(run, prior_dir, model.device)
     frames = max(1, round(seconds * run.sample_rate / model.hop_length))

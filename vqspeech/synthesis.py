@@ -28,51 +28,95 @@ from vqspeech.models import VQVAE
 from vqspeech.models.generation import GenerationConfig
 
 
-Voice = Union[str, np.ndarray]  # a training speaker's name, or a speaker vector float32 [V]
+@dataclass
+class GivenVoice:
+    """A voice given by reference audio: its speaker vector float32 [V] and, for a model with a pitch stream,
+    its pitch register Tensor[2] (mean, std of log-F0; None otherwise)."""
+
+    vector: np.ndarray
+    register: torch.Tensor | None = None
 
 
-def reference_voice(model: VQVAE, paths: Sequence[str | os.PathLike]) -> np.ndarray:
+Voice = Union[str, GivenVoice]  # a training speaker's name, or a voice from reference audio
+
+
+def reference_voice(model: VQVAE, paths: Sequence[str | os.PathLike]) -> GivenVoice:
     """The voice of reference recordings for ``model`` (:func:`voice_of_waves` of their audio).
 
     Raises:
         UserError: the model has no reference encoder (speaker=table); a reference that cannot be read, is
-            silent or too short (one line naming the file).
+            silent or too short, or (a pitch model) has too little voiced speech to measure its pitch (one line).
     """
     if model.speakers.kind != "reference":
         raise UserError("--reference needs a model trained with speaker=reference; this one has a speaker table "
                         "and no reference encoder: name a training voice with --speaker NAME (--list-speakers)")
     from vqspeech.data.speaker_vectors import load_references
 
-    return voice_of_waves(model, load_references(paths, model.sample_rate))
+    waves = load_references(paths, model.sample_rate)
+    try:
+        return voice_of_waves(model, waves)
+    except ValueError as exc:  # too little voiced speech for the pitch register
+        raise UserError(f"{', '.join(map(str, paths))}: {exc}") from None
 
 
 @torch.inference_mode()
-def voice_of_waves(model: VQVAE, waves: Sequence[np.ndarray]) -> np.ndarray:
-    """A reference model's speaker vector [V] for waveforms [T_i] of one voice: the unit-norm mean of their
-    Resemblyzer segment vectors, or the mean of the learned encoder's vectors (each wave scaled to the
-    model's input level first, as in training)."""
+def voice_of_waves(model: VQVAE, waves: Sequence[np.ndarray]) -> GivenVoice:
+    """A reference model's voice for waveforms [T_i] of one voice: the speaker vector [V] is the unit-norm
+    mean of their Resemblyzer segment vectors, or the mean of the learned encoder's vectors (each wave scaled
+    to the model's input level first, as in training); with a pitch stream, the register of their F0.
+
+    Raises:
+        ValueError: (a pitch model) less voiced speech than a register needs (:func:`~vqspeech.data.pitch.reference_register`).
+    """
     speakers = model.speakers
+    register = None
+    if model.pitch is not None:
+        from vqspeech.data.pitch import reference_register
+
+        register = reference_register(waves, model.sample_rate).as_tensor()
     if speakers.encoder == "resemblyzer":
         from vqspeech.data.speaker_vectors import SpeakerEncoder
 
-        return SpeakerEncoder.shared(model.sample_rate, speakers.segment_seconds).voice(waves)
+        return GivenVoice(SpeakerEncoder.shared(model.sample_rate, speakers.segment_seconds).voice(waves), register)
     vectors = [speakers.embed_audio(torch.from_numpy(normalize_loudness(w, model.sample_rate, model.loudness_lufs))
                                     [None, None].to(model.device))[0] for w in waves]
-    return torch.stack(vectors).mean(dim=0).float().cpu().numpy()
+    return GivenVoice(torch.stack(vectors).mean(dim=0).float().cpu().numpy(), register)
 
 
 def decode_in_voices(model: VQVAE, codes: Sequence[torch.Tensor], voices: Sequence[Voice],
                      generation: GenerationConfig, generator: torch.Generator | None = None,
-                     progress: bool = False) -> list[torch.Tensor]:
-    """:meth:`VQVAE.decode` of each utterance's codes in its voice (a name, or a speaker vector [V]), in one
-    batch; named training voices are their mean vectors when any voice is a vector."""
+                     progress: bool = False, sources: Sequence[np.ndarray] | None = None,
+                     pitch: Sequence | None = None) -> list[torch.Tensor]:
+    """:meth:`VQVAE.decode` of each utterance's codes in its voice (a name, or a :class:`GivenVoice`), in one
+    batch; named training voices are their mean vectors when any voice is given by audio.
+
+    A model with a pitch stream also needs each utterance's melody: ``pitch`` (PitchCodes, e.g. from a
+    bitstream) or the ``sources`` waveforms float32 [T_i] the codes came from; either way it is spoken in
+    the voice's register (a training speaker's stored one, or the reference audio's).
+    """
+    if model.pitch is not None:
+        if pitch is None:
+            if sources is None:
+                raise ValueError("this model has a pitch stream: decode_in_voices needs the sources or their pitch")
+            pitch = model.encode_pitches(list(sources))
+        pitch = [p.in_register(_register(model, v)) for p, v in zip(pitch, voices)]
     if all(isinstance(v, str) for v in voices):
         return model.decode(list(codes), model.speakers.ids(list(voices), model.device), generation, generator,
-                            progress)
-    means = model.speakers.means.detach().cpu()  # a vector means a reference model (see reference_voice)
-    vectors = torch.stack([means[model.speakers.index(v)] if isinstance(v, str) else torch.from_numpy(v)
+                            progress, pitch=pitch)
+    means = model.speakers.means.detach().cpu()  # a given voice means a reference model (see reference_voice)
+    vectors = torch.stack([means[model.speakers.index(v)] if isinstance(v, str) else torch.from_numpy(v.vector)
                            for v in voices])
-    return model.decode(list(codes), None, generation, generator, progress, speaker_vectors=vectors.to(model.device))
+    return model.decode(list(codes), None, generation, generator, progress, speaker_vectors=vectors.to(model.device),
+                        pitch=pitch)
+
+
+def _register(model: VQVAE, voice: Voice) -> torch.Tensor:
+    """The pitch register Tensor[2] a voice speaks in (a pitch model)."""
+    if isinstance(voice, str):
+        return model.speaker_register(torch.tensor([model.speakers.index(voice)]))[0]
+    if voice.register is None:
+        raise ValueError("this voice has no pitch register; make it with voice_of_waves of a pitch model")
+    return voice.register
 
 
 @dataclass
@@ -132,7 +176,7 @@ def synthesize_files(model: VQVAE, sources: Sequence[Path], destinations: Sequen
         return results
 
     waves = decode_in_voices(model, [c for _, _, c, _ in jobs], [v for *_, v in jobs], generation, generator,
-                             progress)
+                             progress, sources=[w for _, w, _, _ in jobs])
     for (result, wav, _, _), generated in zip(jobs, waves):
         audio = generated[: len(wav)].cpu().numpy()
         if loudness_match:

@@ -45,27 +45,27 @@ def locate(crop: np.ndarray, waves: list[np.ndarray]) -> tuple[int, int]:
 def test_item_depends_only_on_seed_and_index(split):
     a, b = RandomCrops(split, CROP, seed=3), RandomCrops(split, CROP, seed=3)
     for i in (0, 1, 17, 10**12):
-        (wav_a, spk_a), (wav_b, spk_b) = a[i], b[i]
-        assert torch.equal(wav_a, wav_b) and torch.equal(spk_a, spk_b)
+        assert a[i].keys() == b[i].keys() == {"wav", "speaker"}
+        assert torch.equal(a[i]["wav"], b[i]["wav"]) and torch.equal(a[i]["speaker"], b[i]["speaker"])
     # whatever was drawn in between
-    first = a[5][0]
+    first = a[5]["wav"]
     for i in range(50):
         a[i]
-    assert torch.equal(a[5][0], first)
+    assert torch.equal(a[5]["wav"], first)
 
 
 def test_different_indices_and_seeds_give_different_crops(split):
     crops = RandomCrops(split, CROP, seed=3)
-    items = [crops[i][0] for i in range(20)]
+    items = [crops[i]["wav"] for i in range(20)]
     assert all(not torch.equal(x, y) for x, y in itertools.combinations(items, 2))
     other_seed = RandomCrops(split, CROP, seed=4)
-    assert sum(torch.equal(crops[i][0], other_seed[i][0]) for i in range(20)) <= 2
+    assert sum(torch.equal(crops[i]["wav"], other_seed[i]["wav"]) for i in range(20)) <= 2
 
 
 def test_crops_are_pieces_of_one_utterance_with_its_speaker(split):
     crops = RandomCrops(split, CROP, seed=0)
     for i in range(200):
-        wav, speaker = crops[i]
+        wav, speaker = crops[i]["wav"], crops[i]["speaker"]
         assert wav.shape == (1, CROP) and wav.dtype == torch.float32
         u, _ = locate(wav[0].numpy(), split.waves)
         assert int(speaker) == split.speaker_ids[u]
@@ -73,7 +73,7 @@ def test_crops_are_pieces_of_one_utterance_with_its_speaker(split):
 
 def test_sampling_covers_every_utterance_roughly_by_length(split):
     crops = RandomCrops(split, CROP, seed=1)
-    picks = [locate(crops[i][0][0].numpy(), split.waves) for i in range(600)]
+    picks = [locate(crops[i]["wav"][0].numpy(), split.waves) for i in range(600)]
     counts = np.bincount([u for u, _ in picks], minlength=len(split.waves))
     assert (counts > 0).all(), counts
     share = counts / counts.sum()
@@ -89,8 +89,8 @@ def take(loader, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 def assert_same_batches(xs, ys):
     assert len(xs) == len(ys)
-    for (wav_x, spk_x), (wav_y, spk_y) in zip(xs, ys):
-        assert torch.equal(wav_x, wav_y) and torch.equal(spk_x, spk_y)
+    for x, y in zip(xs, ys):
+        assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
 
 
 @pytest.mark.parametrize("start_step", [1, 3])
@@ -99,9 +99,9 @@ def test_loader_from_start_step_yields_the_uninterrupted_batches(split, start_st
     straight = take(crop_loader(crops, batch_size=3, start_step=0, num_workers=0, pin_memory=False), 6)
     resumed = take(crop_loader(crops, batch_size=3, start_step=start_step, num_workers=0, pin_memory=False),
                    6 - start_step)
-    assert straight[0][0].shape == (3, 1, CROP)
+    assert straight[0]["wav"].shape == (3, 1, CROP)
     assert_same_batches(resumed, straight[start_step:])
-    assert not torch.equal(straight[0][0], straight[1][0])
+    assert not torch.equal(straight[0]["wav"], straight[1]["wav"])
 
 
 def test_loader_batches_do_not_depend_on_the_number_of_workers(split):
@@ -165,5 +165,5 @@ def test_pcm16_split_is_lossless_for_16_bit_audio_and_crops_as_float(tmp_path):
     assert as_int.waves[0].nbytes * 2 == as_flt.waves[0].nbytes
     assert np.array_equal(as_float(as_int.waves[0]), as_flt.waves[0])
     for i in range(5):  # the same crops, as float32, from either
-        a, b = RandomCrops(as_int, CROP, 0)[i][0], RandomCrops(as_flt, CROP, 0)[i][0]
+        a, b = RandomCrops(as_int, CROP, 0)[i]["wav"], RandomCrops(as_flt, CROP, 0)[i]["wav"]
         assert a.dtype == torch.float32 and torch.equal(a, b)

@@ -102,7 +102,7 @@ def test_a_crop_is_never_conditioned_on_its_own_audio():
     starts = np.cumsum([0, *lengths])
     seen_utterances, fallbacks = set(), 0
     for i in range(300):
-        wav, speaker, vector = crops[i]
+        wav, speaker, vector = crops[i]["wav"], crops[i]["speaker"], crops[i]["speaker_vector"]
         first = int(round(wav[0, 0].item() * 1e7))
         u = int(np.searchsorted(starts, first, side="right") - 1)
         seen_utterances.add(u)
@@ -128,7 +128,7 @@ def test_a_learned_encoder_hears_its_speaker_outside_the_crop():
     crops = RandomCrops(split, crop=SR // 4, seed=5, reference_samples=SR // 2)
     starts = np.cumsum([0, *lengths])
     for i in range(200):
-        wav, speaker, reference = crops[i]
+        wav, speaker, reference = crops[i]["wav"], crops[i]["speaker"], crops[i]["speaker_audio"]
         crop = np.round(wav[0].numpy() * 1e7).astype(np.int64)
         heard = np.round(reference[0].numpy() * 1e7).astype(np.int64)
         assert reference.shape == (1, SR // 2)

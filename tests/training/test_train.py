@@ -212,8 +212,8 @@ def _poison(monkeypatch, bad_items):
     original = RandomCrops.__getitem__
 
     def getitem(self, i):
-        wav, speaker = original(self, i)
-        return (torch.full_like(wav, float("nan")) if i in bad_items else wav), speaker
+        item = original(self, i)
+        return {**item, "wav": torch.full_like(item["wav"], float("nan"))} if i in bad_items else item
 
     monkeypatch.setattr(RandomCrops, "__getitem__", getitem)
 

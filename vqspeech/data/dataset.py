@@ -79,19 +79,25 @@ class RandomCrops(Dataset):
     """Item i: a crop of ``crop`` samples at a position drawn uniformly over all audio, seeded by (seed, i).
 
     Utterances shorter than the crop are zero-padded on the right.
-    Returns (wav Tensor[1, crop] float32, speaker_id LongTensor[]), whether the split holds float or int16;
-    with ``segments`` (each utterance's speaker vectors, :mod:`vqspeech.data.speaker_vectors`) also the
-    crop's speaker vector Tensor[V]: the unit-norm mean of every segment of the speaker that does not
+    Returns a dict: "wav" Tensor[1, crop] float32 (whether the split holds float or int16) and "speaker"
+    LongTensor[]; with ``segments`` (each utterance's speaker vectors, :mod:`vqspeech.data.speaker_vectors`)
+    also "speaker_vector" Tensor[V]: the unit-norm mean of every segment of the speaker that does not
     overlap the crop (the speaker's other utterances whole, and the rest of this one), so the vector is
     never computed from the audio it conditions. A crop with no such segment (a speaker whose one
     utterance is shorter than crop + segment) gets the mean of all the other speakers' segments.
-    With ``reference_samples`` R instead (a learned speaker encoder) the third element is reference audio
-    Tensor[1, R]: R samples of the speaker drawn (seeded like the crop) from anywhere that does not overlap
-    the crop, in this utterance or another of the speaker's; zeros when there is no such place.
+    With ``reference_samples`` R instead (a learned speaker encoder), "speaker_audio" Tensor[1, R]: R samples
+    of the speaker drawn (seeded like the crop) from anywhere that does not overlap the crop, in this
+    utterance or another of the speaker's; zeros when there is no such place.
+    With ``perturbation`` (:class:`CropPerturbation`), "encoder_wav" Tensor[1, crop]: the same samples of one
+    of the utterance's voice-randomised variants, drawn at random, through a random EQ
+    (:mod:`vqspeech.data.perturb`): what the encoder reads, while "wav" stays the decoder's target.
+    With ``pitch`` (:class:`CropPitch`), "f0" Tensor[2, P] (log-F0 and voicing of the crop's P pitch frames,
+    :func:`vqspeech.data.pitch.pool`) and "register" Tensor[2], the utterance's.
     """
 
     def __init__(self, split: LoadedSplit, crop: int, seed: int, segments: Sequence | None = None,
-                 reference_samples: int | None = None):
+                 reference_samples: int | None = None, perturbation: CropPerturbation | None = None,
+                 pitch: CropPitch | None = None):
         if not split.waves:
             raise ValueError("no audio to crop from")
         self.waves = split.waves
@@ -101,6 +107,10 @@ class RandomCrops(Dataset):
         self.ends = np.cumsum([len(w) for w in self.waves])
         self.segments = segments
         self.reference_samples = reference_samples
+        for extra, name in ((perturbation and perturbation.variants, "variants"), (pitch and pitch.tracks, "F0 tracks")):
+            if extra is not None and len(extra) != len(self.waves):
+                raise ValueError(f"{len(extra)} utterances' {name} for {len(self.waves)} utterances")
+        self.perturbation, self.pitch = perturbation, pitch
         self.by_speaker: dict[int, list[int]] = {}
         for u, spk in enumerate(self.speaker_ids):
             self.by_speaker.setdefault(spk, []).append(u)
@@ -120,21 +130,29 @@ class RandomCrops(Dataset):
     def __len__(self) -> int:
         return 2 ** 62
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, i])
         u = int(np.searchsorted(self.ends, rng.integers(self.ends[-1]), side="right"))
         wav = self.waves[u]
         if len(wav) >= self.crop:
             start = int(rng.integers(len(wav) - self.crop + 1))
-            piece = wav[start:start + self.crop]
         else:
-            start, piece = 0, np.pad(wav, (0, self.crop - len(wav)))
-        item = (torch.from_numpy(np.ascontiguousarray(as_float(piece)))[None], torch.tensor(self.speaker_ids[u]))
+            start = 0
+        item = {"wav": torch.from_numpy(self._cut(wav, start))[None], "speaker": torch.tensor(self.speaker_ids[u])}
         if self.reference_samples is not None:
-            return (*item, torch.from_numpy(self.reference_audio(u, start, start + self.crop, rng))[None])
-        if self.segments is None:
-            return item
-        return (*item, torch.from_numpy(self.reference_vector(u, start, start + self.crop)))
+            item["speaker_audio"] = torch.from_numpy(self.reference_audio(u, start, start + self.crop, rng))[None]
+        elif self.segments is not None:
+            item["speaker_vector"] = torch.from_numpy(self.reference_vector(u, start, start + self.crop))
+        if self.perturbation is not None:
+            item["encoder_wav"] = torch.from_numpy(self.perturbation.crop(u, start, self.crop, self._cut, rng))[None]
+        if self.pitch is not None:
+            item.update(self.pitch.crop(u, start, self.crop))
+        return item
+
+    def _cut(self, wav: np.ndarray, start: int) -> np.ndarray:
+        """float32 [crop]: wav[start:start + crop], zero-padded at the end."""
+        piece = wav[start:start + self.crop]
+        return np.ascontiguousarray(as_float(np.pad(piece, (0, self.crop - len(piece)))))
 
     def reference_audio(self, u: int, start: int, end: int, rng: np.random.Generator) -> np.ndarray:
         """float32 [R]: R samples of utterance u's speaker that do not overlap the crop [start, end) of u."""
@@ -165,6 +183,42 @@ class RandomCrops(Dataset):
             count = self.everyone_count - self.speaker_count[spk]
         mean = total / max(count, 1)
         return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
+
+@dataclass
+class CropPerturbation:
+    """The voice-randomised variants of every utterance (int16 [V, T_i] each, :mod:`vqspeech.data.perturb`) and
+    the EQ applied on top, per crop."""
+
+    variants: Sequence[np.ndarray]
+    eq_gain_db: float
+    sample_rate: int
+
+    def crop(self, u: int, start: int, size: int, cut, rng: np.random.Generator) -> np.ndarray:
+        """float32 [size]: the crop [start, start + size) of a random variant of utterance u, through a random EQ."""
+        from vqspeech.data.perturb import random_eq
+
+        bank = self.variants[u]
+        piece = cut(np.asarray(bank[int(rng.integers(len(bank)))]), start)
+        return random_eq(piece, rng, self.eq_gain_db, self.sample_rate)
+
+
+@dataclass
+class CropPitch:
+    """Every utterance's F0 track (float32 [N_i], :func:`vqspeech.data.pitch.track`) and register
+    (Tensor[2]), pooled per crop to frames of ``hop`` samples."""
+
+    tracks: Sequence[np.ndarray]
+    registers: Sequence[torch.Tensor]
+    hop: int
+    sample_rate: int
+
+    def crop(self, u: int, start: int, size: int) -> dict[str, torch.Tensor]:
+        """{"f0": Tensor[2, ⌈size / hop⌉] (log-F0, voicing), "register": Tensor[2]} of the crop [start, start + size) of u."""
+        from vqspeech.data.pitch import pool
+
+        log_f0, voiced = pool(self.tracks[u], start, -(-size // self.hop), self.hop, self.sample_rate)
+        return {"f0": torch.from_numpy(np.stack([log_f0, voiced.astype(np.float32)])), "register": self.registers[u]}
 
 
 class StepItems(Sampler[int]):

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from vqspeech.data.audio import SILENCE_PEAK, AudioError, load_audio
-from vqspeech.files import atomic_target
+from vqspeech.data.file_cache import cached_per_file
 
 log = logging.getLogger(__name__)
 
@@ -159,44 +159,18 @@ def speaker_means(segments: Sequence[SegmentVectors], speaker_ids: Sequence[int]
 
 def cached_segments(encoder: SpeakerEncoder, keys: Sequence[tuple[Path, str]], waves: Sequence[np.ndarray],
                     cache_dir: Path, progress: bool = False) -> list[SegmentVectors]:
-    """Segment vectors of each wave, from ``cache_dir/<encoder.id>.pt`` where its entry is current.
+    """Segment vectors of each wave, from ``cache_dir/<encoder.id>.pt`` where its entry is current
+    (:func:`vqspeech.data.file_cache.cached_per_file`).
 
     Args:
         keys: per wave, the file it was read from and the part of it taken ("" for the whole file).
         waves: float32 or int16 [T_i], at the encoder's rate.
-    An entry is current when the file's size and modification time are those it was computed from. New
-    entries are written back (atomically); a cache that cannot be written is only warned about.
     """
-    from tqdm import tqdm
-
     from vqspeech.data.dataset import as_float
 
-    path = cache_dir / f"{encoder.id}.pt"
-    cache: dict = {}
-    if path.is_file():
-        try:
-            cache = torch.load(path, weights_only=True)
-        except Exception as exc:  # a damaged cache is rebuilt
-            log.warning("%s is damaged (%s); computing the speaker vectors again", path, exc)
-    out, changed = [], 0
-    for (file, part), wav in tqdm(list(zip(keys, waves)), desc="speaker vectors", unit="file",
-                                  disable=not progress, leave=False):
-        stat = os.stat(file)
-        key, stamp = f"{Path(file).resolve()}{part}", [stat.st_size, stat.st_mtime_ns]
-        entry = cache.get(key)
-        if entry is None or entry["stamp"].tolist() != stamp:
-            segments = encoder.segments(as_float(wav))
-            entry = {"stamp": torch.tensor(stamp, dtype=torch.int64), "bounds": torch.from_numpy(segments.bounds),
-                     "vectors": torch.from_numpy(segments.vectors)}
-            cache[key] = entry
-            changed += 1
-        out.append(SegmentVectors(bounds=entry["bounds"].numpy(), vectors=entry["vectors"].numpy()))
-    if changed:
-        try:
-            with atomic_target(path) as tmp:
-                torch.save(cache, tmp)
-            log.info("speaker vectors: %d computed, %d reused (%s)", changed, len(out) - changed, path)
-        except OSError as exc:
-            log.warning("cannot write the speaker-vector cache %s (%s); they will be computed again next time",
-                        path, exc)
-    return out
+    def compute(wav: np.ndarray) -> dict[str, torch.Tensor]:
+        segments = encoder.segments(as_float(wav))
+        return {"bounds": torch.from_numpy(segments.bounds), "vectors": torch.from_numpy(segments.vectors)}
+
+    entries = cached_per_file(cache_dir / f"{encoder.id}.pt", keys, waves, compute, "speaker vectors", progress)
+    return [SegmentVectors(bounds=e["bounds"].numpy(), vectors=e["vectors"].numpy()) for e in entries]

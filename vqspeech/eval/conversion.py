@@ -48,6 +48,7 @@ from vqspeech.errors import UserError
 from vqspeech.files import write_atomic
 from vqspeech.eval.speaker_classifier import SpeakerClassifier
 from vqspeech.models import VQVAE
+from vqspeech.synthesis import decode_in_voices
 from vqspeech.models.generation import SEGMENT_SECONDS, GenerationConfig
 
 log = logging.getLogger(__name__)
@@ -188,8 +189,9 @@ def evaluate_conversion(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir:
     codes = [model.encode_waveform(wav) for _, _, wav in held.sources]
     jobs = [(i, tgt) for i in range(len(held.sources)) for tgt in speakers]
     started = time.monotonic()
-    outputs = model.decode([codes[i] for i, _ in jobs], model.speakers.ids([t for _, t in jobs], device),
-                           generation, torch.Generator(device=device).manual_seed(seed), progress)
+    outputs = decode_in_voices(model, [codes[i] for i, _ in jobs], [t for _, t in jobs], generation,
+                               torch.Generator(device=device).manual_seed(seed), progress,
+                               sources=[held.sources[i][2] for i, _ in jobs])
     generation_time = time.monotonic() - started
     waves = [out.float().cpu().numpy() for out in outputs]
 

@@ -214,7 +214,8 @@ class Evaluation:
         voices = [self.voice_of(u) for u, _ in batch]
         started = time.monotonic()
         generated = {system: decode_in_voices(model, codes, voices, config,
-                                              self.generator if not config.greedy else None, self.progress)
+                                              self.generator if not config.greedy else None, self.progress,
+                                              sources=[wav for _, wav in batch])
                      for system, config in self.generations.items()}
         self.generation_seconds += time.monotonic() - started
         for i, (utt, wav) in enumerate(batch):

@@ -157,7 +157,8 @@ def evaluate_unseen(model: VQVAE, corpus: Corpus, out_dir: str | Path, targets_p
     generation = GenerationConfig.from_seconds(SEGMENT_SECONDS, sample_rate, hop)
     started = time.monotonic()
     waves = decode_in_voices(model, [codes[i] for i, _ in jobs], [voices[t] for _, t in jobs], generation,
-                             torch.Generator(device=model.device).manual_seed(seed), progress)
+                             torch.Generator(device=model.device).manual_seed(seed), progress,
+                             sources=[pieces[i].a for i, _ in jobs])
     rtf = (time.monotonic() - started) / (sum(len(pieces[i].a) for i, _ in jobs) / sample_rate)
     waves = [w[: len(pieces[i].a)].float().cpu().numpy() for w, (i, _) in zip(waves, jobs)]
 

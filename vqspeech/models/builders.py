@@ -12,6 +12,8 @@ from vqspeech.models.cpc import ContrastivePredictor
 from vqspeech.models.decoder import Decoder
 from vqspeech.models.encoder import ConvEncoder
 from vqspeech.models.parallel import ParallelDecoder
+from vqspeech.models.pitch import CHANNELS as PITCH_CHANNELS
+from vqspeech.models.pitch import PitchStream
 from vqspeech.models.speaker import build_speakers
 from vqspeech.models.vqvae import VQVAE
 from vqspeech.models.wavenet import WaveNetDecoder
@@ -59,8 +61,9 @@ def build_model(kwargs: Mapping[str, Any]) -> VQVAE:
     bottleneck = build_bottleneck(model["bottleneck"], encoder.latent_dim, encoder.hop_length)
     speakers = build_speakers(model.get("speaker"), kwargs["speakers"], model["speaker_dim"],
                               kwargs.get("sample_rate", 16000))
-    decoder = build_decoder(model["decoder"], encoder.latent_dim, speakers.dim, encoder.hop_length,
-                            kwargs.get("sample_rate", 16000))
+    pitch = build_pitch(model.get("pitch"))
+    decoder = build_decoder(model["decoder"], encoder.latent_dim + (PITCH_CHANNELS if pitch else 0), speakers.dim,
+                            encoder.hop_length, kwargs.get("sample_rate", 16000))
     channels = model.get("speaker_adversary", 0)
     if channels < 0:
         raise ValueError(f"model.speaker_adversary must be 0 (off) or the classifier's channels, got {channels}")
@@ -70,7 +73,17 @@ def build_model(kwargs: Mapping[str, Any]) -> VQVAE:
     cpc = ContrastivePredictor(encoder.latent_dim, steps) if steps else None
     return VQVAE(encoder, bottleneck, decoder, speakers, jitter=model.get("jitter", 0.0),
                  preemphasis=model.get("preemphasis", 0.0), adversary=adversary, cpc=cpc,
-                 loudness_lufs=model.get("loudness_lufs"), sample_rate=kwargs.get("sample_rate", 16000))
+                 loudness_lufs=model.get("loudness_lufs"), sample_rate=kwargs.get("sample_rate", 16000), pitch=pitch)
+
+
+def build_pitch(spec: Mapping[str, Any] | None) -> PitchStream | None:
+    """``model.pitch`` (levels, hop, z_range) -> the pitch stream; None or levels 0 is off."""
+    if not spec or not spec.get("levels"):
+        return None
+    unknown = set(spec) - {"levels", "hop", "z_range"}
+    if unknown:
+        raise ValueError(f"model.pitch has no option {', '.join(sorted(unknown))}; it takes levels, hop, z_range")
+    return PitchStream(**spec)
 
 
 def _plain(cfg: Mapping[str, Any]) -> dict[str, Any]:

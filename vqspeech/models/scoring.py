@@ -56,8 +56,9 @@ def teacher_forced_loss(model: VQVAE, split: LoadedSplit, indices: Iterable[int]
         if usable == 0:
             continue
         x = torch.from_numpy(wav[:usable]).to(device)[None, None]
+        pitch = model.pitch_input(wav[:usable]) if model.pitch is not None else None
         with autocast():
-            out = model(x, torch.tensor([split.speaker_ids[i]], device=device))
+            out = model(x, torch.tensor([split.speaker_ids[i]], device=device), pitch=pitch)
         total += out.reconstruction.item() * usable
         samples += usable
         if counts is not None:

@@ -17,6 +17,7 @@ from vqspeech.models.cpc import ContrastivePredictor
 from vqspeech.models.decoder import Decoder
 from vqspeech.models.encoder import ConvEncoder
 from vqspeech.models.generation import GenerationConfig
+from vqspeech.models.pitch import LOG_F0_CENTRE, PitchCodes, PitchStream
 from vqspeech.models.speaker import ReferenceSpeaker, SpeakerTable
 from vqspeech.quantization import Bottleneck, BottleneckResult
 
@@ -68,7 +69,7 @@ class VQVAE(nn.Module):
     def __init__(self, encoder: ConvEncoder, bottleneck: Bottleneck, decoder: Decoder,
                  speakers: SpeakerTable | ReferenceSpeaker, jitter: float = 0.0, preemphasis: float = 0.0,
                  adversary: SpeakerAdversary | None = None, cpc: ContrastivePredictor | None = None,
-                 loudness_lufs: float | None = None, sample_rate: int = 16000):
+                 loudness_lufs: float | None = None, sample_rate: int = 16000, pitch: PitchStream | None = None):
         super().__init__()
         if not 0.0 <= jitter <= 0.5:
             raise ValueError(f"model.jitter must lie in [0, 0.5], got {jitter}")
@@ -84,6 +85,13 @@ class VQVAE(nn.Module):
         self.cpc = cpc  # contrastive prediction of future z_e frames, in training only
         self.sample_rate = sample_rate  # of the audio it was trained on (Hz)
         self.loudness_lufs = loudness_lufs  # the input level every utterance is scaled to before encoding (None: as is)
+        self.pitch = pitch  # the pitch stream beside the codes (None: the decoder gets the codes alone)
+        if pitch is not None:
+            if pitch.hop % encoder.hop_length:
+                raise ValueError(f"model.pitch.hop={pitch.hop} must be a multiple of the encoder hop "
+                                 f"({encoder.hop_length})")
+            # each training speaker's register (mean, std of log-F0), set from the training audio
+            self.register_buffer("pitch_registers", torch.zeros(len(speakers.names), 2))
 
     @property
     def hop_length(self) -> int:
@@ -111,22 +119,71 @@ class VQVAE(nn.Module):
         padded = torch.from_numpy(np.pad(wav, (0, -len(wav) % self.hop_length))).to(self.device)[None, None]
         return self.encoder(padded)[0] if latents else self.encode(padded).codes[0]
 
+    def pitch_input(self, wav: np.ndarray) -> tuple[Tensor, Tensor]:
+        """What :meth:`forward` takes as ``pitch`` for one whole utterance wav float32 [T] (a model with a
+        pitch stream; at the level the model reads it): (f0 Tensor[1, 2, P], register Tensor[1, 2]) with
+        P = ⌈T / pitch hop⌉, on self.device. An utterance with no voiced frame gets a register at 150 Hz."""
+        from vqspeech.data.pitch import pool, register, track
+
+        if self.pitch is None:
+            raise ValueError("this model has no pitch stream")
+        f0 = track(wav, self.sample_rate)
+        log_f0, voiced = pool(f0, 0, -(-len(wav) // self.pitch.hop), self.pitch.hop, self.sample_rate)
+        own = register(f0)
+        reg = own.as_tensor() if own is not None else torch.tensor([LOG_F0_CENTRE, 0.25])
+        stacked = torch.from_numpy(np.stack([log_f0, voiced.astype(np.float32)]))[None]
+        return stacked.to(self.device), reg[None].to(self.device)
+
+    @torch.no_grad()
+    def encode_pitch(self, wav: np.ndarray) -> PitchCodes:
+        """One waveform's pitch stream (a model with ``pitch``): wav float32 [T], a whole utterance, as
+        :meth:`encode_waveform` takes it (scaled to the input level first) -> PitchCodes (P = ⌈T / pitch hop⌉
+        frames, and the utterance's own register)."""
+        f0, reg = self.pitch_input(normalize_loudness(wav, self.sample_rate, self.loudness_lufs))
+        codes = self.pitch.quantize(f0[:, 0], f0[:, 1] > 0.5, reg)[0]
+        return PitchCodes(codes=codes, register=reg[0])
+
+    def encode_pitches(self, waves: list[np.ndarray], registers: Tensor | None = None) -> list[PitchCodes] | None:
+        """:meth:`encode_pitch` of each wave, for :meth:`decode`; None for a model without a pitch stream.
+        registers: Tensor[B, 2], the register each is to be spoken in (a conversion's targets: training speakers'
+        :meth:`speaker_register`, or :func:`vqspeech.data.pitch.reference_register` of reference audio);
+        None keeps each wave's own."""
+        if self.pitch is None:
+            return None
+        pitches = [self.encode_pitch(w) for w in waves]
+        return pitches if registers is None else [p.in_register(r) for p, r in zip(pitches, registers)]
+
+    def speaker_register(self, speaker_ids: Tensor) -> Tensor:
+        """Training speakers' pitch registers: LongTensor[B] -> Tensor[B, 2] (mean, std of log-F0)."""
+        return self.pitch_registers[speaker_ids.to(self.pitch_registers.device)]
+
     def target_signal(self, wav: Tensor) -> Tensor:
         """What the decoder reconstructs: wav Tensor[B, 1, T] -> Tensor[B, 1, T], pre-emphasised by
         ``preemphasis`` (0: as it is). The WaveNet predicts its μ-law samples."""
         return pre_emphasis(wav, self.preemphasis)
 
     def forward(self, wav: Tensor, speaker_ids: Tensor, speaker_vectors: Tensor | None = None,
-                speaker_audio: Tensor | None = None) -> VQVAEOutput:
+                speaker_audio: Tensor | None = None, encoder_wav: Tensor | None = None,
+                pitch: tuple[Tensor, Tensor] | None = None) -> VQVAEOutput:
         """wav: Tensor[B, 1, T] in [-1, 1]; speaker_ids: LongTensor[B]; speaker_vectors: Tensor[B, V], the
         voice of each crop from other audio (a reference model; None: the speakers' own conditioning), or
-        speaker_audio Tensor[B, 1, R], that other audio itself (a reference model with a learned encoder)."""
+        speaker_audio Tensor[B, 1, R], that other audio itself (a reference model with a learned encoder).
+        encoder_wav: Tensor[B, 1, T], what the encoder reads instead of wav (a voice-randomised copy, in
+        training with model.perturb); the decoder still reconstructs wav. pitch: with a pitch stream, each
+        crop's (f0 Tensor[B, 2, P]: log-F0 and voicing per pitch frame, register Tensor[B, 2])."""
         if speaker_audio is not None:
             speaker_vectors = self.speakers.embed_audio(speaker_audio)
         target = self.target_signal(wav)
-        z_e = self.encoder(wav)
+        z_e = self.encoder(wav if encoder_wav is None else encoder_wav)
         vq = self.bottleneck(z_e)
         latents = time_jitter(vq.quantized, self.jitter) if self.training and self.jitter else vq.quantized
+        if self.pitch is not None:
+            if pitch is None:
+                raise ValueError("this model has a pitch stream: give each crop's F0 and register")
+            f0, register = pitch
+            codes = self.pitch.quantize(f0[:, 0], f0[:, 1] > 0.5, register)
+            latents = torch.cat([latents, self.pitch.features(codes, register, latents.shape[2], self.hop_length)
+                                 .to(latents.dtype)], dim=1)
         decoded = self.decoder.loss(target, latents, self.speakers(speaker_ids, speaker_vectors))
         losses = {**decoded.losses, **vq.losses}
         metrics = {**vq.metrics, **decoded.metrics}
@@ -142,7 +199,7 @@ class VQVAE(nn.Module):
     @torch.inference_mode()
     def decode(self, codes: list[Tensor], speaker_ids: Tensor | None, config: GenerationConfig | None = None,
                generator: torch.Generator | None = None, progress: bool = False,
-               speaker_vectors: Tensor | None = None) -> list[Tensor]:
+               speaker_vectors: Tensor | None = None, pitch: list[PitchCodes] | None = None) -> list[Tensor]:
         """Generate audio from codes, one utterance per entry (the WaveNet in one batch; the decoder's
         :meth:`~vqspeech.models.decoder.Decoder.generate`; ``config`` matters to the WaveNet only).
 
@@ -150,11 +207,20 @@ class VQVAE(nn.Module):
             codes: per utterance, as :meth:`encode_waveform` gives them (LongTensor[F_i], or Tensor[D, F_i]).
             speaker_ids: LongTensor[B], the voice to generate each utterance in (a training speaker).
             speaker_vectors: Tensor[B, V] instead, voices given by reference audio (a reference model).
+            pitch: with a pitch stream, each utterance's (:meth:`encode_pitch`; its register is the pitch
+                the output speaks in: :meth:`PitchCodes.in_register` moves it to a target's).
         Returns:
             waveform Tensor[F_i · hop] per utterance (de-emphasised when the model was trained pre-emphasised).
         """
         speakers = self.speakers(speaker_ids, speaker_vectors)
         latents = [self.bottleneck.decode(c[None])[0] for c in codes]
+        if self.pitch is not None:
+            if pitch is None or len(pitch) != len(codes):
+                raise ValueError("this model has a pitch stream: give each utterance's pitch codes "
+                                 "(model.encode_pitch) to decode it")
+            latents = [torch.cat([z, self.pitch.features(p.codes[None].to(z.device), p.register[None].to(z.device),
+                                                         z.shape[1], self.hop_length)[0].to(z.dtype)])
+                       for z, p in zip(latents, pitch)]
         generated = self.decoder.generate(latents, speakers, config or GenerationConfig(), generator, progress)
         return [de_emphasis(w, self.preemphasis).clamp(-1.0, 1.0) if self.preemphasis else w for w in generated]
 
@@ -166,4 +232,6 @@ class VQVAE(nn.Module):
                 f"  encoder   {count(self.encoder)}, hop {self.hop_length} samples\n"
                 f"  bottleneck {self.bottleneck.extra_repr()}\n"
                 f"  decoder   {count(self.decoder)}, {self.decoder.describe()}\n"
-                f"  speakers  {self.speakers.kind}: {len(self.speakers.names)} voices, {self.speakers.dim}-d")
+                f"  speakers  {self.speakers.kind}: {len(self.speakers.names)} voices, {self.speakers.dim}-d"
+                + (f"\n  pitch     {self.pitch.extra_repr()}, "
+                   f"{self.pitch.bits_per_second(self.sample_rate):.0f} bit/s" if self.pitch is not None else ""))

@@ -75,3 +75,51 @@ def refresh_learned_means(model: VQVAE, train_audio: LoadedSplit, sample_rate: i
         counts[spk] += 1
     speakers.set_means(sums / counts.clamp(min=1)[:, None])
     speakers.train(was_training)
+
+
+def crop_perturbation(spec, model: VQVAE, train_audio: LoadedSplit, corpus_root: Path, sample_rate: int,
+                      progress: bool = False):
+    """With ``model.perturb`` on, every training utterance's voice-randomised variants (built once, cached with
+    the corpus: :func:`vqspeech.data.perturb.cached_bank`) and the per-crop EQ; None when off."""
+    from vqspeech.data.dataset import CropPerturbation
+    from vqspeech.data.perturb import PerturbConfig, cached_bank
+    from vqspeech.errors import UserError
+
+    try:
+        config = PerturbConfig.from_config(spec)
+    except (TypeError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    if not config.enabled:
+        return None
+    bank = cached_bank(config, [(u.path, u.part) for u in train_audio.utterances], train_audio.waves, sample_rate,
+                       model.loudness_lufs, corpus_root, progress)
+    log.info("perturbation: %d variants per utterance (%s, %.1f MB), EQ ±%g dB per crop", config.variants,
+             bank.folder.name, bank.bytes / 1e6, config.eq_gain_db)
+    return CropPerturbation(bank.variants, config.eq_gain_db, sample_rate)
+
+
+def crop_pitch(model: VQVAE, train_audio: LoadedSplit, corpus_root: Path, sample_rate: int, progress: bool = False):
+    """With a pitch stream, every training utterance's F0 track (cached with the corpus) and register, and each
+    training speaker's register set in the model (``model.pitch_registers``); None without one."""
+    if model.pitch is None:
+        return None
+    import numpy as np
+
+    from vqspeech.data.dataset import CropPitch
+    from vqspeech.data.pitch import cached_tracks, register
+
+    started = time.monotonic()
+    tracks = cached_tracks([(u.path, u.part) for u in train_audio.utterances], train_audio.waves, sample_rate,
+                           corpus_root, progress)
+    fallback = torch.tensor([float(np.log(150.0)), 0.25])
+    registers = [(r.as_tensor() if (r := register(f0)) is not None else fallback) for f0 in tracks]
+    by_speaker: dict[int, list[np.ndarray]] = {}
+    for spk, f0 in zip(train_audio.speaker_ids, tracks):
+        by_speaker.setdefault(spk, []).append(f0)
+    speaker_registers = torch.stack([
+        (r.as_tensor() if spk in by_speaker and (r := register(np.concatenate(by_speaker[spk]))) is not None
+         else fallback) for spk in range(len(model.speakers.names))])
+    model.pitch_registers.copy_(speaker_registers.to(model.pitch_registers.device))
+    log.info("pitch: F0 of %d utterances in %.1f s; %s, %.0f bit/s", len(tracks), time.monotonic() - started,
+             model.pitch.extra_repr(), model.pitch.bits_per_second(sample_rate))
+    return CropPitch(tracks, registers, model.pitch.hop, sample_rate)

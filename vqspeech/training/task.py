@@ -24,7 +24,7 @@ from vqspeech.training.distributed import Distributed
 from vqspeech.training.keys import loss_weights
 from vqspeech.training.precision import Precision
 
-Batch = tuple[Tensor, ...]
+Batch = tuple[Tensor, ...] | dict[str, Tensor]  # the VQ-VAE task: a dict by name; the prior: a tuple
 
 
 @dataclass

@@ -26,7 +26,8 @@ def log_reconstructions(writer, model: VQVAE, waves: list[np.ndarray], speaker_i
     config = GenerationConfig.from_seconds(SEGMENT_SECONDS, sample_rate, hop)  # sampled, 8-frame overlap
     ids = torch.tensor([speaker_ids[i] for i in keep], dtype=torch.long, device=device)
     # a generator of its own: logging must not move the training RNG
-    generated = model.decode(codes, ids, config, torch.Generator(device=device).manual_seed(step))
+    generated = model.decode(codes, ids, config, torch.Generator(device=device).manual_seed(step),
+                             pitch=model.encode_pitches([cut[i] for i in keep]))
     model.train(was_training)
     for i, audio in zip(keep, generated):
         original, audio = cut[i], audio.float().cpu().numpy()

@@ -354,7 +354,8 @@ class Trainer:
         """train.precision=auto: fp32 against bf16, timed on a copy of the model, or rank 0's cached choice.
         Under DDP every rank times alongside rank 0 (the model's collectives must match) and rank 0 decides."""
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            shapes = [list(t.shape) for t in self.task.example_batch(self.device)]
+            example = self.task.example_batch(self.device)
+            shapes = [list(t.shape) for t in (example.values() if isinstance(example, dict) else example)]
         key = {"model": self.kwargs, "batch": shapes, "activation_checkpointing": self.tcfg.checkpoint_activations}
         choice = cached_choice(self.device, key) if self.main else None
         if not self.env.main_says(choice is not None, self.device):

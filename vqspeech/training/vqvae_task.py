@@ -20,7 +20,8 @@ from vqspeech.errors import UserError
 from vqspeech.models import VQVAE, build_model
 from vqspeech.models.builders import model_kwargs
 from vqspeech.models.scoring import teacher_forced_loss
-from vqspeech.training.conditioning import CropConditioning, crop_conditioning, refresh_learned_means
+from vqspeech.training.conditioning import (CropConditioning, crop_conditioning, crop_perturbation, crop_pitch,
+                                            refresh_learned_means)
 from vqspeech.training.distributed import Distributed
 from vqspeech.training.precision import Precision
 from vqspeech.training.task import Batch, StepLosses, Task
@@ -46,6 +47,7 @@ class VQVAETask(Task):
         self.corpus = Corpus.from_config(cfg.data)
         self.speakers = self.corpus.speakers
         self.conditioning = CropConditioning()
+        self.perturbation = self.pitch = None
 
     def model_kwargs(self) -> dict[str, Any]:
         return model_kwargs(self.cfg.model, self.speakers, self.sample_rate)
@@ -69,6 +71,9 @@ class VQVAETask(Task):
                             f"({len(self.train_audio.skipped)} files skipped)")
         self.conditioning = crop_conditioning(model, self.train_audio, self.corpus.root, self.sample_rate,
                                               progress, env.is_main)
+        self.perturbation = crop_perturbation(self.cfg.model.get("perturb"), model, self.train_audio,
+                                              self.corpus.root, self.sample_rate, progress)
+        self.pitch = crop_pitch(model, self.train_audio, self.corpus.root, self.sample_rate, progress)
         self.valid_audio = self._validation_set(progress, model.loudness_lufs)
         self.vector_dim = getattr(model.speakers, "vector_dim", None)
         minutes = self.train_audio.samples / self.sample_rate / 60
@@ -79,31 +84,38 @@ class VQVAETask(Task):
         """Batches (wav [B, 1, T], speaker_ids [B][, reference]) of random crops; see data/dataset.py."""
         tcfg = self.cfg.train
         crops = RandomCrops(self.train_audio, tcfg.crop_samples, tcfg.seed, self.conditioning.segments,
-                            self.conditioning.reference_samples)
+                            self.conditioning.reference_samples, self.perturbation, self.pitch)
         return crop_loader(crops, tcfg.batch_size, step, tcfg.num_workers, pin_memory=device.type == "cuda",
                            rank=env.rank, world_size=env.world_size)
 
     def losses(self, net: nn.Module, batch: Batch, device: torch.device) -> StepLosses:
-        """batch: wav [B, 1, T], speaker_ids [B], and for a reference model each crop's speaker vector [B, V]
-        or, for a learned encoder, reference audio [B, 1, R]."""
-        wav, speaker_ids, *reference = (t.to(device, non_blocking=True) for t in batch)
-        vectors = audio = None
-        if reference:
-            learned = self.conditioning.reference_samples is not None
-            vectors, audio = (None, reference[0]) if learned else (reference[0], None)
-        out = net(wav, speaker_ids, vectors, audio)
+        """batch: the crops' dict (:class:`~vqspeech.data.dataset.RandomCrops`): "wav" [B, 1, T], "speaker" [B],
+        and as the model needs them "speaker_vector" [B, V] or "speaker_audio" [B, 1, R], "encoder_wav"
+        [B, 1, T], "f0" [B, 2, P] with "register" [B, 2]."""
+        got = {k: t.to(device, non_blocking=True) for k, t in batch.items()}
+        pitch = (got["f0"], got["register"]) if "f0" in got else None
+        out = net(got["wav"], got["speaker"], got.get("speaker_vector"), got.get("speaker_audio"),
+                  got.get("encoder_wav"), pitch)
         return StepLosses(out.losses, out.metrics)
 
     def example_batch(self, device: torch.device) -> Batch:
         tcfg = self.cfg.train
         batch, crop = tcfg.batch_size, tcfg.crop_samples
-        made = [(0.1 * torch.randn(batch, 1, crop, device=device)).clamp(-1, 1),
-                torch.zeros(batch, dtype=torch.long, device=device)]
+        made = {"wav": (0.1 * torch.randn(batch, 1, crop, device=device)).clamp(-1, 1),
+                "speaker": torch.zeros(batch, dtype=torch.long, device=device)}
         if self.conditioning.reference_samples is not None:
-            made.append(0.1 * torch.randn(batch, 1, self.conditioning.reference_samples, device=device))
+            made["speaker_audio"] = 0.1 * torch.randn(batch, 1, self.conditioning.reference_samples, device=device)
         elif self.conditioning.segments is not None:
-            made.append(torch.nn.functional.normalize(torch.randn(batch, self.vector_dim, device=device), dim=-1))
-        return tuple(made)
+            made["speaker_vector"] = torch.nn.functional.normalize(torch.randn(batch, self.vector_dim, device=device),
+                                                                   dim=-1)
+        if self.perturbation is not None:
+            made["encoder_wav"] = made["wav"].flip(-1)
+        if self.pitch is not None:
+            frames = -(-crop // self.pitch.hop)
+            made["f0"] = torch.stack([torch.full((batch, frames), 5.0, device=device),
+                                      torch.ones(batch, frames, device=device)], dim=1)
+            made["register"] = torch.tensor([[5.0, 0.2]], device=device).expand(batch, 2)
+        return made
 
     def prepare(self, model: VQVAE) -> None:
         model.decoder.activation_checkpointing = self.cfg.train.checkpoint_activations
