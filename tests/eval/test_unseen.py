@@ -88,3 +88,50 @@ def test_any_to_any_scores_every_pair(demo_recipe, corpus_with_heldout, tmp_path
     for o in saved["outputs"]:
         assert sf.info(str(tmp_path / "unseen" / o["wav"])).frames == pytest.approx(TINY_SAMPLE_RATE, abs=64)
     assert "chance 0.333" in (tmp_path / "unseen" / "unseen.md").read_text()
+
+
+def make_new_readers(base):
+    """A LibriSpeech-layout folder of 3 readers the model never heard, 2 utterances (1.5 s) each."""
+    root = base / "LibriSpeech" / "test-clean"
+    for s, speaker in enumerate(("701", "702", "703")):
+        folder = root / speaker / "1"
+        folder.mkdir(parents=True)
+        wav = voice(s, seconds=3.0)
+        for n in range(2):
+            sf.write(str(folder / f"{speaker}-1-{n:04d}.flac"), wav[n * 24000:(n + 1) * 24000], TINY_SAMPLE_RATE)
+        (folder / f"{speaker}-1.trans.txt").write_text("".join(f"{speaker}-1-{n:04d} WORDS\n" for n in range(2)))
+    return base / "LibriSpeech"
+
+
+def test_a_run_is_scored_on_an_evaluation_only_corpus_of_new_readers(demo_recipe, corpus_with_heldout, tmp_path,
+                                                                    capsys):
+    """prepare --all-heldout makes a corpus with no training speaker; evaluate-conversion --unseen --data-root
+    scores a run on it, each reader's converted piece and reference from different utterances. The run is a
+    pitch-stream model trained with perturbation (the tiny end-to-end run of both levers)."""
+    source = make_new_readers(tmp_path)
+    other = tmp_path / "other"
+    assert main(["prepare", "librispeech", "--root", str(source), "--out", str(other), "--workers", "1", "-q"]) == 2
+    assert "--all-heldout" in capsys.readouterr().err  # every reader is test-clean: none left to train on
+    assert main(["prepare", "librispeech", "--root", str(source), "--out", str(other), "--all-heldout",
+                 "--workers", "1", "-q"]) == 0
+    corpus = load_corpus(other, "manifest.jsonl")
+    assert {u.split for u in corpus.utterances} == {"heldout"} and len(corpus.split("heldout")) == 6
+    pieces = heldout_pieces(corpus)
+    assert all(a.path != b.path for _, a, b in pieces)  # two utterances: never the same audio
+
+    run_dir = tmp_path / "run"
+    run = train(demo_recipe, corpus_with_heldout, run_dir, "speaker=reference", "decoder=parallel",
+                "model.pitch.levels=16", "model.pitch.hop=640", "model.perturb.variants=2")
+    assert run.model.pitch is not None and (run.model.pitch_registers[:, 1] > 0).all()
+    assert (corpus_with_heldout / "perturbation").is_dir()
+    assert main(["evaluate-conversion", "--run", str(run_dir), "--unseen", "--data-root", str(other), "--no-asr",
+                 "--targets", "1", "--seconds", "1", "--out", str(tmp_path / "scored"), "-q"]) == 0
+    saved = json.loads((tmp_path / "scored" / "unseen.json").read_text())
+    assert {o["source"] for o in saved["outputs"]} == {"701", "702", "703"} and len(saved["outputs"]) == 6
+
+    short = tmp_path / "short.wav"
+    sf.write(str(short), np.concatenate([voice(0, 0.1), np.zeros(16000, np.float32)]), TINY_SAMPLE_RATE)
+    code = main(["convert", str(source / "test-clean/701/1/701-1-0000.flac"), "--run", str(run_dir),
+                 "--reference", str(short), "-o", str(tmp_path / "out.wav"), "-q"])
+    err = capsys.readouterr().err
+    assert code != 0 and "too little to measure its pitch" in err and "Traceback" not in err

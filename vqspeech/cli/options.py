@@ -18,7 +18,8 @@ DEVICE.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N
 
 CORPUS = argparse.ArgumentParser(add_help=False)
 CORPUS.add_argument("--out", help="output folder (default: a folder in the run)")
-CORPUS.add_argument("--data-root", help="the corpus, if it moved since training")
+CORPUS.add_argument("--data-root", help="the corpus, if it moved since training; with --unseen, any prepared corpus "
+                    "whose held-out speakers are to be scored (prepare ... --all-heldout makes one of new voices)")
 
 FILES = argparse.ArgumentParser(add_help=False)  # convert and reconstruct: audio files in, audio files out
 FILES.add_argument("inputs", nargs="*", help="audio files (any format and rate soundfile reads)")

@@ -32,6 +32,9 @@ def add(sub) -> None:
                           help="speakers kept out of training (split heldout)")
     recorded.add_argument("--n-heldout-speakers", type=int, metavar="N",
                           help="hold out N more speakers, picked by a stable hash of their names")
+    recorded.add_argument("--all-heldout", action="store_true",
+                          help="hold out every speaker: an evaluation-only set of new voices, for "
+                          "evaluate-conversion/-reconstruction --unseen --data-root of a run trained elsewhere")
     recorded.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                           help="resampling processes (default: the CPU count, at most 4)")
     p = corpora.add_parser("vctk", parents=[COMMON, recorded],
@@ -66,7 +69,7 @@ def recorded_corpus(args: argparse.Namespace) -> None:
 
     given = {"out_dir": args.out, "sample_rate": args.sample_rate, "trim_db": args.trim_db, "no_trim": args.no_trim,
              "valid_per_speaker": args.valid, "test_per_speaker": args.test, "heldout_speakers": args.heldout_speakers,
-             "n_heldout_speakers": args.n_heldout_speakers}
+             "n_heldout_speakers": args.n_heldout_speakers, "all_heldout": args.all_heldout or None}
     if args.corpus == "vctk":
         from vqspeech.data.vctk import VCTK_CHECKSUM, VCTK_URL, prepare_vctk
 

@@ -64,12 +64,15 @@ class SplitPolicy:
     (exactly, on a parallel corpus; at least, when a sentence it shares was needed by another speaker).
     Held-out speakers (``heldout_speakers``, plus ``n_heldout_speakers`` more picked by a stable hash of
     their name) put all their utterances in split ``heldout`` and stay out of the speaker table.
+    ``all_heldout`` holds out every speaker: an evaluation-only corpus of new voices, for scoring a run
+    trained elsewhere (``evaluate-conversion --unseen --data-root``); nothing in it can be trained on.
     """
 
     valid_per_speaker: int = 3
     test_per_speaker: int = 3
     heldout_speakers: tuple[str, ...] = ()
     n_heldout_speakers: int = 0
+    all_heldout: bool = False
 
     def __post_init__(self):
         if min(self.valid_per_speaker, self.test_per_speaker, self.n_heldout_speakers) < 0:
@@ -119,6 +122,7 @@ def corpus_options(corpus: str, **given) -> dict:
     if no_trim:
         options["trim_db"] = None
     policy = {key: options.pop(key) for key in ("valid_per_speaker", "test_per_speaker", "n_heldout_speakers")}
+    policy["all_heldout"] = bool(options.pop("all_heldout", False))
     options["policy"] = SplitPolicy(heldout_speakers=tuple(options.pop("heldout_speakers")), **policy)
     return options
 
@@ -248,9 +252,10 @@ def assign_splits(sources: Sequence[Source], policy: SplitPolicy) -> tuple[dict[
     splits = {s.utterance: HELDOUT if s.speaker in heldout else split_of_sentence[sentence_key(s)] for s in sources}
     in_training = {s.speaker for s in sources if splits[s.utterance] == "train"}
     starved = [spk for spk in speakers if spk not in heldout and spk not in in_training]
-    if not in_training:
+    if not in_training and not policy.all_heldout:
         raise UserError(f"no utterance is left for training: all {len(sources)} are held out for validation, "
-                        "test or held-out speakers; lower --valid/--test or hold out fewer speakers")
+                        "test or held-out speakers; lower --valid/--test or hold out fewer speakers (or, for an "
+                        "evaluation-only corpus of new voices, pass --all-heldout)")
     if starved:
         log.warning("%d speaker(s) have every utterance held out and so no training audio: %s (lower the held-out "
                     "counts)", len(starved), " ".join(starved))
@@ -280,9 +285,12 @@ def _heldout_speakers(speakers: list[str], policy: SplitPolicy, genders: dict[st
     if rest and all(spk in genders for spk in rest):
         queues = [[spk for spk in rest if genders[spk] == g] for g in sorted({genders[spk] for spk in rest})]
         rest = [spk for group in itertools.zip_longest(*queues) for spk in group if spk is not None]
+    if policy.all_heldout:
+        return set(speakers)
     heldout.update(rest[: policy.n_heldout_speakers])
     if len(heldout) >= len(speakers):
-        raise UserError(f"holding out {len(heldout)} of {len(speakers)} speakers leaves none to train on")
+        raise UserError(f"holding out {len(heldout)} of {len(speakers)} speakers leaves none to train on; "
+                        f"--all-heldout prepares an evaluation-only corpus of new voices")
     return heldout
 
 
