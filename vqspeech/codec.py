@@ -16,14 +16,19 @@ that case (and any corrupt file) instead of decoding garbage. The floor also bou
 payload can hold (every code costs at least :func:`min_bits_per_frame`), which the header is checked
 against before anything is decoded.
 
-The file (little-endian, version 2), 27 bytes of header, then the coder's 32-bit words:
+The file (little-endian, version 3), 36 bytes of header, the pitch stream, then the coder's 32-bit words:
     "VQS" · version u8 · decoder u8 · model hash u32 · prior hash u32 · sample rate u32 · frames u32 ·
-    check u32 · speaker u16 · payload
+    check u32 · speaker u16 · pitch frames u32 · pitch bits u8 · register mean f16 · register std f16 ·
+    pitch codes · payload
 decoder is the kind of the model's decoder (:data:`DECODER_IDS`: a file of one decoder is refused by a model
 of the other); the hashes are the first 8 hex digits of the checkpoints' SHA-256
-(vqspeech.checkpoint.file_hash); check is the CRC-32 of the codes; speaker is the index of a training
-speaker (NO_SPEAKER: the unconditional prior). Version 1 files (24 bytes: no decoder byte, a 16-bit check,
-the speaker before it) still decode: they were all made by WaveNet models.
+(vqspeech.checkpoint.file_hash); check is the CRC-32 of the codes (and then of the pitch codes); speaker is
+the index of a training speaker (NO_SPEAKER: the unconditional prior). A model with a pitch stream
+(:mod:`vqspeech.models.pitch`) writes its codes at ``pitch bits`` each (⌈log2 levels⌉), packed
+most-significant bit first and zero-padded to whole 32-bit words, and the utterance's register (mean and
+std of log-F0); a model without one writes 0 frames. Version 2 files (27 bytes: no pitch fields) and
+version 1 files (24 bytes: no decoder byte, a 16-bit check, the speaker before it; all made by WaveNet
+models) still decode.
 """
 
 from __future__ import annotations
@@ -42,8 +47,9 @@ from vqspeech.errors import UserError
 from vqspeech.models.prior import Prior
 
 MAGIC = b"VQS"
-VERSION = 2
-HEADER = struct.Struct("<3sBBIIIIIH")
+VERSION = 3
+HEADER = struct.Struct("<3sBBIIIIIHIBee")
+HEADER_V2 = struct.Struct("<3sBBIIIIIH")
 HEADER_V1 = struct.Struct("<3sBIIIIHH")
 DECODER_IDS = {"wavenet": 0, "parallel": 1}  # the header's decoder byte
 NO_SPEAKER = 0xFFFF
@@ -60,17 +66,49 @@ class Header:
     check: int     # CRC-32 of the codes (version 1: its low 16 bits)
     decoder: str = "wavenet"  # the kind of the model's decoder
     version: int = VERSION
+    pitch: tuple[int, ...] = ()       # the pitch stream's codes (a model with one)
+    pitch_bits: int = 0               # bits per pitch code in the file
+    register: tuple[float, float] = (0.0, 0.0)  # the utterance's pitch register (mean, std of log-F0; float16)
 
     def pack(self) -> bytes:
+        """The header and the packed pitch codes (a multiple of 4 bytes)."""
         if self.version != VERSION:
             raise ValueError(f"only version {VERSION} headers are written (this one was read as version {self.version})")
         return HEADER.pack(MAGIC, VERSION, DECODER_IDS[self.decoder], self.model_hash, self.prior_hash,
-                           self.sample_rate, self.frames, self.check, self.speaker)
+                           self.sample_rate, self.frames, self.check, self.speaker, len(self.pitch), self.pitch_bits,
+                           *self.register) + pack_pitch(self.pitch, self.pitch_bits)
 
     def checks(self, codes: torch.Tensor) -> bool:
-        """Whether the codes pass this header's check (32 bits; 16 in a version 1 file)."""
-        crc = code_check(codes)
+        """Whether the codes (and the pitch codes) pass this header's check (32 bits; 16 in a version 1 file)."""
+        crc = code_check(codes, self.pitch)
         return (crc & 0xFFFF if self.version == 1 else crc) == self.check
+
+
+def pitch_bits(levels: int) -> int:
+    """Bits per pitch code in a file: ⌈log2 levels⌉."""
+    return max(1, (levels - 1).bit_length())
+
+
+def pack_pitch(codes: tuple[int, ...], bits: int) -> bytes:
+    """Codes of ``bits`` bits each, most significant bit first, zero-padded to whole 32-bit words."""
+    if not codes:
+        return b""
+    flat = np.array([(c >> (bits - 1 - b)) & 1 for c in codes for b in range(bits)], dtype=np.uint8)
+    packed = np.packbits(flat).tobytes()
+    return packed + bytes(-len(packed) % 4)
+
+
+def unpack_pitch(data: bytes, frames: int, bits: int) -> tuple[int, ...]:
+    """The inverse of :func:`pack_pitch` (``data`` at least its size)."""
+    if not frames:
+        return ()
+    flat = np.unpackbits(np.frombuffer(data, dtype=np.uint8))[: frames * bits].reshape(frames, bits)
+    return tuple(int(v) for v in flat.astype(np.int64) @ (1 << np.arange(bits - 1, -1, -1)))
+
+
+def pitch_bytes(frames: int, bits: int) -> int:
+    """The size of :func:`pack_pitch`'s output."""
+    return -(-frames * bits // 32) * 4
 
 
 def fingerprint(file_hash: str) -> int:
@@ -78,9 +116,10 @@ def fingerprint(file_hash: str) -> int:
     return int(file_hash[:8], 16)
 
 
-def code_check(codes: torch.Tensor) -> int:
-    """CRC-32 of LongTensor[F] codes (as little-endian int32)."""
-    return zlib.crc32(codes.to(torch.int32).numpy().astype("<i4").tobytes())
+def code_check(codes: torch.Tensor, pitch: tuple[int, ...] = ()) -> int:
+    """CRC-32 of LongTensor[F] codes (as little-endian int32), continued over the pitch codes (as u8) if any."""
+    crc = zlib.crc32(codes.to(torch.int32).numpy().astype("<i4").tobytes())
+    return zlib.crc32(bytes(pitch), crc) if pitch else crc
 
 
 def coding_prior(prior: Prior) -> Prior:
@@ -207,20 +246,30 @@ def read_vqs(path: str | Path) -> tuple[Header, np.ndarray]:
     if len(data) < HEADER_V1.size or data[:3] != MAGIC:
         raise UserError(f"{path}: not a .vqs file (vqspeech compress writes them)")
     version = data[3]
+    kinds = {i: kind for kind, i in DECODER_IDS.items()}
     if version == 1:
         _, _, model_hash, prior_hash, rate, frames, speaker, check = HEADER_V1.unpack_from(data)
         header, size = Header(model_hash, prior_hash, rate, frames, speaker, check, "wavenet", 1), HEADER_V1.size
-    elif version == VERSION and len(data) >= HEADER.size:
-        _, _, decoder, model_hash, prior_hash, rate, frames, check, speaker = HEADER.unpack_from(data)
-        kinds = {i: kind for kind, i in DECODER_IDS.items()}
+    elif version in (2, VERSION) and len(data) >= (HEADER_V2 if version == 2 else HEADER).size:
+        fields = (HEADER_V2 if version == 2 else HEADER).unpack_from(data)
+        _, _, decoder, model_hash, prior_hash, rate, frames, check, speaker = fields[:9]
         if decoder not in kinds:
             raise UserError(f"{path}: unknown decoder id {decoder} in the header (this vqspeech knows "
                             f"{', '.join(DECODER_IDS)}); the file is damaged or from a newer vqspeech")
-        header, size = Header(model_hash, prior_hash, rate, frames, speaker, check, kinds[decoder]), HEADER.size
-    elif version == VERSION:
+        pitch, bits, register, size = (), 0, (0.0, 0.0), HEADER_V2.size
+        if version == VERSION:
+            n_pitch, bits, mean, std = fields[9:]
+            size = HEADER.size + pitch_bytes(n_pitch, bits)
+            if n_pitch and not 1 <= bits <= 8 or n_pitch > MAX_FRAMES or len(data) < size:
+                raise UserError(f"{path}: the pitch stream's header is damaged or the file is cut short; "
+                                f"compress the audio again")
+            pitch, register = unpack_pitch(data[HEADER.size:size], n_pitch, bits), (float(mean), float(std))
+        header = Header(model_hash, prior_hash, rate, frames, speaker, check, kinds[decoder], version, pitch, bits,
+                        register)
+    elif version in (2, VERSION):
         raise UserError(f"{path}: the file is cut short ({len(data)} bytes); compress the audio again")
     else:
-        raise UserError(f"{path}: .vqs format version {version}; this vqspeech reads versions 1 and {VERSION}")
+        raise UserError(f"{path}: .vqs format version {version}; this vqspeech reads versions 1 to {VERSION}")
     payload = data[size:]
     if len(payload) % 4 or (header.frames and not payload):
         raise UserError(f"{path}: the file is cut short ({len(data)} bytes); compress the audio again")
@@ -266,18 +315,20 @@ def compress_file(run, prior, source: str | Path, output: str | Path, speaker: s
     from vqspeech.codes import speaker_vectors
     from vqspeech.data.audio import load_audio
 
-    if run.model.pitch is not None:
-        raise UserError("this model has a pitch stream, which .vqs files do not carry yet; compress with a model "
-                        "trained without model.pitch")
-
     source, output = Path(source), Path(output)
     wav = load_audio(source, run.sample_rate)
     codes = run.model.encode_waveform(wav).cpu()
     index = speaker_index(run, speaker)
     coder = coder or coding_prior(prior.model)
     words = encode_codes(coder, codes, index, speaker_vectors(run))
+    pitch, bits, register = (), 0, (0.0, 0.0)
+    if run.model.pitch is not None:
+        stream = run.model.encode_pitch(wav)
+        pitch, bits = tuple(int(c) for c in stream.codes.cpu()), pitch_bits(run.model.pitch.levels)
+        register = tuple(float(np.float16(v)) for v in stream.register.cpu())
     header = Header(fingerprint(file_hash(run.checkpoint)), fingerprint(file_hash(prior.checkpoint)),
-                    run.sample_rate, len(codes), index, code_check(codes), run.model.decoder.kind)
+                    run.sample_rate, len(codes), index, code_check(codes, pitch), run.model.decoder.kind,
+                    pitch=pitch, pitch_bits=bits, register=register)
     write_vqs(output, header, words, overwrite)
     return Compressed(source=source, output=output, codes=codes, seconds=len(wav) / run.sample_rate,
                       file_bytes=output.stat().st_size, payload_bytes=4 * len(words))
@@ -294,6 +345,10 @@ def decompress_codes(run, prior, source: str | Path, coder: Prior | None = None)
     from vqspeech.codes import speaker_vectors
 
     header, words = read_vqs(source)
+    if bool(header.pitch) != (run.model.pitch is not None):
+        raise UserError(f"{source} was made by a model {'with' if header.pitch else 'without'} a pitch stream and "
+                        f"this run has {'one' if run.model.pitch is not None else 'none'}; decompress it with the "
+                        f"run that compressed it")
     if header.decoder != run.model.decoder.kind:
         raise UserError(f"{source} was made by a model with the {header.decoder} decoder and this run's decoder is "
                         f"{run.model.decoder.kind}; decompress it with the run that compressed it")

@@ -90,16 +90,14 @@ def decode_in_voices(model: VQVAE, codes: Sequence[torch.Tensor], voices: Sequen
     """:meth:`VQVAE.decode` of each utterance's codes in its voice (a name, or a :class:`GivenVoice`), in one
     batch; named training voices are their mean vectors when any voice is given by audio.
 
-    A model with a pitch stream also needs each utterance's melody: ``pitch`` (PitchCodes, e.g. from a
-    bitstream) or the ``sources`` waveforms float32 [T_i] the codes came from; either way it is spoken in
-    the voice's register (a training speaker's stored one, or the reference audio's).
+    A model with a pitch stream also needs each utterance's melody: the ``sources`` waveforms float32 [T_i]
+    the codes came from, spoken in the voice's register (a training speaker's stored one, or the reference
+    audio's); or ``pitch`` (PitchCodes, e.g. from a bitstream), spoken in the register each carries.
     """
-    if model.pitch is not None:
-        if pitch is None:
-            if sources is None:
-                raise ValueError("this model has a pitch stream: decode_in_voices needs the sources or their pitch")
-            pitch = model.encode_pitches(list(sources))
-        pitch = [p.in_register(_register(model, v)) for p, v in zip(pitch, voices)]
+    if model.pitch is not None and pitch is None:
+        if sources is None:
+            raise ValueError("this model has a pitch stream: decode_in_voices needs the sources or their pitch")
+        pitch = [p.in_register(voice_register(model, v)) for p, v in zip(model.encode_pitches(list(sources)), voices)]
     if all(isinstance(v, str) for v in voices):
         return model.decode(list(codes), model.speakers.ids(list(voices), model.device), generation, generator,
                             progress, pitch=pitch)
@@ -110,7 +108,7 @@ def decode_in_voices(model: VQVAE, codes: Sequence[torch.Tensor], voices: Sequen
                         pitch=pitch)
 
 
-def _register(model: VQVAE, voice: Voice) -> torch.Tensor:
+def voice_register(model: VQVAE, voice: Voice) -> torch.Tensor:
     """The pitch register Tensor[2] a voice speaks in (a pitch model)."""
     if isinstance(voice, str):
         return model.speaker_register(torch.tensor([model.speakers.index(voice)]))[0]

@@ -53,7 +53,7 @@ def _fake_run_and_prior(tmp_path):
     (tmp_path / "prior.pt").write_bytes(b"prior weights")
     speakers = SimpleNamespace(names=["a", "b"], kind="table")
     run = SimpleNamespace(checkpoint=tmp_path / "vqvae.pt",
-                          model=SimpleNamespace(speakers=speakers, decoder=SimpleNamespace(kind="wavenet")))
+                          model=SimpleNamespace(speakers=speakers, decoder=SimpleNamespace(kind="wavenet"), pitch=None))
     coder = _prior()
     return run, SimpleNamespace(checkpoint=tmp_path / "prior.pt", model=coder), coder
 
@@ -70,7 +70,7 @@ def test_header_and_file_round_trip(tmp_path):
     path = _write(tmp_path, run, prior, coder, codes)
     header, words = read_vqs(path)
     assert (header.sample_rate, header.frames, header.speaker) == (16000, 120, 1)
-    assert path.stat().st_size == HEADER.size + 4 * len(words) and HEADER.size == 27
+    assert path.stat().st_size == HEADER.size + 4 * len(words) and HEADER.size == 36
     got_header, got = decompress_codes(run, prior, path, coder)
     assert torch.equal(got, codes) and got_header == header
     with pytest.raises(UserError, match="already exists"):
@@ -97,7 +97,7 @@ def test_bad_vqs_files_get_one_line_errors(tmp_path):
             decompress_codes(run, prior, path, coder)
         assert "\n" not in str(info.value)
     parallel = SimpleNamespace(**{**vars(run), "model": SimpleNamespace(speakers=run.model.speakers,
-                                                                       decoder=SimpleNamespace(kind="parallel"))})
+                                                                       decoder=SimpleNamespace(kind="parallel"), pitch=None)})
     with pytest.raises(UserError, match="made by a model with the wavenet decoder and this run's decoder is "
                                         "parallel") as info:
         decompress_codes(parallel, prior, tmp_path / "a.vqs", coder)
@@ -134,3 +134,45 @@ def test_the_header_knows_every_decoder_kind():
 
     assert set(DECODER_IDS) == set(DECODERS) and len(set(DECODER_IDS.values())) == len(DECODER_IDS)
     assert all(cls.kind == kind for kind, cls in DECODERS.items())
+
+
+@pytest.mark.parametrize("bits", [1, 5, 8])
+def test_pitch_codes_pack_exactly_into_whole_words(bits):
+    from vqspeech.codec import pack_pitch, pitch_bytes, unpack_pitch
+
+    rng = np.random.default_rng(bits)
+    for frames in (1, 7, 33):
+        codes = tuple(int(c) for c in rng.integers(0, 2 ** bits, frames))
+        packed = pack_pitch(codes, bits)
+        assert len(packed) == pitch_bytes(frames, bits) and len(packed) % 4 == 0
+        assert len(packed) * 8 - frames * bits < 32  # no more than one word of padding
+        assert unpack_pitch(packed, frames, bits) == codes
+
+
+def test_a_file_carries_the_pitch_stream_and_a_version_2_file_still_reads(tmp_path):
+    from vqspeech.codec import HEADER_V2, pitch_bits
+
+    run, prior, coder = _fake_run_and_prior(tmp_path)
+    codes = torch.randint(0, 32, (60,), generator=torch.Generator().manual_seed(5))
+    pitch = tuple(int(c) for c in torch.randint(0, 32, (15,), generator=torch.Generator().manual_seed(6)))
+    assert pitch_bits(32) == 5 and pitch_bits(33) == 6
+    header = Header(fingerprint(file_hash(run.checkpoint)), fingerprint(file_hash(prior.checkpoint)), 16000,
+                    len(codes), 1, code_check(codes, pitch), "wavenet", pitch=pitch, pitch_bits=5,
+                    register=(4.75, 0.1875))
+    words = encode_codes(coder, codes, 1)
+    path = write_vqs(tmp_path / "p.vqs", header, words)
+    got, got_words = read_vqs(path)
+    assert got == header and np.array_equal(got_words, words)
+    assert path.stat().st_size == HEADER.size + 12 + 4 * len(words)  # 15 × 5 bits: three words
+    assert got.checks(codes) and not Header(**{**vars(got), "pitch": (pitch[0] ^ 1, *pitch[1:])}).checks(codes)
+    with pytest.raises(UserError, match="pitch stream"):  # this fake run has none
+        decompress_codes(run, prior, path, coder)
+
+    plain = _write(tmp_path, run, prior, coder, codes, name="plain.vqs")
+    old = tmp_path / "v2.vqs"
+    data = plain.read_bytes()
+    fields = list(HEADER.unpack_from(data))[:9]
+    fields[1] = 2
+    old.write_bytes(HEADER_V2.pack(*fields) + data[HEADER.size:])
+    v2, _ = read_vqs(old)
+    assert v2.version == 2 and v2.pitch == () and torch.equal(decompress_codes(run, prior, old, coder)[1], codes)

@@ -112,4 +112,4 @@ def test_a_damaged_frame_count_is_refused_in_one_line_at_once(trained_prior_file
         assert "the file is damaged" in errors[0]
         assert took < 10, took
         assert not (tmp_path / "out.wav").exists()
-    assert struct.calcsize("<3sBBIIIIIH") == HEADER.size
+    assert struct.calcsize("<3sBBIIIIIHIBee") == HEADER.size

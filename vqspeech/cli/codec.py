@@ -84,7 +84,9 @@ def decompress(args: argparse.Namespace) -> int:
     from vqspeech.data.audio import save_audio
     from vqspeech.errors import UserError
     from vqspeech.models.generation import SEGMENT_SECONDS, GenerationConfig, recipe_sampling
-    from vqspeech.synthesis import decode_in_voices
+    import torch
+
+    from vqspeech.synthesis import decode_in_voices, voice_register
 
     run, prior, coder = _loaded(args)
     if args.speaker is not None:
@@ -108,8 +110,15 @@ def decompress(args: argparse.Namespace) -> int:
             voice = args.speaker or (None if header.speaker == NO_SPEAKER else run.model.speakers.names[header.speaker])
             if voice is None:
                 raise UserError(f"{source} was compressed without a speaker; name the voice with --speaker NAME")
+            pitch = None
+            if header.pitch:  # the melody and register the file carries; another --speaker's register
+                from vqspeech.models.pitch import PitchCodes
+
+                pitch = [PitchCodes(torch.tensor(header.pitch), torch.tensor(header.register))]
+                if args.speaker:
+                    pitch = [pitch[0].in_register(voice_register(run.model, voice))]
             wav = decode_in_voices(run.model, [codes.to(run.model.device)], [voice], generation, generator,
-                                   not args.quiet)[0]
+                                   not args.quiet, pitch=pitch)[0]
             dest.parent.mkdir(parents=True, exist_ok=True)
             save_audio(dest, wav, run.sample_rate, overwrite=args.overwrite)
             print(f"{line} -> {dest} (voice {voice})")
