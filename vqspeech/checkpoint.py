@@ -177,7 +177,7 @@ def _upgraded(payload: dict[str, Any]) -> dict[str, Any]:
     layer's weights under "quantizer."), a VQ bottleneck whose weights are under "bottleneck."; with a separate
     "quantizer" entry, the VQ options inside model.bottleneck (a continuous bottleneck's k-means K, now a probe
     option, is dropped); without the model's sample rate, the run's data rate; without model.decoder.kind, the
-    WaveNet."""
+    WaveNet; without model.pitch and model.perturb, both off (as the configs' defaults write them)."""
     kwargs = payload["model_kwargs"]
     if not isinstance(kwargs, dict):
         return payload
@@ -194,6 +194,10 @@ def _upgraded(payload: dict[str, Any]) -> dict[str, Any]:
                             for k, v in payload["model"].items()}
     if isinstance(model, dict) and isinstance(model.get("decoder"), dict):
         model["decoder"].setdefault("kind", "wavenet")  # before there were two decoders
+    if isinstance(model, dict) and "encoder" in model:  # before the pitch stream and the perturbation
+        model.setdefault("pitch", {"levels": 0, "hop": 640, "z_range": 3.0})
+        model.setdefault("perturb", {"variants": 0, "formant": 1.4, "pitch_median": 2.0, "pitch_range": 1.5,
+                                     "eq_gain_db": 12.0, "seed": 0})
     quantizer = kwargs.pop("quantizer", None)
     if isinstance(model, dict) and quantizer is not None and model["bottleneck"].get("kind") == "vq":
         model["bottleneck"] = {**model["bottleneck"], **quantizer}
