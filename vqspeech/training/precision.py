@@ -5,8 +5,12 @@
         forward+backward steps of the actual model in each, interleaved, at start-up. The choice is cached
         per machine and config (``$VQSPEECH_CACHE_DIR``, else ``~/.cache/vqspeech``, precision.json) and
         logged with both timings. Where bf16 has no hardware support (emulated, always slower) it is fp32
-        without measuring. The CPU recipes' default (configs/train/cpu.yaml): bf16 is 28% faster on one
-        AMX CPU and 20% slower on an avx512_bf16 CPU without AMX, so neither can be assumed.
+        without measuring. The CPU recipes' default (configs/train/cpu.yaml): on this 2-core AMX CPU bf16
+        made 28% more demo-recipe steps than fp32 in 10 minutes (1292 against 1010: benchmarks/quality.csv,
+        rows bf16 and baseline, by tools/bench_quality.py and benchmarks/run_levers.sh) and 19% more in
+        benchmarks/precision-auto.md. On an avx512_bf16 CPU without AMX it was once seen to be about 20%
+        slower (a historical note: no committed file or command holds that measurement), so neither can be
+        assumed.
   bf16  torch.autocast(bfloat16) on CUDA or the CPU; bfloat16 has float32's range, so no loss scaling.
   fp16  torch.autocast(float16) with a GradScaler, CUDA only. A step whose scaled gradient overflows
         makes no update and lowers the scale (the GradScaler's usual behaviour); it is not counted as a
