@@ -166,8 +166,14 @@ def test_evaluations_leave_a_bad_test_file_out(command, kind, trained_run, tiny_
     options = ["--no-dnsmos"] if command == "evaluate-reconstruction" else ["--sentences", "1"]
     code = main([command, "--run", str(trained_run), "--data-root", str(root), "--out", str(out), "--seconds",
                  "0.3", *options, "-q"])
-    corpus_outcome(command, kind, code, capsys.readouterr().err, bad, caplog)
-    assert any(out.iterdir())  # the good test files were scored
+    warned = corpus_outcome(command, kind, code, capsys.readouterr().err, bad, caplog)
+    # the good test files were scored, and the bad one only when it was usable
+    if command == "evaluate-reconstruction":
+        scored = {(r["speaker"], r["utterance"]) for r in json.loads((out / "reconstruction.json").read_text())["rows"]}
+    else:
+        scored = {(u["source"], u["sentence"]) for u in json.loads((out / "conversion.json").read_text())["utterances"]}
+    assert {("spk_b", "u5"), ("spk_c", "u5")} <= scored
+    assert (("spk_a", "u5") in scored) == (not warned)
     assert digest(root) == before
 
 

@@ -90,7 +90,7 @@ def write_corpus(root: Path, utterances: dict[str, dict[str, str]]) -> Path:
 
 
 
-def test_evaluate_conversion_writes_the_matrix_and_scores_in_range(tmp_path, tiny_model):
+def test_evaluate_conversion_writes_the_matrix_and_each_summary_is_its_rows_mean(tmp_path, tiny_model):
     splits = {"u0": "train", "u1": "train", "u2": "train", "u3": "train", "s0": "test", "s1": "test"}
     corpus = load_corpus(write_corpus(tmp_path / "corpus", {spk: splits for spk in SPEAKERS}), "manifest.jsonl")
     model = tiny_model(SPEAKERS)
@@ -111,17 +111,29 @@ def test_evaluate_conversion_writes_the_matrix_and_scores_in_range(tmp_path, tin
     assert report.classifier_train_utterances == 12 and report.classifier_test_utterances == 6
     assert report.classifier_accuracy == 1.0  # the real voices are easy to tell apart
     assert {r.identified for r in report.utterances} <= set(SPEAKERS)
-    assert report.embedding_target_share + report.embedding_source_share <= 1.0
-    for share in (report.embedding_accuracy, report.embedding_target_share, report.embedding_reconstructed_share,
-                  report.target_share, report.source_share, report.reconstructed_share,
-                  report.code_agreement_converted, report.code_agreement_reconstructed):
-        assert 0.0 <= share <= 1.0
-    assert report.target_share + report.source_share <= 1.0
-    for cosine in (report.similarity_converted, report.similarity_source, report.similarity_same_speaker,
-                   report.similarity_reconstructed):
-        assert -1.0 <= cosine <= 1.0
-    for mcd in (report.mcd_converted, report.mcd_source, report.mcd_reconstructed):
-        assert mcd is not None and mcd >= 0.0
+    # each summary is its rows' mean, judge by judge (a wrong group, field or average fails here)
+    converted = [r for r in report.utterances if r.source != r.target]
+    rebuilt = [r for r in report.utterances if r.source == r.target]
+    assert len(converted) == 6 and len(rebuilt) == 3
+    expected = {
+        "embedding_target_share": np.mean([r.identified == r.target for r in converted]),
+        "embedding_source_share": np.mean([r.identified == r.source for r in converted]),
+        "embedding_reconstructed_share": np.mean([r.identified == r.target for r in rebuilt]),
+        "target_share": np.mean([r.predicted == r.target for r in converted]),
+        "source_share": np.mean([r.predicted == r.source for r in converted]),
+        "reconstructed_share": np.mean([r.predicted == r.target for r in rebuilt]),
+        "similarity_converted": np.mean([r.similarity for r in converted]),
+        "similarity_reconstructed": np.mean([r.similarity for r in rebuilt]),
+        "code_agreement_converted": np.mean([r.code_agreement for r in converted]),
+        "code_agreement_reconstructed": np.mean([r.code_agreement for r in rebuilt]),
+        "mcd_converted": np.mean([r.mcd for r in converted]),
+        "mcd_source": np.mean([r.mcd_source for r in converted]),
+        "mcd_reconstructed": np.mean([r.mcd for r in rebuilt]),
+    }
+    for name, value in expected.items():
+        assert getattr(report, name) == pytest.approx(value), name
+    # every output was re-encoded (a discrete model), so no agreement is missing from the means
+    assert all(r.code_agreement is not None for r in report.utterances)
     confusion = np.array(report.confusion)
     assert confusion.shape == (3, 3) and confusion.sum() == 6  # the src ≠ tgt outputs
     assert confusion.sum(axis=1).tolist() == [2, 2, 2]       # each target receives 2 sources
@@ -141,7 +153,10 @@ def test_vctk_style_ids_pair_up_by_sentence_number_else_no_mcd(tmp_path, tiny_mo
                                  progress=False)
     assert report.parallel is parallel
     if parallel:
-        assert report.sentences == ["003"] and report.mcd_converted >= 0 and report.mcd_source >= 0
+        converted = [r for r in report.utterances if r.source != r.target]
+        assert report.sentences == ["003"]
+        assert report.mcd_converted == pytest.approx(np.mean([r.mcd for r in converted]))
+        assert report.mcd_source == pytest.approx(np.mean([r.mcd_source for r in converted])) and report.mcd_source > 0
         expected = {f"003_{a}_to_{b}.wav" for a in ("p1", "p2") for b in ("p1", "p2")}
     else:  # each speaker's own held-out utterance, converted to both voices
         assert report.sentences == ["p1_003", "p2_005"]

@@ -140,6 +140,8 @@ def test_tensorboard_samples_are_short_and_leave_the_training_rng_and_mode_alone
     for snd, step, rate in writer.audio.values():
         assert snd.shape == (1, 1600) and step == 7 and rate == SR  # 0.1 s
         assert snd.abs().max() <= 1
+    assert set(writer.images) == {f"reconstruction/{u}/{kind}_spectrogram" for u in ("a_u1", "b_u2")
+                                  for kind in ("original", "reconstructed")}
     for image, step in writer.images.values():
         assert image.dtype == np.uint8 and image.shape[0] == 3 and step == 7
 

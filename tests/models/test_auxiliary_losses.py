@@ -29,7 +29,12 @@ def test_one_step_trains_the_classifier_to_find_the_speaker_and_its_input_to_hid
         assert adversary(z, ids).loss < before.loss
         # descent on the input (what the encoder does) raises the classifier's loss
         assert adversary(z - 0.05 * z.grad, ids).loss > adversary(z, ids).loss
-    assert 0.0 <= before.accuracy.item() <= 1.0 and not before.accuracy.requires_grad
+    with torch.no_grad():  # the accuracy is the share of frames whose argmax is the speaker, computed apart
+        logits = adversary.net(z)
+    expected = (logits.argmax(1) == ids[:, None]).float().mean()
+    assert before.accuracy.item() == pytest.approx(expected.item()) and not before.accuracy.requires_grad
+    assert adversary(z, torch.tensor([1, 0])).accuracy.item() == pytest.approx(
+        (logits.argmax(1) == torch.tensor([[1], [0]])).float().mean().item())
 
 
 def test_the_vqvae_adds_the_term_in_training_only_and_refuses_negative_channels(tiny_model_kwargs):
@@ -80,7 +85,16 @@ def test_the_vqvae_adds_cpc_in_training_only(tiny_model_kwargs):
     model = build_model(kwargs)
     wav, ids = (0.3 * torch.randn(2, 1, 64)).clamp(-1, 1), torch.tensor([0, 1])
     out = model(wav, ids)
-    assert "cpc" in out.losses and 0.0 <= out.metrics["cpc_accuracy"] <= 1.0
+    assert "cpc" in out.losses
+    # the metric is the predictor's own accuracy on this batch's z_e, passed through unchanged
+    from vqspeech.models.cpc import CPCResult
+
+    seen = []
+    real = model.cpc.forward
+    model.cpc.forward = lambda z_e, generator=None: seen.append(z_e) or CPCResult(real(z_e).loss, torch.tensor(0.375))
+    assert model(wav, ids).metrics["cpc_accuracy"].item() == 0.375
+    model.cpc.forward = real
+    assert torch.allclose(seen[0], model.encoder(wav))
     out.losses["cpc"].backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.parameters())
     assert "cpc" not in model.eval()(wav, ids).losses

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vqspeech.data.audio import de_emphasis, mu_law_encode, pre_emphasis
+from vqspeech.data.audio import de_emphasis, mu_law_decode, mu_law_encode, pre_emphasis
 from vqspeech.errors import UserError
 from vqspeech.models.generation import GenerationConfig
 from vqspeech.models import build_model
@@ -78,13 +78,16 @@ def test_decode_codes_gives_bounded_audio_of_the_frame_length(tiny_model_kwargs,
     greedy = GenerationConfig(greedy=True)
     audio = model.decode(codes, speakers, greedy)
     assert [a.shape[0] for a in audio] == [5 * model.hop_length, 3 * model.hop_length]
+    levels = mu_law_decode(torch.arange(256))  # every sample is one of the 256 μ-law levels
     for a, b in zip(audio, model.decode(codes, speakers, greedy)):
         assert a.dtype == torch.float32
-        assert torch.isfinite(a).all() and a.abs().max() <= 1.0
+        assert torch.isin(a, levels).all()
         assert torch.equal(a, b)
     sampled = model.decode(codes, speakers, generator=torch.Generator().manual_seed(0))
     again = model.decode(codes, speakers, generator=torch.Generator().manual_seed(0))
-    assert all(torch.equal(a, b) and a.abs().max() <= 1.0 for a, b in zip(sampled, again))
+    assert all(torch.equal(a, b) and torch.isin(a, levels).all() for a, b in zip(sampled, again))
+    other = model.decode(codes, speakers, generator=torch.Generator().manual_seed(1))
+    assert not all(torch.equal(a, b) for a, b in zip(sampled, other))  # the seed is what draws the samples
 
 
 def test_encode_then_decode_uses_the_same_codebook_vectors(tiny_model_kwargs):

@@ -1,9 +1,11 @@
 """The prior's commands end to end on a tiny trained run: extract-codes, train-prior (and its resume),
 evaluate-prior, sample, compress and decompress, with their one-line errors."""
 
+import re
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 import torch
 
 from vqspeech.cli import main
@@ -40,7 +42,10 @@ def test_compress_decompress_round_trip_on_real_codes(prior_run, tiny_corpus, tm
 
     wav = sorted(tiny_corpus.glob("spk_a/*.wav"))[-1]
     assert main(["compress", "--run", str(prior_run), str(wav), "-o", str(tmp_path / "a.vqs"), "-q"]) == 0
-    assert "bit/s" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    size, rate = re.search(r"(\d+) bytes, (\d+) bit/s", printed).groups()
+    assert int(size) == (tmp_path / "a.vqs").stat().st_size  # the file's real size and rate, not a nominal one
+    assert int(rate) == round(8 * int(size) / sf.info(str(wav)).duration)
     run = load_run(prior_run)
     prior = load_prior(run)
     done = compress_file(run, prior, wav, tmp_path / "b.vqs", "spk_a")
@@ -48,7 +53,8 @@ def test_compress_decompress_round_trip_on_real_codes(prior_run, tiny_corpus, tm
     assert torch.equal(codes, done.codes) and header.speaker == 0  # bit-exact on the encoder's own codes
     assert main(["decompress", "--run", str(prior_run), str(tmp_path / "a.vqs"), "-o", str(tmp_path / "a.wav"),
                  "--seed", "0", "-q"]) == 0
-    assert (tmp_path / "a.wav").stat().st_size > 44
+    decoded = sf.info(str(tmp_path / "a.wav"))
+    assert decoded.frames == header.frames * run.model.hop_length and decoded.samplerate == run.sample_rate
     assert main(["decompress", "--run", str(prior_run), str(tmp_path / "a.vqs"), "-o", str(tmp_path / "a.wav"),
                  "-q"]) == 2  # no silent overwrite
     assert "already exists" in capsys.readouterr().err
@@ -61,7 +67,11 @@ def test_sample_writes_wavs_and_statistics(prior_run, tiny_corpus, tmp_path, cap
     assert sorted(p.name for p in out.iterdir()) == ["sample_T0_0.wav", "sample_T0_1.wav", "sample_T0_codes.pt",
                                                      "sample_T1_0.wav",
                                                      "sample_T1_1.wav", "sample_T1_codes.pt", "samples.md"]
-    assert "| 1 |" in (out / "samples.md").read_text()
+    greedy, sampled = torch.load(out / "sample_T0_codes.pt"), torch.load(out / "sample_T1_codes.pt")
+    assert greedy.shape == sampled.shape and greedy.shape[0] == 2
+    assert torch.equal(greedy[0], greedy[1])  # temperature 0 is the argmax: both samples are one sequence
+    assert not torch.equal(sampled[0], sampled[1])  # temperature 1 draws
+    assert "| 1 |" in (out / "samples.md").read_text() and "| 0 |" in (out / "samples.md").read_text()
     prompt = sorted(tiny_corpus.glob("spk_b/*.wav"))[0]
     assert main(["sample", "--run", str(prior_run), "--speaker", "spk_b", "--seconds", "0.1", "-n", "1",
                  "--prompt", str(prompt), "--prompt-seconds", "0.05", "-o", str(out), "--no-dnsmos", "-q"]) == 0

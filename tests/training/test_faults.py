@@ -26,6 +26,7 @@ import torch
 
 from vqspeech.checkpoint import load_checkpoint, save_checkpoint
 from vqspeech.cli import main
+from vqspeech.errors import UserError
 from vqspeech.training import train
 from vqspeech.training.runlock import LOCK_NAME, RunLock
 
@@ -70,7 +71,8 @@ def test_a_second_writer_is_refused_and_a_killed_holder_does_not_block(demo_reci
 def test_the_lock_is_released_when_training_ends_or_fails(tiny_config, tmp_path):
     run_dir = tmp_path / "run"
     train(tiny_config(FP32, "train.audio_every=null", run_dir=run_dir), progress=False)
-    with pytest.raises(Exception):  # a refused resume (another model) must release the lock too
+    with pytest.raises(UserError, match="model differs at 'model.bottleneck.codebook_size'"):  # a refused resume
+        # (another model) must release the lock too
         train(tiny_config(FP32, "model.bottleneck.codebook_size=8", run_dir=run_dir), progress=False)
     with RunLock(run_dir) as lock:  # free again
         assert lock.held

@@ -25,7 +25,16 @@ def test_two_steps_then_resume_to_four(tiny_config, tmp_path):
     assert (first.step, first.resumed_from, first.checkpoint) == (2, 0, last_checkpoint(run_dir))
     assert load_checkpoint(last_checkpoint(run_dir))["step"] == 2
     assert (run_dir / "config.yaml").is_file()
-    assert first.valid_loss is not None and 0 < first.valid_loss < 10
+    # the valid loss is the teacher-forced cross-entropy of the saved model on the valid split, recomputed here
+    from vqspeech.models.scoring import teacher_forced_loss
+
+    from vqspeech.training.vqvae_task import VQVAETask
+
+    task_model = model_from_checkpoint(load_checkpoint(last_checkpoint(run_dir)))
+    valid = VQVAETask(tiny_config(run_dir=run_dir))._validation_set(False, None)
+    assert len(valid.waves) == 2  # train.valid_utterances of the tiny config
+    # rel 2 %: training may validate in bf16 (train.precision=auto), the check here runs in fp32
+    assert first.valid_loss == pytest.approx(teacher_forced_loss(task_model, valid).per_sample, rel=0.02)
     assert set(first.train_losses) == {"total", "reconstruction", "codebook", "commitment"}
     assert set(first.metrics) == {"perplexity", "used_codes"}
 
@@ -261,13 +270,13 @@ def test_the_voice_removing_levers_train_and_log_the_adversary(tiny_config, tmp_
     result = train(tiny_config("model.speaker_adversary=8", "model.encoder.instance_norm=true",
                                "model.encoder.strides=[5,2,2,2,2,2]", "train.crop_samples=1600"), progress=False)
     assert result.step == 2 and "speaker_adv" in result.train_losses
-    assert 0.0 <= result.metrics["speaker_adv_accuracy"] <= 1.0
     model = model_from_checkpoint(load_checkpoint(result.checkpoint))
+    assert "speaker_adv_accuracy" in result.metrics  # its value: tests/models/test_auxiliary_losses.py
     assert model.hop_length == 160 and model.adversary is not None and model.encoder.norm is not None
 
 
 def test_cpc_trains_and_refuses_crops_shorter_than_its_steps(tiny_config, tmp_path):
     result = train(tiny_config("model.cpc_steps=4"), progress=False)
-    assert "cpc" in result.train_losses and 0.0 <= result.metrics["cpc_accuracy"] <= 1.0
+    assert "cpc" in result.train_losses and "cpc_accuracy" in result.metrics  # value: test_auxiliary_losses.py
     with pytest.raises(UserError, match="holds 16 frames, but CPC predicts 20 ahead"):
         train(tiny_config("model.cpc_steps=20", run_dir=tmp_path / "other"), progress=False)

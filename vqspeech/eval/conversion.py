@@ -299,7 +299,10 @@ def _load_held_out(corpus: Corpus, speakers: list[str], n_sentences: int, sample
         if len(wav) and not np.any(wav):  # no voice to identify or convert
             log.warning("%s: the audio is silent; left out", utt.path)
             continue
-        if len(wav) and all(k != sentence for k, _ in pool.get(utt.speaker, [])):  # one per sentence
+        if not len(wav):
+            log.warning("%s: shorter than one code (%d samples); left out", utt.path, hop)
+            continue
+        if all(k != sentence for k, _ in pool.get(utt.speaker, [])):  # one per sentence
             pool.setdefault(utt.speaker, []).append((sentence, wav))
     usable = [spk for spk in speakers if spk in pool]
     if len(usable) < 2:
