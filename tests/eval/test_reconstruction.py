@@ -159,3 +159,17 @@ def test_training_writes_audio_and_spectrograms_every_audio_every_steps(tiny_con
                              "reconstruction/spk_b_u4/original", "reconstruction/spk_b_u4/reconstructed"]
     assert sorted(images) == sorted(f"{tag}_spectrogram" for tag in audio)
     assert [e.step for e in events.Audio(audio[0])] == [2]
+
+
+def test_a_summary_counts_what_each_metric_left_out():
+    from vqspeech.eval.reconstruction import UtteranceScore, summarize
+    from vqspeech.eval.speech_metrics import METRICS
+
+    def row(utterance, **values):
+        return UtteranceScore(speaker="a", utterance=utterance, seconds=1.0, system="vqspeech", bitrate=2000.0,
+                              **{m: values.get(m, 1.0) for m in METRICS})
+
+    rows = [row("u1", stoi=0.8), row("u2", stoi=None, pesq=None), row("u3", stoi=0.6, pesq=None)]
+    s = summarize("vqspeech", rows)
+    assert s.stoi == pytest.approx(0.7) and s.pesq == 1.0 and s.utterances == 3
+    assert s.excluded == {"stoi": 1, "pesq": 2} and s.pesq_excluded == 2

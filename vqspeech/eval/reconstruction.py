@@ -82,11 +82,13 @@ class _System:
     bitrate: float | None
     utterances: int
     pesq_excluded: int
+    excluded: dict[str, int] = field(default_factory=dict)  # metric -> utterances it was not computed for
 
 
 @dataclass
 class SystemSummary(Metrics, _System):
-    """Means over the utterances where each metric applies."""
+    """Means over the utterances where each metric applies; ``excluded`` counts, per metric, the utterances
+    it left out (their reasons are in the report's exclusions)."""
 
 
 @dataclass
@@ -125,11 +127,14 @@ class ReconstructionReport:
                  "| system | bitrate (bit/s) | PESQ-WB | STOI | ESTOI | log-mel L1 | MCD (dB) | DNSMOS OVRL |",
                  "|---|---|---|---|---|---|---|---|"]
         for s in self.systems:
-            pesq = num(s.pesq, ".2f") + (f" ({s.pesq_excluded} excl.)" if s.pesq_excluded and s.system != ORIGINAL
-                                         else "")
-            lines.append(f"| {s.system} | {num(s.bitrate, '.0f')} | {pesq} | {num(s.stoi, '.3f')} | "
-                         f"{num(s.estoi, '.3f')} | {num(s.log_mel_l1, '.3f')} | {num(s.mcd, '.2f')} | "
-                         f"{num(s.dnsmos_ovrl, '.2f')} |")
+            def cell(metric: str, fmt: str) -> str:
+                left_out = s.excluded.get(metric, 0) if s.system != ORIGINAL else 0
+                value = getattr(s, metric)
+                return num(value, fmt) + (f" ({left_out} excl.)" if left_out and value is not None else "")
+
+            lines.append(f"| {s.system} | {num(s.bitrate, '.0f')} | {cell('pesq', '.2f')} | {cell('stoi', '.3f')} | "
+                         f"{cell('estoi', '.3f')} | {cell('log_mel_l1', '.3f')} | {cell('mcd', '.2f')} | "
+                         f"{cell('dnsmos_ovrl', '.2f')} |")
         lines += ["", "**The model's codes on the test set**", "", "| measure | value |", "|---|---|",
                   f"| frame rate | {self.frame_rate:g} codes/s |"]
         if self.bitrate is None:
@@ -347,8 +352,9 @@ def summarize(system: str, rows: list[UtteranceScore]) -> SystemSummary:
         values = [getattr(r, metric) for r in rows if getattr(r, metric) is not None]
         return float(np.mean(values)) if values else None
 
-    return SystemSummary(system=system, bitrate=rows[0].bitrate, utterances=len(rows),
-                         pesq_excluded=sum(r.pesq is None for r in rows), **{m: mean(m) for m in METRICS})
+    excluded = {m: sum(getattr(r, m) is None for r in rows) for m in METRICS}
+    return SystemSummary(system=system, bitrate=rows[0].bitrate, utterances=len(rows), pesq_excluded=excluded["pesq"],
+                         excluded={m: n for m, n in excluded.items() if n}, **{m: mean(m) for m in METRICS})
 
 
 def _slug(name: str) -> str:
