@@ -13,6 +13,8 @@ Sources (all committed under benchmarks/):
   Codec2 2400 on the same audio (the WaveNet decoder, 2026-12-04);
 * librispeech.csv, rows ``parallel-60`` (the parallel decoder, 60 CPU minutes) and ``wavenet-30`` (the WaveNet,
   30 CPU minutes, run after it on 2026-12-07): the two decoders on the same held-out readers;
+* voice-levers.csv, row ``combo-60`` at its last point (when it is there): the parallel decoder at hop 320 with
+  perturbation and the pitch stream, 60 CPU minutes (docs/experiments/2026-12-07-voice-out-of-the-codes.md);
 * quality.csv, row ``parallel-demo-20``: the demo recipe with the parallel decoder after 20 CPU minutes,
   beside ``default-60``'s 20-minute point (the WaveNet, 2026-12-05).
 
@@ -64,7 +66,7 @@ def system_summary(report: dict, system: str) -> dict:
 def table(bench: Path) -> str:
     demo = last_row(bench / "quality.csv", "default-60")
     libri = last_row(bench / "librispeech.csv", "reference")
-    rows = [[f"vqspeech WaveNet, demo, {float(demo['minutes']):g} CPU min (harness)", fmt(demo["stoi"]), fmt(demo["pesq"], 2),
+    rows = [[f"vqspeech WaveNet, demo, {float(demo['minutes']):g} CPU min (harness run default-60)", fmt(demo["stoi"]), fmt(demo["pesq"], 2),
              fmt(demo["dnsmos_ovrl"], 2), fmt(demo["conv_target_embedding"], 2), fmt(demo["mapping_accuracy"]),
              fmt(demo["pnmi"]), fmt(demo["abx_across"]), fmt(demo["bitrate"], 0)],
             ["MFCC k-means, same K and frame rate", "–", "–", "–", "–", fmt(demo["mfcc_mapping_accuracy"]),
@@ -72,7 +74,12 @@ def table(bench: Path) -> str:
     recon = bench / "demo60-reconstruction.json"
     if recon.is_file():
         report = json.loads(recon.read_text())
-        for system, label in (("vqspeech (sampling)", "vqspeech WaveNet, demo, 60 CPU min (evaluate-reconstruction)"),
+        import re
+
+        found = re.search(r"\(step (\d+)\)", report.get("source", ""))
+        trained = f"runs/demo60, step {int(found.group(1)):,}" if found else "runs/demo60"
+        for system, label in (("vqspeech (sampling)", f"vqspeech WaveNet, demo, another 60 CPU min training ({trained}, "
+                                                      "evaluate-reconstruction)"),
                               ("Codec2 2400", "Codec2 2400, same demo utterances")):
             s = system_summary(report, system)
             rows.append([label, fmt(s.get("stoi")), fmt(s.get("pesq"), 2), fmt(s.get("dnsmos_ovrl"), 2), "–", "–",
@@ -91,6 +98,12 @@ def table(bench: Path) -> str:
         rows.append([f"vqspeech {label}, LibriSpeech unseen readers, {float(row['minutes']):g} CPU min",
                      fmt(row["stoi"]), fmt(row["pesq"], 2), fmt(row["dnsmos_ovrl"], 2), fmt(row["conv_identified"], 2),
                      "–", "–", "–", "2000"])
+    levers = bench / "voice-levers.csv"
+    if levers.is_file() and any(r["name"] == "combo-60" for r in csv.DictReader(levers.open())):
+        row = last_row(levers, "combo-60")
+        rows.append([f"vqspeech parallel, hop 320 + perturbation + pitch stream, LibriSpeech unseen readers, "
+                     f"{float(row['minutes']):g} CPU min", fmt(row["stoi"]), fmt(row["pesq"], 2),
+                     fmt(row["dnsmos_ovrl"], 2), fmt(row["conv_identified"], 2), "–", "–", "–", fmt(row["bitrate"], 0)])
     rows += [["Codec2 2400, same LibriSpeech audio", fmt(libri["codec2_stoi"]), fmt(libri["codec2_pesq"], 2),
               fmt(libri["codec2_dnsmos_ovrl"], 2), "–", "–", "–", "–", "2400"]]
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
