@@ -104,7 +104,7 @@ def make_new_readers(base):
 
 
 def test_a_run_is_scored_on_an_evaluation_only_corpus_of_new_readers(demo_recipe, corpus_with_heldout, tmp_path,
-                                                                    capsys):
+                                                                    capsys, tiny_prior):
     """prepare --all-heldout makes a corpus with no training speaker; evaluate-conversion --unseen --data-root
     scores a run on it, each reader's converted piece and reference from different utterances. The run is a
     pitch-stream model trained with perturbation (the tiny end-to-end run of both levers)."""
@@ -135,3 +135,20 @@ def test_a_run_is_scored_on_an_evaluation_only_corpus_of_new_readers(demo_recipe
                  "--reference", str(short), "-o", str(tmp_path / "out.wav"), "-q"])
     err = capsys.readouterr().err
     assert code != 0 and "too little to measure its pitch" in err and "Traceback" not in err
+
+    # a training voice speaks in its stored register; a .vqs file carries the pitch stream through the codec
+    source_wav = source / "test-clean/701/1/701-1-0000.flac"
+    assert main(["convert", str(source_wav), "--run", str(run_dir), "--speaker", "spk_b", "-o",
+                 str(tmp_path / "to_b.wav"), "-q"]) == 0
+    assert sf.info(str(tmp_path / "to_b.wav")).frames == sf.info(str(source_wav)).frames
+    assert main(["train-prior", "--run", str(run_dir), "train.max_steps=2", *tiny_prior, "-q"]) == 0
+    assert main(["compress", "--run", str(run_dir), str(source_wav), "-o", str(tmp_path / "a.vqs"), "-q"]) == 0
+    from vqspeech.codec import read_vqs
+
+    header, _ = read_vqs(tmp_path / "a.vqs")
+    pitch = run.model.encode_pitch(sf.read(str(source_wav), dtype="float32")[0])
+    assert header.version == 3 and list(header.pitch) == pitch.codes.tolist() and header.pitch_bits == 4
+    assert header.register == pytest.approx(tuple(pitch.register.tolist()), abs=2e-3)  # float16
+    assert main(["decompress", "--run", str(run_dir), str(tmp_path / "a.vqs"), "-o", str(tmp_path / "a.wav"),
+                 "--speaker", "spk_a", "-q"]) == 0
+    assert sf.info(str(tmp_path / "a.wav")).frames == header.frames * run.model.hop_length
