@@ -111,7 +111,9 @@ def crop_pitch(model: VQVAE, train_audio: LoadedSplit, corpus_root: Path, sample
     started = time.monotonic()
     tracks = cached_tracks([(u.path, u.part) for u in train_audio.utterances], train_audio.waves, sample_rate,
                            corpus_root, progress)
-    fallback = torch.tensor([float(np.log(150.0)), 0.25])
+    from vqspeech.models.pitch import LOG_F0_CENTRE
+
+    fallback = torch.tensor([LOG_F0_CENTRE, 0.25])  # an utterance or speaker with no voiced frame
     registers = [(r.as_tensor() if (r := register(f0)) is not None else fallback) for f0 in tracks]
     by_speaker: dict[int, list[np.ndarray]] = {}
     for spk, f0 in zip(train_audio.speaker_ids, tracks):
