@@ -20,6 +20,7 @@ fi
 need_apt=()
 command -v flite >/dev/null 2>&1 || need_apt+=(flite)      # demo corpus voices
 command -v c2enc >/dev/null 2>&1 || need_apt+=(codec2)     # reconstruction baseline
+command -v g++ >/dev/null 2>&1 || need_apt+=(g++)          # pyworld (WORLD) ships as source and is built on install
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     echo "setup: apt-get install ${need_apt[*]}"
