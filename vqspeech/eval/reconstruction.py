@@ -201,7 +201,8 @@ class Evaluation:
         self.save_example, self.examples = save_example, examples
         self.frame_rate = sample_rate / model.hop_length
         bits = model.bottleneck.bits_per_frame()
-        self.model_bitrate = None if bits is None else self.frame_rate * bits
+        pitch_bits = model.pitch.bits_per_second(sample_rate) if model.pitch is not None else 0.0  # its stream too
+        self.model_bitrate = None if bits is None else self.frame_rate * bits + pitch_bits
         self.counts = torch.zeros(model.bottleneck.codebook_size or 0, dtype=torch.long)  # a discrete bottleneck's
         self.rows: list[UtteranceScore] = []
         self.exclusions: list[dict[str, str]] = []
