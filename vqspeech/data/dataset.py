@@ -50,6 +50,12 @@ def as_float(wav: np.ndarray) -> np.ndarray:
     return wav.astype(np.float32) / PCM_SCALE if wav.dtype == np.int16 else wav
 
 
+def as_pcm16(wav: np.ndarray) -> np.ndarray:
+    """int16 [...] (full scale 32768, rounded and clipped) from float audio [...] in [-1, 1]: the inverse of
+    :func:`as_float`."""
+    return np.clip(np.round(wav * PCM_SCALE), -PCM_SCALE, PCM_SCALE - 1).astype(np.int16)
+
+
 def load_split(utterances: Sequence[Utterance], speakers: Sequence[str], sample_rate: int,
                progress: bool = True, desc: str = "load audio", pcm16: bool = False,
                loudness_lufs: float | None = None) -> LoadedSplit:
@@ -69,10 +75,15 @@ def load_split(utterances: Sequence[Utterance], speakers: Sequence[str], sample_
             skipped.append(str(exc))
             continue
         kept.append(utt)
-        waves.append(np.clip(np.round(wav * PCM_SCALE), -PCM_SCALE, PCM_SCALE - 1).astype(np.int16) if pcm16
-                     else wav)
+        waves.append(as_pcm16(wav) if pcm16 else wav)
         ids.append(index[utt.speaker])
     return LoadedSplit(utterances=kept, waves=waves, speaker_ids=ids, skipped=skipped)
+
+
+def cut(wav: np.ndarray, start: int, size: int) -> np.ndarray:
+    """float32 [size]: wav[start:start + size] (float32 or int16), zero-padded at the end."""
+    piece = wav[start:start + size]
+    return np.ascontiguousarray(as_float(np.pad(piece, (0, size - len(piece)))))
 
 
 class RandomCrops(Dataset):
@@ -138,21 +149,16 @@ class RandomCrops(Dataset):
             start = int(rng.integers(len(wav) - self.crop + 1))
         else:
             start = 0
-        item = {"wav": torch.from_numpy(self._cut(wav, start))[None], "speaker": torch.tensor(self.speaker_ids[u])}
+        item = {"wav": torch.from_numpy(cut(wav, start, self.crop))[None], "speaker": torch.tensor(self.speaker_ids[u])}
         if self.reference_samples is not None:
             item["speaker_audio"] = torch.from_numpy(self.reference_audio(u, start, start + self.crop, rng))[None]
         elif self.segments is not None:
             item["speaker_vector"] = torch.from_numpy(self.reference_vector(u, start, start + self.crop))
         if self.perturbation is not None:
-            item["encoder_wav"] = torch.from_numpy(self.perturbation.crop(u, start, self.crop, self._cut, rng))[None]
+            item["encoder_wav"] = torch.from_numpy(self.perturbation.crop(u, start, self.crop, rng))[None]
         if self.pitch is not None:
             item.update(self.pitch.crop(u, start, self.crop))
         return item
-
-    def _cut(self, wav: np.ndarray, start: int) -> np.ndarray:
-        """float32 [crop]: wav[start:start + crop], zero-padded at the end."""
-        piece = wav[start:start + self.crop]
-        return np.ascontiguousarray(as_float(np.pad(piece, (0, self.crop - len(piece)))))
 
     def reference_audio(self, u: int, start: int, end: int, rng: np.random.Generator) -> np.ndarray:
         """float32 [R]: R samples of utterance u's speaker that do not overlap the crop [start, end) of u."""
@@ -194,12 +200,12 @@ class CropPerturbation:
     eq_gain_db: float
     sample_rate: int
 
-    def crop(self, u: int, start: int, size: int, cut, rng: np.random.Generator) -> np.ndarray:
+    def crop(self, u: int, start: int, size: int, rng: np.random.Generator) -> np.ndarray:
         """float32 [size]: the crop [start, start + size) of a random variant of utterance u, through a random EQ."""
         from vqspeech.data.perturb import random_eq
 
         bank = self.variants[u]
-        piece = cut(np.asarray(bank[int(rng.integers(len(bank)))]), start)
+        piece = cut(np.asarray(bank[int(rng.integers(len(bank)))]), start, size)
         return random_eq(piece, rng, self.eq_gain_db, self.sample_rate)
 
 

@@ -35,8 +35,7 @@ from vqspeech.files import atomic_target
 log = logging.getLogger(__name__)
 
 CACHE_FOLDER = "perturbation"
-FRAME_PERIOD_MS = 5.0
-F0_FLOOR, F0_CEIL = 50.0, 800.0
+F0_FLOOR, F0_CEIL = 50.0, 800.0  # wider than the pitch stream's tracker: the analysis must not lose high voices
 
 
 @dataclass(frozen=True)
@@ -119,16 +118,18 @@ def world_variants(wav: np.ndarray, sample_rate: int, config: PerturbConfig, rng
 
     The WORLD analysis (DIO + StoneMask F0, CheapTrick envelope, D4C aperiodicity) runs once; each variant
     draws its own formant, median and range ratios from ``rng``."""
+    from vqspeech.data.dataset import as_pcm16
+    from vqspeech.data.pitch import PERIOD_MS
     from vqspeech.data.pitch import pyworld as world
 
     pyworld = world()
     x = wav.astype(np.float64)
     out = np.zeros((config.variants, len(x)), dtype=np.int16)
     rms = float(np.sqrt(np.mean(x ** 2))) if len(x) else 0.0
-    if len(x) < sample_rate * FRAME_PERIOD_MS / 1000 * 4 or rms == 0.0:  # too short or silent to analyse
-        out[:] = np.clip(np.round(x * 32768), -32768, 32767).astype(np.int16)
+    if len(x) < sample_rate * PERIOD_MS / 1000 * 4 or rms == 0.0:  # too short or silent to analyse
+        out[:] = as_pcm16(x)
         return out
-    f0, times = pyworld.dio(x, sample_rate, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_PERIOD_MS)
+    f0, times = pyworld.dio(x, sample_rate, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=PERIOD_MS)
     f0 = pyworld.stonemask(x, f0, times, sample_rate)
     envelope = pyworld.cheaptrick(x, f0, times, sample_rate)
     aperiodicity = pyworld.d4c(x, f0, times, sample_rate)
@@ -137,11 +138,11 @@ def world_variants(wav: np.ndarray, sample_rate: int, config: PerturbConfig, rng
                                    _ratio(rng, config.pitch_range))
         y = pyworld.synthesize(np.ascontiguousarray(shift_pitch(f0, median, spread)),
                                np.ascontiguousarray(warp_envelope(envelope, formant)), aperiodicity, sample_rate,
-                               FRAME_PERIOD_MS)[:len(x)]
+                               PERIOD_MS)[:len(x)]
         y = np.pad(y, (0, len(x) - len(y)))
         level = float(np.sqrt(np.mean(y ** 2)))
         y = y * (rms / level) if level > 0 else y
-        out[v] = np.clip(np.round(y * 32768), -32768, 32767).astype(np.int16)
+        out[v] = as_pcm16(y)
     return out
 
 

@@ -24,6 +24,12 @@ LOG_F0_CENTRE, LOG_F0_SCALE = math.log(150.0), 0.5
 CHANNELS = 2  # decoded log-F0, voicing
 
 
+def register_tensor(register) -> Tensor:
+    """Tensor[2] (mean, std of log-F0) of a :class:`vqspeech.data.pitch.Register`; for None (nothing voiced,
+    so no code will use it) a register at 150 Hz."""
+    return register.as_tensor() if register is not None else torch.tensor([LOG_F0_CENTRE, 0.25])
+
+
 @dataclass
 class PitchCodes:
     """One utterance's pitch stream: codes LongTensor[P] (0 unvoiced) and its register Tensor[2] (mean, std of

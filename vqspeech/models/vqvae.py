@@ -17,7 +17,7 @@ from vqspeech.models.cpc import ContrastivePredictor
 from vqspeech.models.decoder import Decoder
 from vqspeech.models.encoder import ConvEncoder
 from vqspeech.models.generation import GenerationConfig
-from vqspeech.models.pitch import LOG_F0_CENTRE, PitchCodes, PitchStream
+from vqspeech.models.pitch import PitchCodes, PitchStream, register_tensor
 from vqspeech.models.speaker import ReferenceSpeaker, SpeakerTable
 from vqspeech.quantization import Bottleneck, BottleneckResult
 
@@ -129,8 +129,7 @@ class VQVAE(nn.Module):
             raise ValueError("this model has no pitch stream")
         f0 = track(wav, self.sample_rate)
         log_f0, voiced = pool(f0, 0, -(-len(wav) // self.pitch.hop), self.pitch.hop, self.sample_rate)
-        own = register(f0)
-        reg = own.as_tensor() if own is not None else torch.tensor([LOG_F0_CENTRE, 0.25])
+        reg = register_tensor(register(f0))
         stacked = torch.from_numpy(np.stack([log_f0, voiced.astype(np.float32)]))[None]
         return stacked.to(self.device), reg[None].to(self.device)
 
@@ -143,15 +142,12 @@ class VQVAE(nn.Module):
         codes = self.pitch.quantize(f0[:, 0], f0[:, 1] > 0.5, reg)[0]
         return PitchCodes(codes=codes, register=reg[0])
 
-    def encode_pitches(self, waves: list[np.ndarray], registers: Tensor | None = None) -> list[PitchCodes] | None:
-        """:meth:`encode_pitch` of each wave, for :meth:`decode`; None for a model without a pitch stream.
-        registers: Tensor[B, 2], the register each is to be spoken in (a conversion's targets: training speakers'
-        :meth:`speaker_register`, or :func:`vqspeech.data.pitch.reference_register` of reference audio);
-        None keeps each wave's own."""
+    def encode_pitches(self, waves: list[np.ndarray]) -> list[PitchCodes] | None:
+        """:meth:`encode_pitch` of each wave (in its own register; :meth:`PitchCodes.in_register` moves it),
+        for :meth:`decode`; None for a model without a pitch stream."""
         if self.pitch is None:
             return None
-        pitches = [self.encode_pitch(w) for w in waves]
-        return pitches if registers is None else [p.in_register(r) for p, r in zip(pitches, registers)]
+        return [self.encode_pitch(w) for w in waves]
 
     def speaker_register(self, speaker_ids: Tensor) -> Tensor:
         """Training speakers' pitch registers: LongTensor[B] -> Tensor[B, 2] (mean, std of log-F0)."""

@@ -111,16 +111,14 @@ def crop_pitch(model: VQVAE, train_audio: LoadedSplit, corpus_root: Path, sample
     started = time.monotonic()
     tracks = cached_tracks([(u.path, u.part) for u in train_audio.utterances], train_audio.waves, sample_rate,
                            corpus_root, progress)
-    from vqspeech.models.pitch import LOG_F0_CENTRE
+    from vqspeech.models.pitch import register_tensor
 
-    fallback = torch.tensor([LOG_F0_CENTRE, 0.25])  # an utterance or speaker with no voiced frame
-    registers = [(r.as_tensor() if (r := register(f0)) is not None else fallback) for f0 in tracks]
+    registers = [register_tensor(register(f0)) for f0 in tracks]
     by_speaker: dict[int, list[np.ndarray]] = {}
     for spk, f0 in zip(train_audio.speaker_ids, tracks):
         by_speaker.setdefault(spk, []).append(f0)
-    speaker_registers = torch.stack([
-        (r.as_tensor() if spk in by_speaker and (r := register(np.concatenate(by_speaker[spk]))) is not None
-         else fallback) for spk in range(len(model.speakers.names))])
+    speaker_registers = torch.stack([register_tensor(register(np.concatenate(by_speaker[spk])) if spk in by_speaker
+                                                     else None) for spk in range(len(model.speakers.names))])
     model.pitch_registers.copy_(speaker_registers.to(model.pitch_registers.device))
     log.info("pitch: F0 of %d utterances in %.1f s; %s, %.0f bit/s", len(tracks), time.monotonic() - started,
              model.pitch.extra_repr(), model.pitch.bits_per_second(sample_rate))
