@@ -152,3 +152,25 @@ def test_a_run_is_scored_on_an_evaluation_only_corpus_of_new_readers(demo_recipe
     assert main(["decompress", "--run", str(run_dir), str(tmp_path / "a.vqs"), "-o", str(tmp_path / "a.wav"),
                  "--speaker", "spk_a", "-q"]) == 0
     assert sf.info(str(tmp_path / "a.wav")).frames == header.frames * run.model.hop_length
+
+    # reconstruct in the file's own voice; sample is refused in one line (the prior has no pitch)
+    assert main(["reconstruct", str(source_wav), "--run", str(run_dir), "-o", str(tmp_path / "re.wav"), "-q"]) == 0
+    assert sf.info(str(tmp_path / "re.wav")).frames == sf.info(str(source_wav)).frames
+    code = main(["sample", "--run", str(run_dir), "--speaker", "spk_a", "--seconds", "0.1", "-n", "1",
+                 "-o", str(tmp_path / "samples"), "--no-dnsmos", "-q"])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "pitch stream" in errors[0] and "Traceback" not in err
+
+    # the Python API: convert to a reference, and decode() needs the melody's source
+    import vqspeech
+    from vqspeech.errors import UserError
+
+    model = vqspeech.load(run_dir, device="cpu")
+    wav = sf.read(str(source_wav), dtype="float32")[0]
+    reference = sf.read(str(source / "test-clean/702/1/702-1-0001.flac"), dtype="float32")[0]
+    out = model.convert(wav, reference=reference)
+    assert out.shape == wav.shape and np.isfinite(out).all()
+    with pytest.raises(UserError, match="pitch stream"):
+        model.decode(model.encode(wav), speaker="spk_a")
+    assert model.decode(model.encode(wav), speaker="spk_a", pitch_of=wav).shape[0] % run.model.hop_length == 0
