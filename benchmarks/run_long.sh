@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Issue 42's long run: the LibriSpeech excerpt's CPU configuration as issue 41 leaves it (the parallel decoder,
+# hop 320, the perturbation bank and the pitch stream), resumed segment by segment. It continues
+# runs/quality/combo-60, whose 60 CPU minutes are the first hour (its minutes-060.0.pt).
+#   bash benchmarks/run_long.sh MINUTES      # one segment of MINUTES; appends its line to benchmarks/long-run.csv
+# Each segment's start, end, steps and load go to benchmarks/long-run.csv; the log to runs/long/segment-N.log.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+minutes=${1:?minutes of this segment}
+run=runs/long/librispeech
+if [ ! -d "$run" ]; then
+  mkdir -p runs/long
+  cp -al runs/quality/combo-60 "$run"   # hard links: the trainer replaces files, never writes into them
+fi
+overrides=(data.root=data/librispeech-excerpt model=demo train=cpu bottleneck=vq model.bottleneck.codebook_size=256
+  model.bottleneck.dead_code_steps=50 train.lr=1e-3 train.num_workers=1 decoder=parallel model.preemphasis=0
+  train.batch_size=8 train.crop_samples=16000 "model.encoder.strides=[5,4,2,2,2,2]" model.encoder.hop=320
+  model.perturb.variants=4 model.pitch.levels=32 train.audio_every=null)
+n=$(ls runs/long/segment-*.log 2>/dev/null | wc -l); n=$((n + 1))
+csv=benchmarks/long-run.csv
+[ -f "$csv" ] || echo "segment,start,end,minutes,step_before,step_after,load_start,load_end" > "$csv"
+step() { .venv/bin/python -c "import torch; print(torch.load('$run/checkpoints/last.pt', map_location='cpu', weights_only=False)['step'])"; }
+before=$(step); start=$(date -u +%FT%T); load0=$(cut -d' ' -f1 /proc/loadavg)
+.venv/bin/vqspeech train recipes/librispeech "${overrides[@]}" run_dir="$run" train.max_minutes="$minutes" \
+  > "runs/long/segment-$n.log" 2>&1
+echo "$n,$start,$(date -u +%FT%T),$minutes,$before,$(step),$load0,$(cut -d' ' -f1 /proc/loadavg)" >> "$csv"
