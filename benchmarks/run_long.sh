@@ -16,7 +16,7 @@ overrides=(data.root=data/librispeech-excerpt model=demo train=cpu bottleneck=vq
   model.bottleneck.dead_code_steps=50 train.lr=1e-3 train.num_workers=1 decoder=parallel model.preemphasis=0
   train.batch_size=8 train.crop_samples=16000 "model.encoder.strides=[5,4,2,2,2,2]" model.encoder.hop=320
   model.perturb.variants=4 model.pitch.levels=32 train.audio_every=null)
-n=$(ls runs/long/segment-*.log 2>/dev/null | wc -l); n=$((n + 1))
+n=$(find runs/long -maxdepth 1 -name 'segment-*.log' | wc -l); n=$((n + 1))
 csv=benchmarks/long-run.csv
 [ -f "$csv" ] || echo "segment,start,end,minutes,step_before,step_after,load_start,load_end" > "$csv"
 step() { .venv/bin/python -c "import torch; print(torch.load('$run/checkpoints/last.pt', map_location='cpu', weights_only=False)['step'])"; }
