@@ -36,6 +36,10 @@ def pytest_addoption(parser):
     parser.addoption("--vctk-mini", default=None,
                      help="folder of the VCTK excerpt (wav16/pXXX/pXXX_NNN.wav); default $VQSPEECH_VCTK_MINI, "
                           f"else {DEFAULT_VCTK_MINI}")
+    parser.addoption("--screenshots", default=None,
+                     help="folder for the browser tests' screenshots of report pages (default: a temp folder)")
+    parser.addoption("--pages", nargs="*", default=[],
+                     help="more report pages (.html) for tests/test_browser.py to open and screenshot")
 
 
 _OUTCOME_TABLES = pytest.StashKey[dict]()

@@ -11,13 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
-def scalars(run_dir: Path, tag: str) -> dict[int, float]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
-    acc.Reload()
-    return {e.step: e.value for e in acc.Scalars(tag)} if tag in acc.Tags()["scalars"] else {}
+from vqspeech.compare import scalars
 
 
 def main() -> None:
@@ -28,7 +22,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=100)
     parser.add_argument("--window", type=int, default=10, help="logged points averaged per row")
     args = parser.parse_args()
-    curves = [scalars(run, args.tag) for run in args.runs]
+    curves = [scalars(run, args.tag).get(args.tag, {}) for run in args.runs]
     print("| step | " + " | ".join(str(r) for r in args.runs) + " |")
     print("|---" * (len(args.runs) + 1) + "|")
     for step in range(args.every, args.until + 1, args.every):

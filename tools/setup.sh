@@ -2,6 +2,7 @@
 # Set up vqspeech on a fresh Debian/Ubuntu machine: system packages (as root), then a virtualenv
 # installed from requirements.lock (exact versions with hashes), then vqspeech itself (editable).
 #   bash tools/setup.sh            # uses .venv, or $VENV; $PYTHON picks the interpreter (>= 3.11)
+#   BROWSER=0 bash tools/setup.sh  # without Debian's chromium + chromium-driver (the report pages' browser test skips)
 # Refresh the lock after changing pyproject's dependencies:  bash tools/lock.sh
 set -euo pipefail
 VENV=${VENV:-.venv}
@@ -21,13 +22,18 @@ need_apt=()
 command -v flite >/dev/null 2>&1 || need_apt+=(flite)      # demo corpus voices
 command -v c2enc >/dev/null 2>&1 || need_apt+=(codec2)     # reconstruction baseline
 command -v g++ >/dev/null 2>&1 || need_apt+=(g++)          # pyworld (WORLD) ships as source and is built on install
+if [ "${BROWSER:-1}" != 0 ]; then  # the dev extra's browser test of report pages (tests/test_browser.py); BROWSER=0 skips it
+  command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+  [ -d /usr/share/fonts/truetype/liberation ] || need_apt+=(fonts-liberation)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     echo "setup: apt-get install ${need_apt[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   else
-    echo "setup: missing ${need_apt[*]}; run as root: apt-get update && apt-get install -y ${need_apt[*]}" >&2
+    echo "setup: missing ${need_apt[*]}; run as root: apt-get update && apt-get install -y --no-install-recommends ${need_apt[*]} (BROWSER=0 leaves chromium out)" >&2
     exit 1
   fi
 fi

@@ -43,6 +43,23 @@ def save_spectrograms(path: str | Path, panels: Sequence[tuple[str, np.ndarray]]
     return path
 
 
+def save_thumbnail(path: str | Path, wav: np.ndarray, sample_rate: int, width_px: int = 480,
+                   height_px: int = 160) -> Path:
+    """A small log-mel spectrogram of wav [T], edge to edge with no axes (a report page's player image).
+
+    The colour scale spans 12 nats (about 52 dB) below the loudest bin; silence is drawn as the floor."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mel = log_mel(wav, sample_rate) if len(wav) else np.zeros((80, 1), np.float32)
+    vmax = float(mel.max())
+    fig, (ax,) = figure(width_px / 100, height_px / 100)
+    ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=vmax - 12.0, vmax=vmax, interpolation="nearest")
+    ax.set_axis_off()
+    fig.subplots_adjust(0, 0, 1, 1)
+    fig.savefig(path, dpi=100)
+    return path
+
+
 def spectrogram_image(wav: np.ndarray, sample_rate: int, label: str) -> np.ndarray:
     """The spectrogram of wav [T] as an RGB uint8 image [3, H, W] (TensorBoard's add_image layout)."""
     fig = spectrogram_figure([(label, wav)], sample_rate)

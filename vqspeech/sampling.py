@@ -108,7 +108,7 @@ def write_samples(run, prior_dir, out: Path, speaker: str, seconds: float, n: in
                   dnsmos: bool = True, seed: int = 0, progress: bool = False) -> str:
     """Sample ``n`` utterances of ``seconds`` per temperature in ``speaker``'s voice (after ``prompt``'s first
     ``prompt_seconds``, when given), decode them, write out/<sample|prompt>_T<t>_<i>.wav, the codes
-    (out/<sample|prompt>_T<t>_codes.pt, LongTensor[n, F]) and out/samples.md (prompts.md).
+    (out/<sample|prompt>_T<t>_codes.pt, LongTensor[n, F]) and out/samples.md with its page out/samples.html (prompts.md, prompts.html).
     Returns the markdown.
 
     Raises:
@@ -119,8 +119,8 @@ def write_samples(run, prior_dir, out: Path, speaker: str, seconds: float, n: in
     from vqspeech.data.audio import load_audio, save_audio
     from vqspeech.errors import UserError
     from vqspeech.eval.prior import sequence_nats
-    from vqspeech.files import write_atomic
     from vqspeech.models.generation import SEGMENT_SECONDS, GenerationConfig, recipe_sampling
+    from vqspeech.pages import listen, write_report
     from vqspeech.runs import load_prior
     from vqspeech.synthesis import decode_in_voices
 
@@ -133,9 +133,9 @@ def write_samples(run, prior_dir, out: Path, speaker: str, seconds: float, n: in
     frames = max(1, round(seconds * run.sample_rate / model.hop_length))
     stem = "prompt" if prompt else "sample"
     paths = {t: [out / f"{stem}_T{t:g}_{i}.wav" for i in range(n)] for t in temperatures}
-    report_path = out / ("prompts.md" if prompt else "samples.md")
+    report_name = "prompts" if prompt else "samples"
     in_the_way = [p for t, ps in paths.items() for p in [*ps, out / f"{stem}_T{t:g}_codes.pt"] if p.exists()]
-    in_the_way += [report_path] if report_path.exists() else []
+    in_the_way += [p for p in (out / f"{report_name}.md", out / f"{report_name}.html") if p.exists()]
     if in_the_way and not overwrite:
         raise UserError(f"{in_the_way[0]} already exists; pass --overwrite to replace the files in {out}")
     prompt_codes = None
@@ -187,12 +187,13 @@ def write_samples(run, prior_dir, out: Path, speaker: str, seconds: float, n: in
              f"compared with the {len(own)} test utterances of {speaker} (mean run length "
              f"{rows[0].data_mean_run_length:.2f} codes)", "",
              f"| temperature | bits/code under the prior | KL(histogram ‖ {speaker}'s test codes), nats | "
-             f"mean run length | DNSMOS OVRL |",
-             "|---|---|---|---|---|"]
+             f"mean run length | DNSMOS OVRL | samples |",
+             "|---|---|---|---|---|---|"]
     for s in rows:
         mos = f"{s.dnsmos_ovrl:.2f}" if s.dnsmos_ovrl is not None else "n/a"
+        clips = " ".join(listen(p.name, str(i)) for i, p in enumerate(paths[s.temperature]))
         lines.append(f"| {s.temperature:g} | {s.bits_per_code:.3f} | {s.histogram_kl_nats:.3f} | "
-                     f"{s.mean_run_length:.2f} | {mos} |")
+                     f"{s.mean_run_length:.2f} | {mos} | {clips} |")
     text = "\n".join(lines) + "\n"
-    write_atomic(report_path, text)
+    write_report(out, report_name, text)
     return text

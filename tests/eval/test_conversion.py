@@ -99,12 +99,19 @@ def test_evaluate_conversion_writes_the_matrix_and_each_summary_is_its_rows_mean
 
     assert report.speakers == SPEAKERS and report.parallel and report.sentences == ["s0"]
     wavs = sorted(p.name for p in (out / "wavs").iterdir())
-    assert wavs == sorted(f"s0_{a}_to_{b}.wav" for a in SPEAKERS for b in SPEAKERS)
+    assert wavs == sorted([f"s0_{a}_to_{b}.wav" for a in SPEAKERS for b in SPEAKERS] +
+                          [f"s0_{a}_original.wav" for a in SPEAKERS])  # the listening grid's rows
     for name in wavs:
         info = sf.info(str(out / "wavs" / name))
         assert (info.samplerate, info.frames) == (SR, int(0.2 * SR) // model.hop_length * model.hop_length)
     assert (out / "speaker_confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| source \\ target |" in (out / "conversion.md").read_text()
+    text = (out / "conversion.md").read_text()
+    assert "| source \\ target |" in text
+    # the page's grid: a row per source sentence, its original first, then each target's conversion
+    assert [line.split(" | ")[2] for line in text.splitlines() if line.startswith("| spk") and "original" in line] \
+        == [f"[original](wavs/s0_{a}_original.wav)" for a in SPEAKERS]
+    assert f"[{SPEAKERS[1]}](wavs/s0_{SPEAKERS[0]}_to_{SPEAKERS[1]}.wav)" in text
+    assert text.count("<audio") == 0 and (out / "conversion.html").read_text().count("<audio") == 3 + 9
     saved = json.loads((out / "conversion.json").read_text())
     assert saved["target_share"] == report.target_share and len(saved["utterances"]) == 9
 
@@ -158,11 +165,13 @@ def test_vctk_style_ids_pair_up_by_sentence_number_else_no_mcd(tmp_path, tiny_mo
         assert report.mcd_converted == pytest.approx(np.mean([r.mcd for r in converted]))
         assert report.mcd_source == pytest.approx(np.mean([r.mcd_source for r in converted])) and report.mcd_source > 0
         expected = {f"003_{a}_to_{b}.wav" for a in ("p1", "p2") for b in ("p1", "p2")}
+        expected |= {f"003_{a}_original.wav" for a in ("p1", "p2")}
     else:  # each speaker's own held-out utterance, converted to both voices
         assert report.sentences == ["p1_003", "p2_005"]
         assert report.mcd_converted is None and report.mcd_source is None and report.mcd_reconstructed is None
         assert all(r.mcd is None for r in report.utterances)
         expected = {f"p1_003_p1_to_{b}.wav" for b in ("p1", "p2")} | {f"p2_005_p2_to_{b}.wav" for b in ("p1", "p2")}
+        expected |= {"p1_003_p1_original.wav", "p2_005_p2_original.wav"}
     assert {p.name for p in (out / "wavs").iterdir()} == expected
     assert report.similarity_same_speaker is None  # one held-out utterance per speaker: nothing to compare
 

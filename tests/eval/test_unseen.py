@@ -155,6 +155,10 @@ def test_a_run_is_scored_on_an_evaluation_only_corpus_of_new_readers(demo_recipe
 
     # reconstruct in the file's own voice; sample is refused in one line (the prior has no pitch)
     assert main(["reconstruct", str(source_wav), "--run", str(run_dir), "-o", str(tmp_path / "re.wav"), "-q"]) == 0
+    # the run report scores latent usage with the pitch stream kept (it raised a channel mismatch before)
+    assert main(["report", "--run", str(run_dir), "--samples", "1", "--seconds", "0.2", "-q"]) == 0
+    usage = json.loads((run_dir / "report" / "report.json").read_text())["latent_usage"]["loss"]
+    assert len(usage) >= 3 and all(np.isfinite(v) for v in usage.values())
     assert sf.info(str(tmp_path / "re.wav")).frames == sf.info(str(source_wav)).frames
     code = main(["sample", "--run", str(run_dir), "--speaker", "spk_a", "--seconds", "0.1", "-n", "1",
                  "-o", str(tmp_path / "samples"), "--no-dnsmos", "-q"])

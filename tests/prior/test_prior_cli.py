@@ -66,7 +66,11 @@ def test_sample_writes_wavs_and_statistics(prior_run, tiny_corpus, tmp_path, cap
                  "--temperature", "1", "0", "-o", str(out), "--no-dnsmos", "-q"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["sample_T0_0.wav", "sample_T0_1.wav", "sample_T0_codes.pt",
                                                      "sample_T1_0.wav",
-                                                     "sample_T1_1.wav", "sample_T1_codes.pt", "samples.md"]
+                                                     "sample_T1_1.wav", "sample_T1_codes.pt", "samples.html",
+                                                     "samples.md", "spectrograms"]
+    page = (out / "samples.html").read_text()
+    assert [f'src="sample_T{t}_{i}.wav"' in page for t in (0, 1) for i in (0, 1)] == [True] * 4
+    assert page.count("<audio") == 4
     greedy, sampled = torch.load(out / "sample_T0_codes.pt"), torch.load(out / "sample_T1_codes.pt")
     assert greedy.shape == sampled.shape and greedy.shape[0] == 2
     assert torch.equal(greedy[0], greedy[1])  # temperature 0 is the argmax: both samples are one sequence

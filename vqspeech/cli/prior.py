@@ -60,7 +60,7 @@ def train(args: argparse.Namespace) -> int:
 def evaluate(args: argparse.Namespace) -> None:
     from vqspeech.codes import extract_codes, load_codes
     from vqspeech.eval.prior import evaluate_prior
-    from vqspeech.files import write_atomic
+    from vqspeech.pages import write_report
     from vqspeech.runs import load_prior
 
     run = load_run(args)
@@ -69,6 +69,5 @@ def evaluate(args: argparse.Namespace) -> None:
     report = evaluate_prior(prior.model, codes, args.split)
     print(f"prior {prior.checkpoint} (step {prior.step})", file=sys.stderr)
     print(report.markdown())
-    out = prior.checkpoint.parent.parent / f"evaluation-{args.split}.md"
-    write_atomic(out, report.markdown() + "\n")
-    print(f"written to {out}")
+    md, page = write_report(prior.checkpoint.parent.parent, f"evaluation-{args.split}", report.markdown() + "\n")
+    print(f"written to {md} and {page}")

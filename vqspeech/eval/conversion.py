@@ -48,6 +48,7 @@ from vqspeech.errors import UserError
 from vqspeech.files import write_atomic
 from vqspeech.eval.speaker_classifier import SpeakerClassifier
 from vqspeech.models import VQVAE
+from vqspeech.pages import image, listen, write_report
 from vqspeech.synthesis import decode_in_voices
 from vqspeech.models.generation import SEGMENT_SECONDS, GenerationConfig
 
@@ -72,6 +73,15 @@ class ConvertedUtterance:
                                   # (None for a continuous bottleneck: no codes to agree on)
     mcd: float | None = None          # dB, output vs the target's real utterance (parallel corpora)
     mcd_source: float | None = None   # dB, the source's real utterance vs the target's (the baseline)
+
+
+@dataclass
+class SourceAudio:
+    """A row of the listening grid: ``sentence`` as ``source`` spoke it (the real audio, as cut)."""
+
+    source: str
+    sentence: str
+    wav: str                   # path relative to the report folder
 
 
 @dataclass
@@ -105,6 +115,7 @@ class ConversionReport:
     mcd_reconstructed: float | None      # dB, source = target output vs its own real utterance
     confusion: list[list[int]] = field(default_factory=list)  # [target][predicted], converted outputs
     utterances: list[ConvertedUtterance] = field(default_factory=list)
+    originals: list[SourceAudio] = field(default_factory=list)
 
     def markdown(self) -> str:
         def num(value: float | None, fmt: str = ".3f") -> str:
@@ -134,14 +145,30 @@ class ConversionReport:
                  f"Speaker classifier: log-mel statistics + logistic regression, trained on "
                  f"{self.classifier_train_utterances} real training utterances, scored on "
                  f"{self.classifier_test_utterances} real held-out ones. Confusion matrix of the converted "
-                 f"outputs: `speaker_confusion.png`.", ""]
+                 f"outputs:", "", image("speaker_confusion.png", "speaker classifier's confusion matrix"), ""]
         lines += self._matrix("Share of outputs identified as the target by speaker embedding (rows: source, "
                               "columns: target)", lambda rows: float(np.mean([r.identified == r.target for r in rows])))
         lines += self._matrix("Share of outputs the classifier assigns to the target (rows: source, columns: target)",
                               lambda rows: float(np.mean([r.predicted == r.target for r in rows])))
         lines += self._matrix("Resemblyzer cosine to the target's real voice (rows: source, columns: target)",
                               lambda rows: float(np.mean([r.similarity for r in rows])))
+        lines += self._listening_grid()
         return "\n".join(lines)
+
+    def _listening_grid(self) -> list[str]:
+        """Sources (each sentence as spoken) by targets: the diagonal is the source's own voice."""
+        if not self.originals:
+            return []
+        wav = {(r.source, r.sentence, r.target): r.wav for r in self.utterances}
+        lines = ["## Listen", "", "Rows: a source and its sentence, as spoken, then converted to each target "
+                 "(the diagonal: reconstructed in its own voice).", "",
+                 "| source | sentence | original | " + " | ".join(f"→ {t}" for t in self.speakers) + " |",
+                 "|---" * (len(self.speakers) + 3) + "|"]
+        for o in self.originals:
+            cells = [listen(wav[o.source, o.sentence, t], t) if (o.source, o.sentence, t) in wav else "–"
+                     for t in self.speakers]
+            lines.append(f"| {o.source} | {o.sentence} | {listen(o.wav, 'original')} | " + " | ".join(cells) + " |")
+        return lines + [""]
 
     def _matrix(self, title: str, cell: Callable[[list[ConvertedUtterance]], float]) -> list[str]:
         lines = [f"**{title}**", "", "| source \\ target | " + " | ".join(self.speakers) + " |",
@@ -201,6 +228,9 @@ def evaluate_conversion(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir:
                   for spk in tqdm(speakers, desc="embed real audio", disable=not progress, leave=False)}
     real = {(spk, key): wav for spk in speakers for key, wav in held.pool[spk]}
     rows = []
+    originals = [SourceAudio(src, sentence, save_audio(out_dir / "wavs" / f"{sentence}_{src}_original.wav", wav,
+                                                       sample_rate, overwrite=True).relative_to(out_dir).as_posix())
+                 for src, sentence, wav in held.sources]
     for (i, tgt), wav, label in tqdm(list(zip(jobs, waves, predicted)), desc="score conversions",
                                      disable=not progress, leave=False):
         src, sentence, source_wav = held.sources[i]
@@ -255,9 +285,10 @@ def evaluate_conversion(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir:
         code_agreement_converted=mean([r.code_agreement for r in converted]),
         code_agreement_reconstructed=mean([r.code_agreement for r in reconstructed]),
         mcd_converted=mean([r.mcd for r in converted]), mcd_source=mean([r.mcd_source for r in converted]),
-        mcd_reconstructed=mean([r.mcd for r in reconstructed]), confusion=confusion.tolist(), utterances=rows)
+        mcd_reconstructed=mean([r.mcd for r in reconstructed]), confusion=confusion.tolist(), utterances=rows,
+        originals=originals)
     plot_confusion(confusion, speakers, out_dir / "speaker_confusion.png")
-    write_atomic(out_dir / "conversion.md", report.markdown())
+    write_report(out_dir, "conversion", report.markdown())
     write_atomic(out_dir / "conversion.json", json.dumps(asdict(report), indent=2))
     return report
 

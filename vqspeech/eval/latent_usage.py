@@ -111,6 +111,11 @@ def latent_usage(model: VQVAE, waves: Sequence[np.ndarray], speaker_ids: Sequenc
     for i, ((wav, speaker), z) in enumerate(zip(kept, latents)):
         target = model.target_signal(wav.to(device)[None, None])
         frames = z.shape[-1]
+        pitch = None  # a pitch stream is kept as it is under every conditioning: only the content codes vary
+        if model.pitch is not None:
+            stream = model.encode_pitch(wav.numpy())
+            pitch = model.pitch.features(stream.codes[None].to(device), stream.register[None].to(device), frames,
+                                         hop)
         own = torch.tensor([speaker], device=device)
         conditions = {TRUE: (z, own),
                       SHUFFLED: (z[..., torch.randperm(frames, generator=generator).to(device)], own),
@@ -120,7 +125,7 @@ def latent_usage(model: VQVAE, waves: Sequence[np.ndarray], speaker_ids: Sequenc
         if n_speakers > 1:
             conditions[OTHER_SPEAKER] = (z, (own + 1) % n_speakers)
         for name, (cond, spk) in conditions.items():
-            sums[name] = sums.get(name, 0.0) + _score(model, target, cond, spk) * target.shape[-1]
+            sums[name] = sums.get(name, 0.0) + _score(model, target, cond, spk, pitch) * target.shape[-1]
         kl = encoded[i].metrics.get("kl_nats_per_frame")
         if kl is not None:
             kl_nats = (kl_nats or 0.0) + float(kl) * frames
@@ -140,6 +145,9 @@ def _fit(latents: Tensor, frames: int) -> Tensor:
     return latents.repeat(1, 1, math.ceil(frames / latents.shape[-1]))[..., :frames]
 
 
-def _score(model: VQVAE, target: Tensor, latents: Tensor, speaker_ids: Tensor) -> float:
-    """The decoder's reconstruction score of target Tensor[1, 1, T] from latents [1, D, F]."""
+def _score(model: VQVAE, target: Tensor, latents: Tensor, speaker_ids: Tensor, pitch: Tensor | None = None) -> float:
+    """The decoder's reconstruction score of target Tensor[1, 1, T] from latents [1, D, F] (and a pitch
+    stream's features [1, 2, F], appended as the model's forward does)."""
+    if pitch is not None:
+        latents = torch.cat([latents, pitch], dim=1)
     return model.decoder.loss(target, latents, model.speakers(speaker_ids)).score.float().item()

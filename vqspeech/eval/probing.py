@@ -42,6 +42,7 @@ import torch
 from tqdm import tqdm
 
 from vqspeech.data.alignments import PhoneSet
+from vqspeech.data.audio import save_audio
 from vqspeech.data.corpus import Corpus
 from vqspeech.eval.abx import AbxItem, abx_error, abx_items, write_item_file
 from vqspeech.eval.logistic import fit_softmax_regression
@@ -49,6 +50,7 @@ from vqspeech.eval.probe_data import load_items
 from vqspeech.plots import heatmap, plot_alignment
 from vqspeech.files import write_atomic
 from vqspeech.models import VQVAE, build_model
+from vqspeech.pages import image, listen, write_report
 from vqspeech.quantization import CodeUsage, code_usage
 from vqspeech.quantization.kmeans import kmeans, squared_distances
 
@@ -261,6 +263,10 @@ class ProbeReport:
         if self.skipped:
             lines += ["", f"Left out {len(self.skipped)} file(s):"]
             lines += [f"- {path}: {len(p)} problem(s): {'; '.join(p[:3])}" for path, p in self.skipped.items()]
+        lines += ["", "## Figures", "", image("cooccurrence.png", "P(phone | code) over the used codes"), "",
+                  image("confusion.png", "the code-to-phone mapping's confusion on held-out frames"), "",
+                  f"One utterance ({listen('utterance.wav', 'listen')}) with its phone and code tiers:", "",
+                  image("utterance.png", "log-mel spectrogram over the phone and code tiers")]
         return "\n".join(lines) + "\n"
 
 
@@ -356,8 +362,9 @@ def probe_phonemes(model: VQVAE, corpus: Corpus, sample_rate: int, out_dir: str 
     shown = int(np.argmax(held_out[""]))  # the first held-out utterance, else the first
     plot_alignment(items[shown].wav, items[shown].segments, reps[0].codes[shown], sample_rate, hop, phone_set,
                    f"{items[shown].utterance.speaker}/{items[shown].utterance.utterance}", out_dir / "utterance.png")
+    save_audio(out_dir / "utterance.wav", items[shown].wav, sample_rate, overwrite=True)
     report.seconds = time.monotonic() - started
-    write_atomic(out_dir / "probe.md", report.markdown())
+    write_report(out_dir, "probe", report.markdown())
     write_atomic(out_dir / "probe.json", json.dumps(asdict(report), indent=2))
     return report
 

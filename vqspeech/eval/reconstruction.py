@@ -47,6 +47,7 @@ from vqspeech.eval.speech_metrics import METRICS, Dnsmos, Metrics, score
 from vqspeech.files import write_atomic
 from vqspeech.models import VQVAE
 from vqspeech.models.generation import SEGMENT_SECONDS, GenerationConfig
+from vqspeech.pages import image, listen, write_report
 from vqspeech.quantization import CodeUsage, code_usage
 from vqspeech.synthesis import Voice, decode_in_voices
 
@@ -92,6 +93,15 @@ class SystemSummary(Metrics, _System):
 
 
 @dataclass
+class Example:
+    """One utterance kept to listen to: every system's output and their spectrograms side by side."""
+    speaker: str
+    utterance: str
+    spectrogram: str                                          # PNG, relative to the report folder
+    wavs: dict[str, str] = field(default_factory=dict)        # system -> wav, relative to the report folder
+
+
+@dataclass
 class ReconstructionReport:
     source: str                       # what was evaluated, e.g. the checkpoint and its step
     sample_rate: int
@@ -112,7 +122,7 @@ class ReconstructionReport:
     rows: list[UtteranceScore] = field(default_factory=list)
     exclusions: list[dict[str, str]] = field(default_factory=list)  # speaker, utterance, system, metric, reason
     skipped: list[str] = field(default_factory=list)      # unreadable files
-    plots: list[str] = field(default_factory=list)
+    examples: list[Example] = field(default_factory=list)
     prior: PriorReport | None = None  # the learned prior on the test codes: the rate `vqspeech compress` codes at
 
     def markdown(self) -> str:
@@ -175,8 +185,13 @@ class ReconstructionReport:
             lines.append("")
         if self.skipped:
             lines += ["**Skipped (unreadable)**", ""] + [f"- {s}" for s in self.skipped] + [""]
-        if self.plots:
-            lines += ["Spectrograms: " + ", ".join(f"`{p}`" for p in self.plots), ""]
+        if self.examples:
+            systems = list(dict.fromkeys(s for e in self.examples for s in e.wavs))
+            lines += ["## Listen", "", "| utterance | " + " | ".join(systems) + " |", "|---" * (len(systems) + 1) + "|"]
+            lines += [f"| {e.speaker} {e.utterance} | " + " | ".join(listen(e.wavs[s], s) if s in e.wavs else "–"
+                                                            for s in systems) + " |" for e in self.examples]
+            lines += [""] + [image(e.spectrogram, f"spectrograms of {e.speaker} {e.utterance}") for e in self.examples]
+            lines += [""]
         return "\n".join(lines)
 
 
@@ -341,7 +356,8 @@ def evaluate_reconstruction(model: VQVAE, utterances: list[Utterance], sample_ra
         f"unavailable: {mos.unavailable}",
         codec2_delay_ms={mode: 1000 * float(np.median(d)) / sample_rate for mode, d in evaluation.delays.items()},
         systems=[summarize(system, [r for r in rows if r.system == system]) for system in order],
-        rows=rows, exclusions=evaluation.exclusions, skipped=skipped, plots=evaluation.examples_saved, prior=prior)
+        rows=rows, exclusions=evaluation.exclusions, skipped=skipped, examples=evaluation.examples_saved,
+        prior=prior)
     report.wall_seconds = time.monotonic() - started
     _write(report, out_dir)
     return report
@@ -363,15 +379,17 @@ def _slug(name: str) -> str:
 
 
 def _save_examples(out_dir: Path, utt: Utterance, outputs: dict[str, tuple[np.ndarray, float | None]],
-                   sample_rate: int) -> str:
+                   sample_rate: int) -> Example:
     """Spectrograms of original / model / Codec2 2400 (when run), and every system's wav."""
     stem = _slug(utt.utterance if utt.utterance.startswith(utt.speaker) else f"{utt.speaker}_{utt.utterance}")
+    wavs = {}
     for system, (audio, _) in outputs.items():
-        save_audio(out_dir / "wavs" / f"{stem}_{_slug(system)}.wav", audio, sample_rate, overwrite=True)
+        path = save_audio(out_dir / "wavs" / f"{stem}_{_slug(system)}.wav", audio, sample_rate, overwrite=True)
+        wavs[system] = path.relative_to(out_dir).as_posix()
     shown = [s for s in (ORIGINAL, MODEL_SAMPLED, "Codec2 2400") if s in outputs]
     path = save_spectrograms(out_dir / f"spectrogram_{stem}.png", [(s, outputs[s][0]) for s in shown],
                              sample_rate, title=f"{utt.speaker} {utt.utterance}")
-    return path.name
+    return Example(speaker=utt.speaker, utterance=utt.utterance, spectrogram=path.name, wavs=wavs)
 
 
 def _write(report: ReconstructionReport, out_dir: Path) -> None:
@@ -383,5 +401,5 @@ def _write(report: ReconstructionReport, out_dir: Path) -> None:
     for row in report.rows:
         writer.writerow({key: "" if value is None else value for key, value in asdict(row).items()})
     write_atomic(out_dir / "per_utterance.csv", table.getvalue())
-    write_atomic(out_dir / "reconstruction.md", report.markdown())
+    write_report(out_dir, "reconstruction", report.markdown())
     write_atomic(out_dir / "reconstruction.json", json.dumps(asdict(report), indent=2, ensure_ascii=False))

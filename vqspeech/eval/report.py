@@ -29,6 +29,7 @@ from vqspeech.eval.reconstruction import MODEL_SAMPLED, ORIGINAL, Evaluation
 from vqspeech.files import write_atomic
 from vqspeech.models.scoring import teacher_forced_loss
 from vqspeech.models.generation import GenerationConfig, recipe_sampling
+from vqspeech.pages import listen, write_report
 from vqspeech.quantization import code_usage
 from vqspeech.runs import load_run
 
@@ -84,8 +85,9 @@ class RunReport:
             lines += [self.latent_usage.markdown()]
         lines += ["| utterance | speaker | seconds | log-mel L1 | original | reconstruction |",
                   "|---|---|---|---|---|---|"]
-        lines += [f"| {r.utterance} | {r.speaker} | {r.seconds:.2f} | {r.log_mel_l1:.3f} | {r.original} | "
-                  f"{r.reconstructed} |" for r in self.reconstructions]
+        lines += [f"| {r.utterance} | {r.speaker} | {r.seconds:.2f} | {r.log_mel_l1:.3f} | "
+                  f"{listen(r.original, r.original)} | {listen(r.reconstructed, r.reconstructed)} |"
+                  for r in self.reconstructions]
         return "\n".join(lines) + "\n"
 
 
@@ -145,6 +147,6 @@ def report_run(run_dir: str | Path | None = None, checkpoint: str | Path | None 
                        sampling=model.decoder.describe_generation(generation),
                        reconstructions=recons, prior=run_prior_report(run, progress=progress))
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(out_dir / "report.md", report.markdown())
+    write_report(out_dir, "report", report.markdown())
     write_atomic(out_dir / "report.json", json.dumps(asdict(report), indent=2))
     return report

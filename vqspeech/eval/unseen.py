@@ -45,6 +45,7 @@ from vqspeech.eval.speaker_classifier import SpeakerClassifier
 from vqspeech.files import write_atomic
 from vqspeech.models import VQVAE
 from vqspeech.models.generation import SEGMENT_SECONDS, GenerationConfig
+from vqspeech.pages import listen, write_report
 from vqspeech.synthesis import Voice, decode_in_voices, voice_of_waves
 
 CHUNK_SECONDS = 1.5  # the classifier's training examples: chunks of the A pieces
@@ -92,6 +93,7 @@ class UnseenReport:
     converted: GroupScores
     reconstructed: GroupScores
     outputs: list[UnseenOutput] = field(default_factory=list)
+    pieces_wavs: dict[str, list[str]] = field(default_factory=dict)  # speaker -> [A, B] wavs, relative
 
     def markdown(self) -> str:
         def num(v: float | None) -> str:
@@ -121,7 +123,25 @@ class UnseenReport:
             f"{num(r.asr_agreement_error)} | Codec2 2400 {num(self.asr_codec2_2400)} |", "",
             "The ASR agreement error is the word error rate of pocketsphinx's decode of each output against its "
             "decode of the source piece: a proxy for intelligibility on a corpus without transcripts, for "
-            "comparing systems on the same files.", ""])
+            "comparing systems on the same files.", "", *self._listening_grid()])
+
+    def _listening_grid(self) -> list[str]:
+        """Per held-out speaker: its two real pieces, its reconstruction, and its conversions."""
+        if not self.pieces_wavs:
+            return []
+        converted = {s: [o for o in self.outputs if o.source == s and o.target != s] for s in self.speakers}
+        width = max((len(c) for c in converted.values()), default=0)
+        lines = ["## Listen", "", "Rows: a held-out speaker's A piece (converted) and B piece (its reference), A "
+                 "reconstructed from its own reference, then A converted to other speakers' voices.", "",
+                 "| speaker | A (source) | B (reference) | reconstruction | " +
+                 " | ".join(f"conversion {k + 1}" for k in range(width)) + " |", "|---" * (width + 4) + "|"]
+        own = {o.source: o.wav for o in self.outputs if o.source == o.target}
+        for s in self.speakers:
+            a, b = self.pieces_wavs.get(s, ("", ""))
+            cells = [listen(o.wav, f"→ {o.target}") for o in converted[s]] + ["–"] * (width - len(converted[s]))
+            lines.append(f"| {s} | {listen(a, 'A') if a else '–'} | {listen(b, 'B') if b else '–'} | "
+                         f"{listen(own[s], 'own voice') if s in own else '–'} | " + " | ".join(cells) + " |")
+        return lines + [""]
 
 
 @dataclass
@@ -164,6 +184,9 @@ def evaluate_unseen(model: VQVAE, corpus: Corpus, out_dir: str | Path, targets_p
 
     predicted = classifier.predict(waves)
     outputs = []
+    pieces_wavs = {speakers[i]: [save_audio(out_dir / "wavs" / f"{speakers[i]}_{name}.wav", wav, sample_rate,
+                                            overwrite=True).relative_to(out_dir).as_posix()
+                                 for name, wav in (("A", p.a), ("B", p.b))] for i, p in enumerate(pieces)}
     for (i, t), wav, label in tqdm(list(zip(jobs, waves, predicted)), desc="score outputs", disable=not progress,
                                    leave=False):
         path = save_audio(out_dir / "wavs" / f"{speakers[i]}_to_{speakers[t]}.wav", wav, sample_rate, overwrite=True)
@@ -205,8 +228,9 @@ def evaluate_unseen(model: VQVAE, corpus: Corpus, out_dir: str | Path, targets_p
         cosine_real_other=float(np.mean([centroids[i] @ centroids[t] for i, t in converted_pairs])),
         asr_codec2_2400=errors.get("codec2"), generation_rtf=rtf,
         converted=group("converted", [o for o in outputs if o.source != o.target]),
-        reconstructed=group("reconstructed", [o for o in outputs if o.source == o.target]), outputs=outputs)
-    write_atomic(out_dir / "unseen.md", report.markdown())
+        reconstructed=group("reconstructed", [o for o in outputs if o.source == o.target]), outputs=outputs,
+        pieces_wavs=pieces_wavs)
+    write_report(out_dir, "unseen", report.markdown())
     write_atomic(out_dir / "unseen.json", json.dumps(asdict(report), indent=2))
     return report
 
