@@ -4,11 +4,18 @@
 # runs/quality/combo-60, whose 60 CPU minutes are the first hour (its minutes-060.0.pt).
 #   bash benchmarks/run_long.sh MINUTES      # one segment of MINUTES; appends its line to benchmarks/long-run.csv
 # Each segment's start, end, steps and load go to benchmarks/long-run.csv; the log to runs/long/segment-N.log.
+# After each segment last.pt (weights + optimiser, 50 MB) and config.yaml are copied to benchmarks/long-run/
+# and committed: on a fresh machine the next segment resumes from them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:?minutes of this segment}
 run=runs/long/librispeech
-if [ ! -d "$run" ]; then
+saved=benchmarks/long-run   # the committed stopping point: weights + optimiser (last.pt) and the run's config
+if [ ! -d "$run" ] && [ -f "$saved/last.pt" ]; then   # a fresh machine: resume from the committed checkpoint
+  mkdir -p "$run/checkpoints"
+  cp "$saved/last.pt" "$run/checkpoints/last.pt"
+  cp "$saved/config.yaml" "$run/config.yaml"
+elif [ ! -d "$run" ]; then
   mkdir -p runs/long
   cp -al runs/quality/combo-60 "$run"   # hard links: the trainer replaces files, never writes into them
 fi
@@ -24,3 +31,6 @@ before=$(step); start=$(date -u +%FT%T); load0=$(cut -d' ' -f1 /proc/loadavg)
 .venv/bin/vqspeech train recipes/librispeech "${overrides[@]}" run_dir="$run" train.max_minutes="$minutes" \
   > "runs/long/segment-$n.log" 2>&1
 echo "$n,$start,$(date -u +%FT%T),$minutes,$before,$(step),$load0,$(cut -d' ' -f1 /proc/loadavg)" >> "$csv"
+mkdir -p "$saved"   # commit these two files after each segment, so that the run survives a new machine
+cp "$run/checkpoints/last.pt" "$saved/last.pt"
+cp "$run/config.yaml" "$saved/config.yaml"
