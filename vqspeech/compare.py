@@ -116,6 +116,11 @@ def report_figures(run_dir: Path) -> dict[str, float]:
         prefix = f"{path.parent.name}/{path.stem}"
         for key, value in _numbers(data):
             figures[f"{prefix}: {key}"] = value
+        if path.name == "probe.json":  # its metrics: key -> one value per column
+            for metric, values in data.get("metrics", {}).items():
+                for column, value in zip(data.get("columns", []), values):
+                    if isinstance(value, (int, float)) and not isinstance(value, bool):
+                        figures[f"{prefix}: {metric} [{column}]"] = float(value)
     return figures
 
 
@@ -136,20 +141,6 @@ def _numbers(data, key: str = "") -> Iterator[tuple[str, float]]:
                 for k, v in item.items():
                     if k != "system":
                         yield from _numbers(v, f"{key}[{item['system']}].{k}")
-
-
-def _probe_metrics(run_dir: Path) -> dict[str, float]:
-    figures = {}
-    for path in sorted(run_dir.glob("*/probe.json")):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        for metric, values in data.get("metrics", {}).items():
-            for column, value in zip(data.get("columns", []), values):
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    figures[f"{path.parent.name}/probe: {metric} [{column}]"] = float(value)
-    return figures
 
 
 def scalars(run_dir: Path, tag_prefix: str = "") -> dict[str, dict[int, float]]:
@@ -252,7 +243,7 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path, utterances: in
             compared[key].clips[name] = Clip(path.relative_to(out_dir).as_posix(), row.log_mel_l1, row.stoi)
     kept = [u for u in compared.values() if len(u.clips) == len(names)]
 
-    per_run = [{**report_figures(r.run_dir), **_probe_metrics(r.run_dir)} for r in runs]
+    per_run = [report_figures(r.run_dir) for r in runs]
     keys = list(dict.fromkeys(k for figures in per_run for k in figures))
     figures = {k: [f.get(k) for f in per_run] for k in keys}
 

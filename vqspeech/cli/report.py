@@ -45,8 +45,7 @@ def compare(args: argparse.Namespace) -> None:
     from vqspeech.device import pick_device
 
     dirs = [Path(r) for r in args.runs]
-    out = Path(args.out) if args.out else Path("runs") / "_vs_".join(
-        ["compare_" + run_names(dirs)[0]] + run_names(dirs)[1:]).replace("/", "_")
+    out = Path(args.out) if args.out else Path("runs") / ("compare_" + "_vs_".join(run_names(dirs))).replace("/", "_")
     comparison = compare_runs(dirs, out, utterances=args.utterances, seconds=args.seconds,
                               device=pick_device(args.device), progress=not args.quiet)
     print(f"{len(comparison.runs)} runs, {len(comparison.utterances)} utterances, {len(comparison.figures)} figures: "

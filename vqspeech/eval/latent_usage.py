@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from vqspeech.models import VQVAE
+from vqspeech.models.pitch import PitchCodes
 
 TRUE, SHUFFLED, OTHER_UTTERANCE, ZERO, OTHER_SPEAKER = (
     "true latents", "latents shuffled in time", "latents of another utterance", "latents zero",
@@ -111,11 +112,8 @@ def latent_usage(model: VQVAE, waves: Sequence[np.ndarray], speaker_ids: Sequenc
     for i, ((wav, speaker), z) in enumerate(zip(kept, latents)):
         target = model.target_signal(wav.to(device)[None, None])
         frames = z.shape[-1]
-        pitch = None  # a pitch stream is kept as it is under every conditioning: only the content codes vary
-        if model.pitch is not None:
-            stream = model.encode_pitch(wav.numpy())
-            pitch = model.pitch.features(stream.codes[None].to(device), stream.register[None].to(device), frames,
-                                         hop)
+        # a pitch stream is kept as it is under every conditioning: only the content codes vary
+        pitch = model.encode_pitch(wav.numpy()) if model.pitch is not None else None
         own = torch.tensor([speaker], device=device)
         conditions = {TRUE: (z, own),
                       SHUFFLED: (z[..., torch.randperm(frames, generator=generator).to(device)], own),
@@ -145,9 +143,10 @@ def _fit(latents: Tensor, frames: int) -> Tensor:
     return latents.repeat(1, 1, math.ceil(frames / latents.shape[-1]))[..., :frames]
 
 
-def _score(model: VQVAE, target: Tensor, latents: Tensor, speaker_ids: Tensor, pitch: Tensor | None = None) -> float:
-    """The decoder's reconstruction score of target Tensor[1, 1, T] from latents [1, D, F] (and a pitch
-    stream's features [1, 2, F], appended as the model's forward does)."""
+def _score(model: VQVAE, target: Tensor, latents: Tensor, speaker_ids: Tensor,
+           pitch: PitchCodes | None = None) -> float:
+    """The decoder's reconstruction score of target Tensor[1, 1, T] from latents [1, D, F] (with the
+    utterance's pitch stream, for a model that has one)."""
     if pitch is not None:
-        latents = torch.cat([latents, pitch], dim=1)
+        latents = model.append_pitch(latents, pitch.codes[None], pitch.register[None])
     return model.decoder.loss(target, latents, model.speakers(speaker_ids)).score.float().item()

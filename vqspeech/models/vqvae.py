@@ -149,6 +149,13 @@ class VQVAE(nn.Module):
             return None
         return [self.encode_pitch(w) for w in waves]
 
+    def append_pitch(self, latents: Tensor, codes: Tensor, register: Tensor) -> Tensor:
+        """What the decoder reads with a pitch stream: latents Tensor[B, D, F], pitch codes LongTensor[B, P] and
+        registers Tensor[B, 2] -> Tensor[B, D + 2, F] (the decoded log-F0 and voicing at the content rate)."""
+        features = self.pitch.features(codes.to(latents.device), register.to(latents.device), latents.shape[-1],
+                                       self.hop_length)
+        return torch.cat([latents, features.to(latents.dtype)], dim=1)
+
     def speaker_register(self, speaker_ids: Tensor) -> Tensor:
         """Training speakers' pitch registers: LongTensor[B] -> Tensor[B, 2] (mean, std of log-F0)."""
         return self.pitch_registers[speaker_ids.to(self.pitch_registers.device)]
@@ -178,8 +185,7 @@ class VQVAE(nn.Module):
                 raise ValueError("this model has a pitch stream: give each crop's F0 and register")
             f0, register = pitch
             codes = self.pitch.quantize(f0[:, 0], f0[:, 1] > 0.5, register)
-            latents = torch.cat([latents, self.pitch.features(codes, register, latents.shape[2], self.hop_length)
-                                 .to(latents.dtype)], dim=1)
+            latents = self.append_pitch(latents, codes, register)
         decoded = self.decoder.loss(target, latents, self.speakers(speaker_ids, speaker_vectors))
         losses = {**decoded.losses, **vq.losses}
         metrics = {**vq.metrics, **decoded.metrics}
@@ -214,9 +220,7 @@ class VQVAE(nn.Module):
             if pitch is None or len(pitch) != len(codes):
                 raise ValueError("this model has a pitch stream: give each utterance's pitch codes "
                                  "(model.encode_pitch) to decode it")
-            latents = [torch.cat([z, self.pitch.features(p.codes[None].to(z.device), p.register[None].to(z.device),
-                                                         z.shape[1], self.hop_length)[0].to(z.dtype)])
-                       for z, p in zip(latents, pitch)]
+            latents = [self.append_pitch(z[None], p.codes[None], p.register[None])[0] for z, p in zip(latents, pitch)]
         generated = self.decoder.generate(latents, speakers, config or GenerationConfig(), generator, progress)
         return [de_emphasis(w, self.preemphasis).clamp(-1.0, 1.0) if self.preemphasis else w for w in generated]
 
