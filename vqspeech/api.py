@@ -1,6 +1,6 @@
 """The Python API: what ``import vqspeech`` offers notebooks and scripts.
 
-    model = vqspeech.load("runs/demo")              # a run folder or a checkpoint file
+    model = vqspeech.load("librispeech")            # a shipped model, a run folder or a checkpoint file
     codes = model.encode(wav)                       # wav [T] at model.sample_rate -> codes [T / hop]
     out = model.decode(codes, speaker="slt")        # -> wav [codes · hop]
     out = model.convert(wav, speaker="slt")         # or reference=other_wav (a speaker=reference model)
@@ -24,6 +24,7 @@ from typing import Any, TypeVar, Union
 import numpy as np
 import torch
 
+from vqspeech import pretrained
 from vqspeech.data.audio import match_loudness, resample
 from vqspeech.errors import UserError
 from vqspeech.models.generation import SEGMENT_SECONDS, GenerationConfig, recipe_sampling
@@ -172,12 +173,15 @@ class Model:
                 f"{self.hop_length}, {len(self.speakers)} speakers)")
 
 
-def load(run_or_checkpoint: PathLike, device: str = "auto", seed: int = 0) -> Model:
-    """A trained run for inference: a run folder (its last checkpoint) or a checkpoint file (.pt).
+def load(run_or_checkpoint: PathLike = pretrained.DEFAULT, device: str = "auto", seed: int = 0) -> Model:
+    """A trained model for inference: a shipped model's name (``"librispeech"``, the default; see
+    docs/pretrained.md), a run folder (its last checkpoint) or a checkpoint file (.pt).
     ``device`` is auto | cpu | cuda | cuda:N | mps."""
     from vqspeech.device import pick_device
 
     path = Path(run_or_checkpoint)
+    if not path.exists() and str(run_or_checkpoint) in pretrained.names():
+        path = pretrained.shipped(str(run_or_checkpoint)).checkpoint
     run = load_run(checkpoint=path, device=pick_device(device)) if path.suffix == ".pt" or path.is_file() else \
         load_run(path, device=pick_device(device))
     return Model(run, seed)

@@ -51,6 +51,8 @@ class TrainingState:
         best_valid_loss: the lowest validation loss so far (inf before the first validation).
         world_size: the number of training processes (1 in checkpoints from before it was stored).
         scaler: the fp16 GradScaler's state, only with train.precision=fp16.
+        minutes_trained: training wall minutes over every invocation of the run (train.max_minutes counts
+            each invocation's own; 0 in checkpoints from before it was stored).
     """
 
     step: int
@@ -62,6 +64,7 @@ class TrainingState:
     best_valid_loss: float
     world_size: int = 1
     scaler: dict[str, Any] | None = None
+    minutes_trained: float = 0.0
 
     def payload(self) -> dict[str, Any]:
         """The dict save_checkpoint writes (no scaler entry without one)."""
@@ -202,6 +205,11 @@ def _upgraded(payload: dict[str, Any]) -> dict[str, Any]:
     if isinstance(model, dict) and quantizer is not None and model["bottleneck"].get("kind") == "vq":
         model["bottleneck"] = {**model["bottleneck"], **quantizer}
     return payload
+
+
+def upgraded_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Model kwargs in today's form, as :func:`load_checkpoint` gives a checkpoint's (a copy)."""
+    return _upgraded({"model_kwargs": copy.deepcopy(kwargs), "model": {}})["model_kwargs"]
 
 
 def build(kwargs: dict[str, Any]) -> torch.nn.Module:

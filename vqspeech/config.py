@@ -23,6 +23,7 @@ def compose_recipe(recipe_dir: str | Path, overrides: Sequence[str] = ()) -> Dic
     Hydra composes the recipe with the group choices and top-level values (``bottleneck=ema``, ``+debug=tiny``,
     ``run_dir=...``); the dotted overrides (``train.lr=1e-3``, ``+model.new=1``, ``~train.seed``) are then
     applied here, each checked against the type of the value it replaces, so they win over every group.
+    ``init_from=NAME``, a shipped model's name, brings its settings first (configs/pretrained/NAME.yaml).
 
     Raises:
         UserError: missing recipe, unknown key, bad override syntax, a value of the wrong type, an old
@@ -34,10 +35,24 @@ def compose_recipe(recipe_dir: str | Path, overrides: Sequence[str] = ()) -> Dic
                         f"(for example recipes/demo)")
     for override in overrides:
         _refuse_old_spelling(override)
+    overrides = [*_pretrained_preset(overrides), *overrides]
     dotted = [o for o in overrides if "." in o.split("=", 1)[0]]
     cfg = _compose(recipe, recipe_dir, [o for o in overrides if o not in dotted])
     _apply(cfg, dotted, recipe_dir)
     return cfg
+
+
+def _pretrained_preset(overrides: Sequence[str]) -> list[str]:
+    """``+pretrained=NAME`` when the overrides fine-tune from the shipped model NAME (``init_from=NAME``, no
+    folder or file of that name) and configs/pretrained/NAME.yaml holds its settings; else nothing."""
+    from vqspeech import pretrained
+
+    given = dict(o.split("=", 1) for o in overrides if "=" in o)
+    name = given.get("init_from")
+    if (name is None or Path(name).exists() or name not in pretrained.names() or "+pretrained" in given
+            or not (configs_dir() / "pretrained" / f"{name}.yaml").is_file()):
+        return []
+    return [f"+pretrained={name}"]
 
 
 def _refuse_old_spelling(override: str) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from vqspeech import pretrained
 from vqspeech.checkpoint import BEST, LAST, load_checkpoint, model_from_checkpoint
 from vqspeech.data.corpus import Corpus
 from vqspeech.errors import UserError
@@ -28,6 +29,8 @@ class LoadedRun:
     checkpoint: Path
     step: int
     model_kwargs: dict[str, Any]
+    shipped: str | None = None  # the shipped model's name (vqspeech/pretrained.py), if it is one
+    world_size: int = 1         # the processes it was trained by
 
     @property
     def sample_rate(self) -> int:
@@ -36,16 +39,18 @@ class LoadedRun:
 
     @property
     def run_dir(self) -> Path:
-        return self.checkpoint.parent.parent
+        """The run's folder, where outputs go by default; a shipped model's is runs/shipped-NAME (never the
+        installed package)."""
+        return Path("runs") / f"shipped-{self.shipped}" if self.shipped else self.checkpoint.parent.parent
 
     def corpus(self, root: str | Path | None = None) -> Corpus:
         """The corpus the run was trained on (its saved data config), or the same layout under ``root``."""
         return Corpus.from_config(self.config["data"], root)
 
 
-def resolve_checkpoint(run_dir: str | Path | None = None, checkpoint: str | Path | None = None,
-                       runs_root: str | Path = "runs") -> Path:
-    """The checkpoint to use: the one named, else run_dir's last.pt, else the most recent run's."""
+def resolve_checkpoint(run_dir: str | Path | None = None, checkpoint: str | Path | None = None) -> Path:
+    """The checkpoint to use: the one named, else run_dir's last.pt, else the default shipped model's
+    (vqspeech/pretrained.py; its SHA-256 checked)."""
     if checkpoint is not None:
         return Path(checkpoint)
     if run_dir is not None:
@@ -53,11 +58,7 @@ def resolve_checkpoint(run_dir: str | Path | None = None, checkpoint: str | Path
         if not path.is_file():
             raise UserError(f"{run_dir} holds no checkpoint ({path} not found); train it first")
         return path
-    candidates = sorted(Path(runs_root).glob(f"*/checkpoints/{LAST}"), key=lambda p: p.stat().st_mtime)
-    if not candidates:
-        raise UserError(f"no trained run under {runs_root}/; train one (vqspeech train recipes/demo) "
-                        f"or pass --run / --checkpoint")
-    return candidates[-1]
+    return pretrained.shipped(pretrained.DEFAULT).checkpoint
 
 
 def load_run(run_dir: str | Path | None = None, checkpoint: str | Path | None = None,
@@ -67,7 +68,8 @@ def load_run(run_dir: str | Path | None = None, checkpoint: str | Path | None = 
     payload = load_checkpoint(path)
     model = model_from_checkpoint(payload, kind="vqvae").to(device).eval()
     return LoadedRun(model=model, config=payload["config"], checkpoint=path, step=int(payload["step"]),
-                     model_kwargs=payload["model_kwargs"])
+                     model_kwargs=payload["model_kwargs"], shipped=pretrained.shipped_name(path),
+                     world_size=int(payload.get("world_size", 1)))
 
 
 @dataclass
@@ -81,8 +83,8 @@ class LoadedPrior:
 
 
 def load_prior(run: LoadedRun, prior_dir: str | Path | None = None, device: torch.device | str = "cpu") -> LoadedPrior:
-    """The prior in ``prior_dir`` (default RUN/prior) of ``run``: its best.pt (the lowest validation
-    cross-entropy: a prior overfits the codes of a small corpus within minutes), else its last.pt.
+    """The prior in ``prior_dir`` (default RUN/prior; a shipped model's own) of ``run``: its best.pt (the lowest
+    validation cross-entropy: a prior overfits the codes of a small corpus within minutes), else its last.pt.
 
     Raises:
         UserError: no prior there (train one), or one trained on another checkpoint's codes.
@@ -93,6 +95,12 @@ def load_prior(run: LoadedRun, prior_dir: str | Path | None = None, device: torc
     path = folder / "checkpoints" / BEST
     if not path.is_file():
         path = folder / "checkpoints" / LAST
+    if prior_dir is None and run.shipped and not path.is_file():
+        path = pretrained.shipped(run.shipped).prior
+        if path is None:
+            raise UserError(f"the shipped model {run.shipped!r} comes without a prior; pass --prior FOLDER, a prior "
+                            f"trained on its codes")
+        folder = path.parent
     if not path.is_file():
         raise UserError(f"{folder} holds no prior ({path} not found); train one: vqspeech train-prior --run "
                         f"{run.run_dir}")

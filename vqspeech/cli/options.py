@@ -10,7 +10,7 @@ COMMON = argparse.ArgumentParser(add_help=False)
 COMMON.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
 
 RUN = argparse.ArgumentParser(add_help=False)
-RUN.add_argument("--run", help="run folder (default: the most recent under runs/)")
+RUN.add_argument("--run", help="run folder (default: the shipped librispeech model, docs/pretrained.md)")
 RUN.add_argument("--checkpoint", help="a checkpoint file instead of --run")
 
 DEVICE = argparse.ArgumentParser(add_help=False)
@@ -43,12 +43,17 @@ FILES.add_argument("--seed", type=int, help="seed of the sampler, for reproducib
 
 
 def load_run(args: argparse.Namespace):
-    """The run named by --run/--checkpoint (default the most recent), on --device; says which it used."""
+    """The run named by --run/--checkpoint (default the shipped model), on --device; says which it used."""
     from vqspeech.device import pick_device
+    from vqspeech.pretrained import shipped
     from vqspeech.runs import load_run as load
 
     run = load(args.run, args.checkpoint, pick_device(getattr(args, "device", "cpu")))
-    print(f"using {run.checkpoint} (step {run.step})", file=sys.stderr)
+    if run.shipped:
+        print(f"using the shipped model {run.shipped!r} ({shipped(run.shipped).summary}); outputs default to "
+              f"{run.run_dir}/; --run RUN for your own", file=sys.stderr)
+    else:
+        print(f"using {run.checkpoint} (step {run.step})", file=sys.stderr)
     return run
 
 

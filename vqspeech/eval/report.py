@@ -31,6 +31,7 @@ from vqspeech.models.scoring import teacher_forced_loss
 from vqspeech.models.generation import GenerationConfig, recipe_sampling
 from vqspeech.pages import listen, write_report
 from vqspeech.quantization import code_usage
+from vqspeech.reference import Standing, run_standing
 from vqspeech.runs import load_run
 
 
@@ -63,6 +64,7 @@ class RunReport:
     latent_usage: LatentUsage | None = None
     reconstructions: list[Reconstruction] = field(default_factory=list)
     prior: PriorReport | None = None  # the learned prior (RUN/prior) on the test codes, when there is one
+    reference: Standing | None = None  # the run against the shipped run's curve at the same audio-hours read
 
     def markdown(self) -> str:
         lines = ["# vqspeech run report", "", f"checkpoint `{self.checkpoint}` (step {self.step})", "",
@@ -79,6 +81,8 @@ class RunReport:
                       f"| entropy rate of the codes | {self.entropy_bitrate:.0f} bit/s |"]
         lines += [f"| generation real-time factor (this machine) | {self.generation_rtf:.1f} |",
                   f"| generation (the recipe's settings) | {self.sampling} |", ""]
+        if self.reference is not None:
+            lines += [f"**{self.reference.describe()}**", ""]
         if self.prior is not None:
             lines += [self.prior.markdown(), ""]
         if self.latent_usage is not None:
@@ -145,7 +149,8 @@ def report_run(run_dir: str | Path | None = None, checkpoint: str | Path | None 
                        bitrate=usage and usage.bitrate, entropy_bitrate=usage and float(usage.entropy_rate),
                        generation_rtf=evaluation.generation_rtf, latent_usage=latents,
                        sampling=model.decoder.describe_generation(generation),
-                       reconstructions=recons, prior=run_prior_report(run, progress=progress))
+                       reconstructions=recons, prior=run_prior_report(run, progress=progress),
+                       reference=run_standing(run))
     out_dir.mkdir(parents=True, exist_ok=True)
     write_report(out_dir, "report", report.markdown())
     write_atomic(out_dir / "report.json", json.dumps(asdict(report), indent=2))

@@ -66,6 +66,14 @@ def time_jitter(latents: Tensor, p: float, generator: torch.Generator | None = N
 class VQVAE(nn.Module):
     """Holds the built parts; see :func:`vqspeech.models.build_model` for the construction from config."""
 
+    # state entries sized by the training speakers (a table's embeddings, a reference model's speaker means,
+    # the pitch registers): a model fine-tuned on another corpus keeps its own (training/init_from.py)
+    PER_SPEAKER = ("speakers.embedding.weight", "speakers.means", "pitch_registers")
+    # the model settings that fix what the weights compute: what fine-tuning needs equal (a stride changes the
+    # hop, not a weight's shape)
+    ARCHITECTURE = ("encoder", "decoder", "bottleneck.kind", "bottleneck.codebook_size", "speaker_dim", "speaker",
+                    "pitch", "preemphasis", "speaker_adversary", "cpc_steps")
+
     def __init__(self, encoder: ConvEncoder, bottleneck: Bottleneck, decoder: Decoder,
                  speakers: SpeakerTable | ReferenceSpeaker, jitter: float = 0.0, preemphasis: float = 0.0,
                  adversary: SpeakerAdversary | None = None, cpc: ContrastivePredictor | None = None,

@@ -5,6 +5,7 @@ describe: the learning rate (:func:`learning_rate`) and the loss weights (:func:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
 from omegaconf import DictConfig
@@ -57,6 +58,10 @@ class TrainKeys:
     warmup_steps: int = _key(_NON_NEGATIVE)
     final_lr_fraction: float = _key(("in (0, 1]", lambda v: v is not None and 0 < v <= 1))
     snapshot_minutes: float | None = _key(_or_null(_POSITIVE, "for none"))
+    keep_hours: list | None = _key(("a list of positive hours such as [1, 2, 4, 8], or null for none",
+                                    lambda v: v is None or (isinstance(v, Sequence) and not isinstance(v, str) and all(
+                                        isinstance(h, (int, float)) and not isinstance(h, bool) and h > 0
+                                        for h in v))))
     kl_warmup_steps: int = _key(_NON_NEGATIVE)
     speaker_adv_ramp_steps: int = _key(_NON_NEGATIVE)
     precision: str = _key()   # checked by training.precision.Precision

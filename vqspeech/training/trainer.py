@@ -110,6 +110,7 @@ class Trainer:
             self.release()
             raise
         self.skipped = self.bad_in_row = 0
+        self.minutes_trained = self.minutes_before
         self.writer = self.bar = None
         self.saved_step = self.step if self.resumed else None  # the step last.pt holds
 
@@ -124,12 +125,19 @@ class Trainer:
             raise UserError(f"bad model config: {str(exc).splitlines()[0]}") from None
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.tcfg.lr)
         self.step, self.best, self.lr = 0, math.inf, self.tcfg.lr
+        self.minutes_before = 0.0  # training minutes of the run's earlier invocations
         self.resumed = state is not None
         if state is not None:
             self._resume(state)
         elif self.run_dir.exists() and any(p.name != LOCK_NAME for p in self.run_dir.iterdir()):
             raise UserError(f"{self.run_dir} already holds files but no checkpoint to resume; choose another "
                             f"run_dir=... or remove that folder")
+        elif self.cfg.get("init_from"):  # fine-tuning: a new run's first weights from a trained model
+            from vqspeech.training.init_from import initialize_from
+
+            done = initialize_from(self.model, self.kwargs, str(self.cfg.init_from))
+            if self.main:
+                log.info("%s", done.describe())
 
     # ---- the run --------------------------------------------------------------------------------------------
 
@@ -150,6 +158,7 @@ class Trainer:
         batches = iter(loader)  # after start(): loader workers must not compete with auto's timing
         start_step, started = self.step, time.monotonic()
         next_snapshot = 1
+        kept_hours = self._hours_kept()
         logged: dict[str, float] = {}
         metrics: dict[str, float] = {}
         valid_loss = None
@@ -164,6 +173,7 @@ class Trainer:
                     logged, metrics = self.log(outcome)
                 self.bar.advance(self.step)
                 elapsed = time.monotonic() - started
+                self.minutes_trained = self.minutes_before + elapsed / 60
                 out_of_time = (tcfg.max_minutes is not None
                                and env.main_says(elapsed > 60 * tcfg.max_minutes, device))
                 if self.step % tcfg.valid_every == 0 or self.step == tcfg.max_steps or out_of_time:
@@ -174,6 +184,12 @@ class Trainer:
                 if self.main and (self.step % tcfg.checkpoint_every == 0 or self.step == tcfg.max_steps
                                   or out_of_time):
                     self.save()
+                due = [h for h in (tcfg.get("keep_hours") or []) if h not in kept_hours
+                       and env.main_says(self.minutes_trained >= 60 * h, device)]
+                for hours in due:  # over all invocations: checkpoints/hours-1.pt, hours-2.pt, …
+                    if self.main:
+                        self.save(f"hours-{hours:g}.pt")
+                    kept_hours.add(hours)
                 if (tcfg.snapshot_minutes is not None
                         and env.main_says(elapsed >= 60 * tcfg.snapshot_minutes * next_snapshot, device)):
                     if self.main:  # a learning curve against CPU time: checkpoints/minutes-005.0.pt, …
@@ -200,7 +216,8 @@ class Trainer:
             self.close()
         env.barrier()  # rank 0 has written its last checkpoint when any rank returns
         if self.main:
-            log.info("trained steps %d..%d in %.1f s", start_step, self.step, time.monotonic() - started)
+            log.info("trained steps %d..%d in %.1f s (%.1f training minutes in all)", start_step, self.step,
+                     time.monotonic() - started, self.minutes_trained)
         return TrainResult(run_dir=self.run_dir, step=self.step, resumed_from=start_step, train_losses=logged,
                            valid_loss=valid_loss, metrics=metrics, checkpoint=self.last_path,
                            skipped_steps=self.skipped, stopped_by=signals.received)
@@ -224,6 +241,13 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(str(self.run_dir / "tensorboard")) if self.main else None
+        if self.main and not self.resumed:  # the shipped run's curve beside this one's, at equal audio read
+            from vqspeech import reference
+
+            curve = reference.shipped_curve()
+            if reference.comparable(curve, self.kwargs):
+                reference.log_reference(self.writer, curve, OmegaConf.to_container(self.cfg, resolve=True),
+                                        self.env.world_size)
         self.bar = ProgressBar(self.tcfg, self.step, enabled=self.progress)
         self.model.train()
 
@@ -295,7 +319,7 @@ class Trainer:
             step=self.step, model_kwargs=self.kwargs, model=self.model.state_dict(),
             optimizer=self.optimizer.state_dict(), config=OmegaConf.to_container(self.cfg, resolve=True),
             rng=ckpt.rng_state(), best_valid_loss=self.best, world_size=self.env.world_size,
-            scaler=scaler.state_dict() if scaler.is_enabled() else None)
+            scaler=scaler.state_dict() if scaler.is_enabled() else None, minutes_trained=self.minutes_trained)
         path = ckpt.save_checkpoint(self.run_dir / "checkpoints" / name, state.payload())
         if name == ckpt.LAST:
             ckpt.keep_history(path, self.step, self.tcfg.keep_last)
@@ -344,11 +368,19 @@ class Trainer:
             self.precision.scaler.load_state_dict(state.scaler)
         ckpt.set_rng_state(state.rng)
         self.step, self.best = int(state.step), float(state.best_valid_loss)
+        self.minutes_before = self.minutes_trained = float(state.minutes_trained)
         if self.main:
             log.info("resuming %s from step %d", self.run_dir, self.step)
             if state.world_size != self.env.world_size:
                 log.warning("%s was trained by %d processes, resumed by %d: the batches of each step differ from "
                             "those of an uninterrupted run", self.run_dir, state.world_size, self.env.world_size)
+
+    def _hours_kept(self) -> set[float]:
+        """train.keep_hours already passed: those whose checkpoint exists, or that earlier invocations passed
+        before the list was given."""
+        hours = self.tcfg.get("keep_hours") or []
+        folder = self.run_dir / "checkpoints"
+        return {h for h in hours if (folder / f"hours-{h:g}.pt").exists() or self.minutes_before > 60 * h}
 
     def _choose_precision(self) -> None:
         """train.precision=auto: fp32 against bf16, timed on a copy of the model, or rank 0's cached choice.
