@@ -21,7 +21,7 @@ demo: setup
 	$(VENV)/bin/vqspeech prepare demo --out data/demo
 	$(VENV)/bin/vqspeech train recipes/demo train.max_minutes=$(DEMO_MINUTES)
 	$(VENV)/bin/vqspeech report --run runs/demo
-	$(VENV)/bin/vqspeech convert data/demo/kal16/s0231.wav --speaker slt -o runs/demo/converted --overwrite
+	$(VENV)/bin/vqspeech convert data/demo/kal16/s0231.wav --speaker slt --run runs/demo -o runs/demo/converted --overwrite
 	@echo "demo: reconstruction and report in runs/demo/report/, conversion (kal16 -> slt) in runs/demo/converted/"
 
 test: setup

@@ -3,9 +3,11 @@
 # hop 320, the perturbation bank and the pitch stream), resumed segment by segment. It continues
 # runs/quality/combo-60, whose 60 CPU minutes are the first hour (its minutes-060.0.pt).
 #   bash benchmarks/run_long.sh MINUTES      # one segment of MINUTES; appends its line to benchmarks/long-run.csv
-# Each segment's start, end, steps and load go to benchmarks/long-run.csv; the log to runs/long/segment-N.log.
-# After each segment last.pt (weights + optimiser, 50 MB) and config.yaml are copied to benchmarks/long-run/
-# and committed: on a fresh machine the next segment resumes from them.
+# Each segment's start, end, steps, load and machine go to benchmarks/long-run.csv; the log to
+# runs/long/segment-N.log. The trainer keeps checkpoints/hours-H.pt at 1, 2, 4 and 8 training hours, counted
+# over every segment (the checkpoint's minutes_trained; set here from the CSV for checkpoints written before
+# it was stored). After each segment last.pt (weights + optimiser, 50 MB) and config.yaml are copied to
+# benchmarks/long-run/ and committed: on a fresh machine the next segment resumes from them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:?minutes of this segment}
@@ -22,15 +24,29 @@ fi
 overrides=(data.root=data/librispeech-excerpt model=demo train=cpu bottleneck=vq model.bottleneck.codebook_size=256
   model.bottleneck.dead_code_steps=50 train.lr=1e-3 train.num_workers=1 decoder=parallel model.preemphasis=0
   train.batch_size=8 train.crop_samples=16000 "model.encoder.strides=[5,4,2,2,2,2]" model.encoder.hop=320
-  model.perturb.variants=4 model.pitch.levels=32 train.audio_every=null)
-n=$(find runs/long -maxdepth 1 -name 'segment-*.log' | wc -l); n=$((n + 1))
+  model.perturb.variants=4 model.pitch.levels=32 train.audio_every=null "train.keep_hours=[1,2,4,8]")
 csv=benchmarks/long-run.csv
-[ -f "$csv" ] || echo "segment,start,end,minutes,step_before,step_after,load_start,load_end" > "$csv"
-step() { .venv/bin/python -c "import torch; print(torch.load('$run/checkpoints/last.pt', map_location='cpu', weights_only=False)['step'])"; }
-before=$(step); start=$(date -u +%FT%T); load0=$(cut -d' ' -f1 /proc/loadavg)
+header="segment,start,end,minutes,step_before,step_after,load_start,load_end,steps_per_second,machine"
+[ -f "$csv" ] || echo "$header" > "$csv"
+n=$(( $(wc -l < "$csv") ))   # the header plus one line per segment so far: this segment's number
+done_minutes=$(awk -F, 'NR > 1 { s += $4 } END { print 60 + s }' "$csv")   # combo-60's hour + the segments
+.venv/bin/python - "$run/checkpoints/last.pt" "$done_minutes" <<'PY'
+import sys, torch
+path, minutes = sys.argv[1], float(sys.argv[2])
+payload = torch.load(path, map_location="cpu", weights_only=True)
+if not payload.get("minutes_trained"):   # written before checkpoints counted their minutes
+    payload["minutes_trained"] = minutes
+    torch.save(payload, path)
+    print(f"{path}: minutes_trained set to {minutes:g} (from benchmarks/long-run.csv)")
+PY
+step() { .venv/bin/python -c "import torch; print(torch.load('$run/checkpoints/last.pt', map_location='cpu', weights_only=True)['step'])"; }
+machine="$(lscpu | sed -n 's/^Model name: *//p' | head -1) × $(nproc)"
+before=$(step); start=$(date -u +%FT%T); t0=$(date +%s); load0=$(cut -d' ' -f1 /proc/loadavg)
 .venv/bin/vqspeech train recipes/librispeech "${overrides[@]}" run_dir="$run" train.max_minutes="$minutes" \
   > "runs/long/segment-$n.log" 2>&1
-echo "$n,$start,$(date -u +%FT%T),$minutes,$before,$(step),$load0,$(cut -d' ' -f1 /proc/loadavg)" >> "$csv"
+after=$(step)
+rate=$(awk -v a="$after" -v b="$before" -v m="$minutes" 'BEGIN { printf "%.2f", (a - b) / (60 * m) }')
+echo "$n,$start,$(date -u +%FT%T),$minutes,$before,$after,$load0,$(cut -d' ' -f1 /proc/loadavg),$rate,$machine" >> "$csv"
 mkdir -p "$saved"   # commit these two files after each segment, so that the run survives a new machine
 cp "$run/checkpoints/last.pt" "$saved/last.pt"
 cp "$run/config.yaml" "$saved/config.yaml"

@@ -65,6 +65,7 @@ class RunReport:
     reconstructions: list[Reconstruction] = field(default_factory=list)
     prior: PriorReport | None = None  # the learned prior (RUN/prior) on the test codes, when there is one
     reference: Standing | None = None  # the run against the shipped run's curve at the same audio-hours read
+    pitch_bitrate: float | None = None  # the pitch stream beside the codes, bit/s (None: the model has none)
 
     def markdown(self) -> str:
         lines = ["# vqspeech run report", "", f"checkpoint `{self.checkpoint}` (step {self.step})", "",
@@ -79,6 +80,9 @@ class RunReport:
                       f"| code perplexity on test | {self.perplexity:.1f} |",
                       f"| bitrate (frame rate × log2 K) | {self.bitrate:.0f} bit/s |",
                       f"| entropy rate of the codes | {self.entropy_bitrate:.0f} bit/s |"]
+            if self.pitch_bitrate is not None:
+                lines += [f"| pitch stream | {self.pitch_bitrate:.0f} bit/s (with the codes: "
+                          f"{self.bitrate + self.pitch_bitrate:.0f} bit/s) |"]
         lines += [f"| generation real-time factor (this machine) | {self.generation_rtf:.1f} |",
                   f"| generation (the recipe's settings) | {self.sampling} |", ""]
         if self.reference is not None:
@@ -150,7 +154,8 @@ def report_run(run_dir: str | Path | None = None, checkpoint: str | Path | None 
                        generation_rtf=evaluation.generation_rtf, latent_usage=latents,
                        sampling=model.decoder.describe_generation(generation),
                        reconstructions=recons, prior=run_prior_report(run, progress=progress),
-                       reference=run_standing(run))
+                       reference=run_standing(run),
+                       pitch_bitrate=model.pitch.bits_per_second(sample_rate) if model.pitch is not None else None)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_report(out_dir, "report", report.markdown())
     write_atomic(out_dir / "report.json", json.dumps(asdict(report), indent=2))
