@@ -38,6 +38,8 @@ def test_train_and_report_with_the_parallel_decoder(parallel_run, capsys):
     markdown = (parallel_run / "report" / "report.md").read_text()
     assert "| test reconstruction loss (multi-resolution STFT + multi-scale mel loss, one pass) |" in markdown
     assert "one pass (no sampling)" in markdown
+    # the shipped run's curve: this tiny run has read a few seconds of audio, before the curve begins
+    assert "**reference curve (librispeech): this run has read 0.0 h of audio, outside the curve's" in markdown
     info = sf.info(str(parallel_run / "report" / "spk_a_u5_reconstructed.wav"))
     assert (info.samplerate, info.frames) == (16000, 3200)
 

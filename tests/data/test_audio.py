@@ -184,3 +184,32 @@ def test_normalize_loudness_reaches_the_target_and_never_clips():
     assert normalize_loudness(quiet, 16000, None) is quiet
     short = quiet[:3000]  # under the meter's 0.4 s: scaled by RMS
     assert np.sqrt(np.mean(normalize_loudness(short, 16000, -20.0) ** 2)) == pytest.approx(0.1, rel=0.01)
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 22050, 48000])
+def test_loudness_is_pyloudnorms_bs1770_meter(rate):
+    """vqspeech computes BS.1770 itself (no scipy.signal at start-up); pyloudnorm's meter is the oracle."""
+    import pyloudnorm
+
+    from vqspeech.data.audio import loudness
+
+    rng = np.random.default_rng(rate)
+    t = np.arange(3 * rate) / rate
+    speechy = (0.2 * np.sin(2 * np.pi * 180 * t) * (np.sin(2 * np.pi * 1.5 * t) > 0)
+               + 0.01 * rng.standard_normal(len(t))).astype(np.float32)  # bursts and near-silence: both gates act
+    for wav in (speechy, 0.5 * speechy, speechy[: int(0.45 * rate)]):
+        expected = pyloudnorm.Meter(rate).integrated_loudness(wav.astype(np.float64))
+        assert loudness(wav, rate) == pytest.approx(expected, abs=1e-9)
+    assert loudness(np.zeros(rate, np.float32), rate) is None  # gated to silence
+    assert loudness(speechy[: int(0.39 * rate)], rate) is None  # shorter than one 400 ms block
+
+
+def test_resample_is_librosas_soxr_hq_with_its_length():
+    import librosa
+
+    from vqspeech.data.audio import resample
+
+    wav = np.random.default_rng(0).standard_normal(44100).astype(np.float32) * 0.1
+    for orig, target in ((44100, 16000), (16000, 22050), (8000, 16000)):
+        expected = librosa.resample(wav[:orig], orig_sr=orig, target_sr=target)
+        np.testing.assert_array_equal(resample(wav[:orig], orig, target), expected.astype(np.float32))

@@ -2,6 +2,7 @@
 training crop's vector never comes from the crop's own audio."""
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,3 +152,30 @@ def test_speaker_means_average_every_utterance_of_a_speaker():
     np.testing.assert_allclose(means[0], np.array([1, 2]) / np.sqrt(5), rtol=1e-6)  # segments weigh alike
     np.testing.assert_array_equal(means[1], [0, 0])  # no audio: no direction
     np.testing.assert_allclose(means[2], [1, 0])
+
+
+@pytest.mark.parametrize("rate", [16000, 22050])
+def test_the_encoder_gives_resemblyzers_own_vector_without_librosa(rate):
+    """SpeakerEncoder resamples and computes the mel spectrogram itself; Resemblyzer's own path (librosa) must
+    give the same d-vector, on real speech at the corpus rate and at another."""
+    import glob
+
+    import librosa
+    from resemblyzer import preprocess_wav
+
+    from vqspeech.data.speaker_vectors import SpeakerEncoder, resemblyzer_mel
+
+    from tests.conftest import DEFAULT_VCTK_MINI
+
+    folder = Path(os.environ.get("VQSPEECH_VCTK_MINI", DEFAULT_VCTK_MINI)) / "wav16" / "p225"
+    files = sorted(glob.glob(str(folder / "*.wav")))  # real speech when the excerpt is here, else a chirp
+    t = np.arange(3 * SR) / SR
+    chirp = (0.3 * np.sin(2 * np.pi * (120 + 40 * t) * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 2 * t))).astype(np.float32)
+    wav = sf.read(files[0], dtype="float32")[0] if files else chirp
+    wav = librosa.resample(wav, orig_sr=SR, target_sr=rate) if rate != SR else wav
+    encoder = SpeakerEncoder(rate)
+    theirs = encoder.encoder.embed_utterance(preprocess_wav(wav, source_sr=rate))
+    ours = encoder(wav)
+    assert float(np.dot(ours, theirs)) > 0.99999
+    reference = librosa.feature.melspectrogram(y=wav[:SR], sr=16000, n_fft=400, hop_length=160, n_mels=40).T
+    np.testing.assert_allclose(resemblyzer_mel(wav[:SR]), reference, rtol=1e-4, atol=1e-7 * reference.max())

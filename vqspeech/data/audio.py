@@ -52,10 +52,15 @@ def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
 
 
 def resample(wav: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
-    """Band-limited resampling (soxr, through librosa). wav: [T] -> [T * target_sr / orig_sr]."""
-    import librosa
+    """Band-limited resampling: soxr at its high quality (what librosa.resample does by default, without
+    librosa's 1–2.5 s import). wav: [T] -> [T * target_sr / orig_sr]."""
+    import soxr
 
-    return librosa.resample(wav, orig_sr=orig_sr, target_sr=target_sr).astype(np.float32)
+    if orig_sr == target_sr:
+        return np.asarray(wav, dtype=np.float32)
+    out = soxr.resample(np.asarray(wav), orig_sr, target_sr, quality="HQ").astype(np.float32)
+    length = int(np.ceil(len(wav) * target_sr / orig_sr))  # librosa's length: ⌈T · ratio⌉
+    return out[:length] if len(out) >= length else np.pad(out, (0, length - len(out)))
 
 
 def save_audio(path: str | os.PathLike, wav: np.ndarray | torch.Tensor, sample_rate: int,
@@ -77,15 +82,50 @@ def save_audio(path: str | os.PathLike, wav: np.ndarray | torch.Tensor, sample_r
     return path
 
 
-def loudness(wav: np.ndarray, sample_rate: int) -> float | None:
-    """Integrated loudness of wav [T] in LUFS (ITU-R BS.1770 through pyloudnorm); None when it is shorter than
-    the meter's 0.4 s block or gated to silence."""
-    import pyloudnorm
+BLOCK_SECONDS, BLOCK_STEP = 0.4, 0.25  # BS.1770's gating blocks: 400 ms, every 100 ms
 
-    if len(wav) < int(0.4 * sample_rate):
+
+def loudness(wav: np.ndarray, sample_rate: int) -> float | None:
+    """Integrated loudness of wav [T] in LUFS (ITU-R BS.1770-4: K-weighting, 400 ms blocks every 100 ms,
+    gated at −70 LUFS and 10 LU below the ungated mean); None when it is shorter than one block or gated to
+    silence. pyloudnorm's meter, computed here in torch (its import of scipy.signal alone costs 1–2 s of a
+    command's start-up); tests/data/test_audio.py holds the two to the same value."""
+    if len(wav) < int(BLOCK_SECONDS * sample_rate):
         return None
-    value = pyloudnorm.Meter(sample_rate).integrated_loudness(wav.astype(np.float64))
+    import torchaudio
+
+    x = torch.from_numpy(np.asarray(wav, dtype=np.float64))
+    for b, a in (_biquad("high_shelf", 4.0, 2 ** -0.5, 1500.0, sample_rate),
+                 _biquad("high_pass", 0.0, 0.5, 38.0, sample_rate)):
+        x = torchaudio.functional.lfilter(x, torch.tensor(a), torch.tensor(b), clamp=False)
+    power = np.concatenate([[0.0], np.cumsum(x.numpy() ** 2)])
+    blocks = np.arange(int(np.round((len(wav) / sample_rate - BLOCK_SECONDS) / (BLOCK_SECONDS * BLOCK_STEP))) + 1)
+    lower = (BLOCK_SECONDS * (blocks * BLOCK_STEP) * sample_rate).astype(int)
+    upper = np.minimum((BLOCK_SECONDS * (blocks * BLOCK_STEP + 1) * sample_rate).astype(int), len(wav))
+    z = (power[upper] - power[lower]) / (BLOCK_SECONDS * sample_rate)  # mean square of each block
+    with np.errstate(divide="ignore", invalid="ignore"):
+        block_lufs = -0.691 + 10 * np.log10(z)
+        gated = z[block_lufs >= -70.0]
+        relative = -0.691 + 10 * np.log10(gated.mean()) - 10 if len(gated) else np.inf
+        kept = z[(block_lufs > relative) & (block_lufs > -70.0)]
+        value = -0.691 + 10 * np.log10(kept.mean()) if len(kept) else -np.inf
     return float(value) if np.isfinite(value) else None
+
+
+def _biquad(kind: str, gain_db: float, q: float, fc: float, rate: int) -> tuple[list[float], list[float]]:
+    """(b, a) of an RBJ-cookbook biquad, normalised by a0: BS.1770's high shelf and high-pass at ``rate``."""
+    big_a, w0 = 10 ** (gain_db / 40), 2 * np.pi * fc / rate
+    alpha, cos = np.sin(w0) / (2 * q), np.cos(w0)
+    if kind == "high_shelf":
+        root = 2 * np.sqrt(big_a) * alpha
+        b = [big_a * ((big_a + 1) + (big_a - 1) * cos + root), -2 * big_a * ((big_a - 1) + (big_a + 1) * cos),
+             big_a * ((big_a + 1) + (big_a - 1) * cos - root)]
+        a = [(big_a + 1) - (big_a - 1) * cos + root, 2 * ((big_a - 1) - (big_a + 1) * cos),
+             (big_a + 1) - (big_a - 1) * cos - root]
+    else:  # high_pass
+        b = [(1 + cos) / 2, -(1 + cos), (1 + cos) / 2]
+        a = [1 + alpha, -2 * cos, 1 - alpha]
+    return [v / a[0] for v in b], [v / a[0] for v in a]
 
 
 def match_loudness(audio: np.ndarray, reference: np.ndarray, sample_rate: int) -> np.ndarray:

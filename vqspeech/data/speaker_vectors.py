@@ -91,19 +91,34 @@ class SpeakerEncoder:
         return cls(sample_rate, segment_seconds)
 
     def __call__(self, wav: np.ndarray) -> np.ndarray:
-        """wav float32 [T] -> unit-norm d-vector float32 [256]."""
-        from resemblyzer import preprocess_wav
-        from resemblyzer.audio import normalize_volume
+        """wav float32 [T] -> unit-norm d-vector float32 [256].
+
+        Resemblyzer's own steps (``preprocess_wav``, then ``embed_utterance``: partials of 1.6 s at 1.3 per
+        second, their mean), with the resampling and the mel spectrogram done here rather than by librosa,
+        whose import alone costs 1–2.5 s of a command's start-up; tests/data/test_speaker_vectors.py holds
+        the two to the same vector."""
+        from resemblyzer.audio import normalize_volume, trim_long_silences
         from resemblyzer.hparams import audio_norm_target_dBFS, sampling_rate
 
-        prepared = preprocess_wav(wav, source_sr=self.sample_rate)
-        if len(prepared) < 0.1 * sampling_rate:
-            import librosa
+        from vqspeech.data.audio import resample
 
-            resampled = librosa.resample(wav, orig_sr=self.sample_rate, target_sr=sampling_rate)
-            prepared = normalize_volume(resampled, audio_norm_target_dBFS, increase_only=True)
+        resampled = resample(wav, self.sample_rate, sampling_rate) if self.sample_rate != sampling_rate else wav
+        louder = normalize_volume(resampled, audio_norm_target_dBFS, increase_only=True)
+        prepared = trim_long_silences(louder)
+        if len(prepared) < 0.1 * sampling_rate:
+            prepared = louder
         with torch.inference_mode():
-            return self.encoder.embed_utterance(prepared.astype(np.float32)).astype(np.float32)
+            return self._embed(prepared.astype(np.float32))
+
+    def _embed(self, wav: np.ndarray) -> np.ndarray:
+        """A preprocessed wav [T] at 16 kHz -> the unit-norm mean of its partials' embeddings [256]."""
+        wav_slices, mel_slices = self.encoder.compute_partial_slices(len(wav), rate=1.3, min_coverage=0.75)
+        if wav_slices[-1].stop >= len(wav):
+            wav = np.pad(wav, (0, wav_slices[-1].stop - len(wav)))
+        mel = resemblyzer_mel(wav)
+        partials = self.encoder(torch.from_numpy(np.stack([mel[s] for s in mel_slices]))).cpu().numpy()
+        mean = partials.mean(axis=0)
+        return (mean / np.linalg.norm(mean)).astype(np.float32)
 
     def segments(self, wav: np.ndarray) -> SegmentVectors:
         """The vector of each segment of wav [T] (see :func:`segment_bounds`)."""
@@ -117,6 +132,27 @@ class SpeakerEncoder:
     def reference(self, paths: Sequence[str | os.PathLike]) -> np.ndarray:
         """The voice of reference files (:meth:`voice` of :func:`load_references`)."""
         return self.voice(load_references(paths, self.sample_rate))
+
+
+@functools.lru_cache(maxsize=1)
+def _mel_filters() -> np.ndarray:
+    """Resemblyzer's mel filterbank [40, 201]: 40 Slaney-scale, Slaney-normalised bands of a 400-point FFT at
+    16 kHz (librosa.filters.mel's defaults, as torchaudio computes them)."""
+    import torchaudio
+
+    return torchaudio.functional.melscale_fbanks(201, 0.0, 8000.0, 40, 16000, norm="slaney",
+                                                 mel_scale="slaney").T.numpy()
+
+
+def resemblyzer_mel(wav: np.ndarray) -> np.ndarray:
+    """wav [T] at 16 kHz -> the power mel spectrogram Resemblyzer's encoder reads [frames, 40]: 25 ms periodic
+    Hann windows every 10 ms, centred (zero padding), |STFT|², 40 mel bands."""
+    n_fft, hop = 400, 160
+    padded = np.pad(wav.astype(np.float32), (n_fft // 2, n_fft // 2))
+    starts = hop * np.arange(1 + (len(padded) - n_fft) // hop)
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+    power = np.abs(np.fft.rfft(padded[starts[:, None] + np.arange(n_fft)] * window, axis=1)) ** 2
+    return (power @ _mel_filters().T).astype(np.float32)
 
 
 def load_references(paths: Sequence[str | os.PathLike], sample_rate: int) -> list[np.ndarray]:
