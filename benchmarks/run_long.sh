@@ -31,17 +31,18 @@ header="segment,start,end,minutes,step_before,step_after,load_start,load_end,ste
 n=$(( $(wc -l < "$csv") ))   # the header plus one line per segment so far: this segment's number
 done_minutes=$(awk -F, 'NR > 1 { s += $4 } END { print 60 + s }' "$csv")   # combo-60's hour + the segments
 .venv/bin/python - "$run/checkpoints/last.pt" "$done_minutes" <<'PY'
-import sys, torch
+import sys
+from vqspeech.checkpoint import load_checkpoint, save_checkpoint
 path, minutes = sys.argv[1], float(sys.argv[2])
-payload = torch.load(path, map_location="cpu", weights_only=True)
+payload = load_checkpoint(path)
 if not payload.get("minutes_trained"):   # written before checkpoints counted their minutes
     payload["minutes_trained"] = minutes
-    torch.save(payload, path)
+    save_checkpoint(path, payload)   # whole or not at all (a new file: step-*.pt links keep the old one)
     print(f"{path}: minutes_trained set to {minutes:g} (from benchmarks/long-run.csv)")
 PY
 step() { .venv/bin/python -c "import torch; print(torch.load('$run/checkpoints/last.pt', map_location='cpu', weights_only=True)['step'])"; }
 machine="$(lscpu | sed -n 's/^Model name: *//p' | head -1) × $(nproc)"
-before=$(step); start=$(date -u +%FT%T); t0=$(date +%s); load0=$(cut -d' ' -f1 /proc/loadavg)
+before=$(step); start=$(date -u +%FT%T); load0=$(cut -d' ' -f1 /proc/loadavg)
 .venv/bin/vqspeech train recipes/librispeech "${overrides[@]}" run_dir="$run" train.max_minutes="$minutes" \
   > "runs/long/segment-$n.log" 2>&1
 after=$(step)

@@ -40,6 +40,14 @@ def test_train_and_report_with_the_parallel_decoder(parallel_run, capsys):
     assert "one pass (no sampling)" in markdown
     # the shipped run's curve: this tiny run has read a few seconds of audio, before the curve begins
     assert "**reference curve (librispeech): this run has read 0.0 h of audio, outside the curve's" in markdown
+    from vqspeech.compare import scalars
+    from vqspeech.reference import audio_hours, shipped_curve
+
+    series = scalars(parallel_run, "reference/")["reference/valid"]  # the curve, as its own TensorBoard series
+    curve = shipped_curve()
+    per_step = audio_hours(1, {"train": payload["config"]["train"], "data": payload["config"]["data"]})
+    i = int(np.flatnonzero(~np.isnan(curve.valid))[0])  # the curve's first validation point
+    assert series[int(round(curve.audio_hours[i] / per_step))] == pytest.approx(curve.valid[i], rel=1e-6)
     info = sf.info(str(parallel_run / "report" / "spk_a_u5_reconstructed.wav"))
     assert (info.samplerate, info.frames) == (16000, 3200)
 

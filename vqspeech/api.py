@@ -180,7 +180,7 @@ def load(run_or_checkpoint: PathLike = pretrained.DEFAULT, device: str = "auto",
     from vqspeech.device import pick_device
 
     path = Path(run_or_checkpoint)
-    if not path.exists() and str(run_or_checkpoint) in pretrained.names():
+    if not path.exists() and path.suffix != ".pt" and len(path.parts) == 1:  # a name: a shipped model's
         path = pretrained.shipped(str(run_or_checkpoint)).checkpoint
     run = load_run(checkpoint=path, device=pick_device(device)) if path.suffix == ".pt" or path.is_file() else \
         load_run(path, device=pick_device(device))

@@ -47,9 +47,9 @@ def _pretrained_preset(overrides: Sequence[str]) -> list[str]:
     folder or file of that name) and configs/pretrained/NAME.yaml holds its settings; else nothing."""
     from vqspeech import pretrained
 
-    given = dict(o.split("=", 1) for o in overrides if "=" in o)
+    given = {key.lstrip("+"): value for key, value in (o.split("=", 1) for o in overrides if "=" in o)}
     name = given.get("init_from")
-    if (name is None or Path(name).exists() or name not in pretrained.names() or "+pretrained" in given
+    if (name is None or Path(name).exists() or name not in pretrained.names() or "pretrained" in given
             or not (configs_dir() / "pretrained" / f"{name}.yaml").is_file()):
         return []
     return [f"+pretrained={name}"]

@@ -87,9 +87,20 @@ def shipped_name(path: str | Path, folder: Path | None = None) -> str | None:
     except OSError:
         return None
     for name, entry in index(folder).items():
-        if (folder / entry["checkpoint"]["file"]).resolve() == resolved:
+        if entry.get("checkpoint") and (folder / entry["checkpoint"]["file"]).resolve() == resolved:
             return name
     return None
+
+
+def shipped_file(name: str, part: str, folder: Path | None = None) -> Path | None:
+    """One file of a shipped model (``checkpoint``, ``prior`` or ``curve``), checked; None if it ships none.
+
+    Raises:
+        UserError: as :func:`shipped`, for that file alone.
+    """
+    folder = folder or weights_dir()
+    entry = index(folder).get(name) or {}
+    return _checked(folder, entry[part], name) if entry.get(part) else None
 
 
 def sha256(path: str | Path) -> str:

@@ -1,7 +1,8 @@
 """The reference curve: where a run stands against the shipped model's training run at the same audio seen.
 
 A run's progress is measured in hours of audio its steps have read (step × batch × crop / rate × processes),
-which compares runs of other batch sizes, crops and machines; CPU hours do not. The shipped run's curve is a
+which compares runs of other batch sizes, crops and machines; CPU hours do not. A fine-tuned run
+(``init_from``) counts its source's audio too. The shipped run's curve is a
 CSV in vqspeech/weights/ (``step, audio_hours, minutes, valid, train``: its validation score,
 ``valid/<task.valid_name>``, and training loss ``train/loss_total``, blank where not logged), written by
 tools/export_pretrained.py. ``vqspeech report`` prints :meth:`Standing.describe`; the trainer writes the curve
@@ -11,12 +12,15 @@ into a run's TensorBoard as ``reference/valid`` (:func:`log_reference`).
 from __future__ import annotations
 
 import csv
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 LEVEL = 0.02  # within ±2 % of the reference's validation score is level
 
@@ -33,6 +37,7 @@ class Curve:
         steps: int [N].
         decoder: the run's decoder kind: only runs with the same decoder have comparable scores.
         corpus: the name of the folder it trained on (data.root's last part).
+        preemphasis: its model.preemphasis, and sample_rate its rate: both change the loss's scale.
     """
 
     name: str
@@ -42,14 +47,16 @@ class Curve:
     steps: np.ndarray
     decoder: str = "parallel"
     corpus: str = ""
+    preemphasis: float = 0.0
+    sample_rate: int = 16000
 
     @classmethod
-    def read(cls, path: str | Path, name: str, decoder: str = "parallel", corpus: str = "") -> Curve:
+    def read(cls, path: str | Path, name: str, **fields: Any) -> Curve:
         with open(path, newline="") as f:
             rows = sorted(csv.DictReader(f), key=lambda r: float(r["audio_hours"]))
         column = lambda key: np.array([float(r[key]) if r.get(key) not in (None, "") else math.nan for r in rows])
         return cls(name=name, audio_hours=column("audio_hours"), valid=column("valid"), train=column("train"),
-                   steps=np.array([int(r["step"]) for r in rows]), decoder=decoder, corpus=corpus)
+                   steps=np.array([int(r["step"]) for r in rows]), **fields)
 
     def write(self, path: str | Path, minutes: np.ndarray) -> None:
         with open(path, "w", newline="") as f:
@@ -110,22 +117,44 @@ def standing(curve: Curve, hours: float, valid: float, same_corpus: bool) -> Sta
 
 
 def shipped_curve(name: str | None = None) -> Curve | None:
-    """The shipped model's curve (default: the default model's), None if it ships none."""
+    """The shipped model's curve (default: the default model's); None, with a warning when it is damaged, if
+    it ships none: the curve is a guide, and nothing stops for want of it."""
     from vqspeech import pretrained
+    from vqspeech.errors import UserError
 
     name = name or pretrained.DEFAULT
-    if name not in pretrained.names():
+    try:
+        entry = pretrained.index().get(name) or {}
+        path = pretrained.shipped_file(name, "curve")
+        if path is None:
+            return None
+        return Curve.read(path, name, **{key: entry[key] for key in ("decoder", "corpus", "preemphasis",
+                                                                     "sample_rate") if key in entry})
+    except (UserError, OSError, ValueError, KeyError) as exc:
+        log.warning("no reference curve: %s", exc)
         return None
-    path = pretrained.shipped(name).curve
-    entry = pretrained.index()[name]
-    return Curve.read(path, name, entry.get("decoder", "parallel"), entry.get("corpus", "")) if path else None
 
 
 def comparable(curve: Curve | None, model_kwargs: dict[str, Any]) -> bool:
     """Whether a run of this model has validation scores the curve's can be held against: a VQ-VAE with the
-    curve's decoder kind."""
-    decoder = (model_kwargs.get("model") or {}).get("decoder") or {}
-    return curve is not None and model_kwargs.get("kind", "vqvae") == "vqvae" and decoder.get("kind") == curve.decoder
+    curve's decoder kind, pre-emphasis and sample rate."""
+    model = model_kwargs.get("model") or {}
+    return (curve is not None and model_kwargs.get("kind", "vqvae") == "vqvae"
+            and (model.get("decoder") or {}).get("kind") == curve.decoder
+            and float(model.get("preemphasis") or 0.0) == float(curve.preemphasis)
+            and model_kwargs.get("sample_rate", curve.sample_rate) == curve.sample_rate)
+
+
+def source_hours(config: dict[str, Any]) -> float:
+    """The audio-hours a fine-tuned run's source had read (its ``init_from``); 0 for a run from scratch."""
+    spec = config.get("init_from")
+    if not spec:
+        return 0.0
+    from vqspeech.checkpoint import load_checkpoint
+    from vqspeech.training.init_from import resolve_source
+
+    payload = load_checkpoint(resolve_source(str(spec)))
+    return audio_hours(int(payload["step"]), payload["config"], int(payload.get("world_size", 1)))
 
 
 def run_standing(run) -> Standing | None:
@@ -143,16 +172,18 @@ def run_standing(run) -> Standing | None:
         return None
     step = max(logged)
     same = Path(str(run.config["data"]["root"])).name == curve.corpus
-    return standing(curve, audio_hours(step, run.config, run.world_size), logged[step], same)
+    hours = source_hours(run.config) + audio_hours(step, run.config, run.world_size)
+    return standing(curve, hours, logged[step], same)
 
 
 def log_reference(writer, curve: Curve, config: dict[str, Any], world_size: int = 1) -> int:
     """Write the curve's validation points into a run's TensorBoard as ``reference/valid``, at the steps where
-    this run (of ``config``, resolved) will have read the same audio. Returns the points written."""
-    per_step = audio_hours(1, config, world_size)
+    this run (of ``config``, resolved) will have read the same audio (a fine-tuned run: with its source's).
+    Returns the points written."""
+    per_step, before = audio_hours(1, config, world_size), source_hours(config)
     written = 0
     for hours, value in zip(curve.audio_hours, curve.valid):
-        if not math.isnan(value):
-            writer.add_scalar("reference/valid", float(value), int(round(hours / per_step)))
+        if not math.isnan(value) and hours >= before:
+            writer.add_scalar("reference/valid", float(value), int(round((hours - before) / per_step)))
             written += 1
     return written

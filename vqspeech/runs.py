@@ -65,10 +65,13 @@ def load_run(run_dir: str | Path | None = None, checkpoint: str | Path | None = 
              device: torch.device | str = "cpu") -> LoadedRun:
     """Load a VQ-VAE for inference (eval mode, on device)."""
     path = resolve_checkpoint(run_dir, checkpoint)
+    shipped = pretrained.shipped_name(path)
+    if shipped is not None:  # named by its path too: still checked against its SHA-256
+        pretrained.shipped_file(shipped, "checkpoint")
     payload = load_checkpoint(path)
     model = model_from_checkpoint(payload, kind="vqvae").to(device).eval()
     return LoadedRun(model=model, config=payload["config"], checkpoint=path, step=int(payload["step"]),
-                     model_kwargs=payload["model_kwargs"], shipped=pretrained.shipped_name(path),
+                     model_kwargs=payload["model_kwargs"], shipped=shipped,
                      world_size=int(payload.get("world_size", 1)))
 
 
@@ -96,7 +99,7 @@ def load_prior(run: LoadedRun, prior_dir: str | Path | None = None, device: torc
     if not path.is_file():
         path = folder / "checkpoints" / LAST
     if prior_dir is None and run.shipped and not path.is_file():
-        path = pretrained.shipped(run.shipped).prior
+        path = pretrained.shipped_file(run.shipped, "prior")
         if path is None:
             raise UserError(f"the shipped model {run.shipped!r} comes without a prior; pass --prior FOLDER, a prior "
                             f"trained on its codes")

@@ -95,3 +95,20 @@ def test_train_with_init_from_starts_from_the_source_weights(tiny_config, traine
     fresh = tmp_path / "fresh"
     train(tiny_config("train.max_steps=1", "train.lr=1e-12", "train.audio_every=null", run_dir=fresh), progress=False)
     assert not torch.allclose(load_checkpoint(fresh / "checkpoints" / "last.pt")["model"][key], source[key])
+
+
+def test_the_same_speakers_keep_their_rows_and_a_different_set_of_equal_size_does_not(tmp_path, tiny_model_kwargs):
+    source, path = _saved(tmp_path, tiny_model_kwargs(("a", "b")))
+    key = "speakers.embedding.weight"
+    for names, copied in ((("a", "b"), True), (("x", "y"), False)):  # equal shapes both times
+        torch.manual_seed(2)
+        kwargs = tiny_model_kwargs(names)
+        target = build_model(kwargs)
+        initialize_from(target, kwargs, str(path))
+        assert torch.equal(target.state_dict()[key], source.state_dict()[key]) == copied, names
+
+
+def test_a_hop_check_or_a_generation_chunk_is_no_difference(tiny_model_kwargs):
+    a, b = tiny_model_kwargs(), tiny_model_kwargs()
+    b["model"]["encoder"]["hop"] = 8  # the check of the strides' hop, which they make anyway
+    assert architecture_difference(a["model"], b["model"]) is None

@@ -45,12 +45,12 @@ FILES.add_argument("--seed", type=int, help="seed of the sampler, for reproducib
 def load_run(args: argparse.Namespace):
     """The run named by --run/--checkpoint (default the shipped model), on --device; says which it used."""
     from vqspeech.device import pick_device
-    from vqspeech.pretrained import shipped
+    from vqspeech.pretrained import index
     from vqspeech.runs import load_run as load
 
     run = load(args.run, args.checkpoint, pick_device(getattr(args, "device", "cpu")))
     if run.shipped:
-        print(f"using the shipped model {run.shipped!r} ({shipped(run.shipped).summary}); outputs default to "
+        print(f"using the shipped model {run.shipped!r} ({index()[run.shipped].get('summary', '')}); outputs default to "
               f"{run.run_dir}/; --run RUN for your own", file=sys.stderr)
     else:
         print(f"using {run.checkpoint} (step {run.step})", file=sys.stderr)

@@ -69,5 +69,6 @@ def evaluate(args: argparse.Namespace) -> None:
     report = evaluate_prior(prior.model, codes, args.split)
     print(f"prior {prior.checkpoint} (step {prior.step})", file=sys.stderr)
     print(report.markdown())
-    md, page = write_report(prior.checkpoint.parent.parent, f"evaluation-{args.split}", report.markdown() + "\n")
+    folder = run.run_dir / "prior" if run.shipped else prior.checkpoint.parent.parent  # never the installed package
+    md, page = write_report(folder, f"evaluation-{args.split}", report.markdown() + "\n")
     print(f"written to {md} and {page}")

@@ -94,16 +94,16 @@ class SpeakerEncoder:
         """wav float32 [T] -> unit-norm d-vector float32 [256].
 
         Resemblyzer's own steps (``preprocess_wav``, then ``embed_utterance``: partials of 1.6 s at 1.3 per
-        second, their mean), with the resampling and the mel spectrogram done here rather than by librosa,
-        whose import alone costs 1–2.5 s of a command's start-up; tests/data/test_speaker_vectors.py holds
-        the two to the same vector."""
+        second, their mean), with the resampling and the mel spectrogram done here rather than by librosa
+        (loading its audio module costs 1–2.5 s of a command's start-up); tests/data/test_speaker_vectors.py
+        holds the two to the same vector."""
         from resemblyzer.audio import normalize_volume, trim_long_silences
         from resemblyzer.hparams import audio_norm_target_dBFS, sampling_rate
 
         from vqspeech.data.audio import resample
 
-        resampled = resample(wav, self.sample_rate, sampling_rate) if self.sample_rate != sampling_rate else wav
-        louder = normalize_volume(resampled, audio_norm_target_dBFS, increase_only=True)
+        louder = normalize_volume(resample(wav, self.sample_rate, sampling_rate), audio_norm_target_dBFS,
+                                  increase_only=True)
         prepared = trim_long_silences(louder)
         if len(prepared) < 0.1 * sampling_rate:
             prepared = louder

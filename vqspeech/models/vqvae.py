@@ -66,13 +66,16 @@ def time_jitter(latents: Tensor, p: float, generator: torch.Generator | None = N
 class VQVAE(nn.Module):
     """Holds the built parts; see :func:`vqspeech.models.build_model` for the construction from config."""
 
-    # state entries sized by the training speakers (a table's embeddings, a reference model's speaker means,
-    # the pitch registers): a model fine-tuned on another corpus keeps its own (training/init_from.py)
-    PER_SPEAKER = ("speakers.embedding.weight", "speakers.means", "pitch_registers")
+    # state entries of the training speakers (a table's embeddings, a reference model's speaker means, the
+    # pitch registers, the speaker adversary's output layer): a model fine-tuned on another corpus keeps its own
+    # (training/init_from.py)
+    PER_SPEAKER = ("speakers.embedding.weight", "speakers.means", "pitch_registers", "adversary.net.4.weight",
+                   "adversary.net.4.bias")
     # the model settings that fix what the weights compute: what fine-tuning needs equal (a stride changes the
-    # hop, not a weight's shape)
+    # hop, not a weight's shape); IGNORED of those change no weight's meaning (a check, a generation chunk)
     ARCHITECTURE = ("encoder", "decoder", "bottleneck.kind", "bottleneck.codebook_size", "speaker_dim", "speaker",
                     "pitch", "preemphasis", "speaker_adversary", "cpc_steps")
+    IGNORED = ("encoder.hop", "decoder.chunk_frames")
 
     def __init__(self, encoder: ConvEncoder, bottleneck: Bottleneck, decoder: Decoder,
                  speakers: SpeakerTable | ReferenceSpeaker, jitter: float = 0.0, preemphasis: float = 0.0,

@@ -2,8 +2,8 @@
 
 ``init_from`` is a shipped model's name (vqspeech/pretrained.py; its model settings come with it, from
 configs/pretrained/NAME.yaml, see :func:`vqspeech.config.compose_recipe`), a run folder or a checkpoint file.
-Every weight is copied except those sized by the training speakers (``VQVAE.PER_SPEAKER``): the new corpus
-brings its own speakers. The optimizer starts fresh. A model whose settings differ where the weights' meaning
+Every weight is copied except those of the training speakers (``VQVAE.PER_SPEAKER``), unless the new corpus
+has the same speakers, by name: another corpus brings its own. The optimizer starts fresh. A model whose settings differ where the weights' meaning
 is fixed (``VQVAE.ARCHITECTURE``), or whose weights differ in shape, is refused in one line.
 """
 
@@ -66,7 +66,8 @@ def initialize_from(model: VQVAE, model_kwargs: dict[str, Any], spec: str) -> In
         raise UserError(f"init_from={spec}: its model differs at {key} ({there!r} there, {here!r} in this config); "
                         f"train with its settings (a shipped model's: docs/pretrained.md) or start from scratch")
     stored, own = payload["model"], model.state_dict()
-    kept = sorted(k for k in own if k in VQVAE.PER_SPEAKER and (k not in stored or stored[k].shape != own[k].shape))
+    same_speakers = list(theirs.get("speakers", [])) == list(model_kwargs.get("speakers", []))
+    kept = [] if same_speakers else sorted(k for k in own if k in VQVAE.PER_SPEAKER)
     for key in own:
         if key in kept:
             continue
@@ -87,12 +88,20 @@ def architecture_difference(theirs: dict[str, Any], ours: dict[str, Any]) -> tup
     """The first of ``VQVAE.ARCHITECTURE``'s settings (dotted, under model.) where two model configs differ:
     (key, theirs, ours), or None."""
     for dotted in VQVAE.ARCHITECTURE:
-        a, b = _select(theirs, dotted), _select(ours, dotted)
+        a, b = _without_ignored(_select(theirs, dotted), dotted), _without_ignored(_select(ours, dotted), dotted)
         where = find_kwargs_difference(a, b)
         if where is not None:
             inner = "" if where == "<root>" else "." + where
             return f"model.{dotted}{inner}", _select(a, where), _select(b, where)
     return None
+
+
+def _without_ignored(value: Any, dotted: str) -> Any:
+    """``value`` (the setting ``dotted``) without the keys of ``VQVAE.IGNORED`` under it."""
+    if not isinstance(value, dict):
+        return value
+    drop = {key.split(".", 1)[1] for key in VQVAE.IGNORED if key.split(".", 1)[0] == dotted}
+    return {k: v for k, v in value.items() if k not in drop}
 
 
 def _select(tree: Any, dotted: str) -> Any:

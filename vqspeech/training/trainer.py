@@ -158,7 +158,7 @@ class Trainer:
         batches = iter(loader)  # after start(): loader workers must not compete with auto's timing
         start_step, started = self.step, time.monotonic()
         next_snapshot = 1
-        kept_hours = self._hours_kept()
+        pending_hours = self._hours_pending()
         logged: dict[str, float] = {}
         metrics: dict[str, float] = {}
         valid_loss = None
@@ -184,12 +184,10 @@ class Trainer:
                 if self.main and (self.step % tcfg.checkpoint_every == 0 or self.step == tcfg.max_steps
                                   or out_of_time):
                     self.save()
-                due = [h for h in (tcfg.get("keep_hours") or []) if h not in kept_hours
-                       and env.main_says(self.minutes_trained >= 60 * h, device)]
-                for hours in due:  # over all invocations: checkpoints/hours-1.pt, hours-2.pt, …
-                    if self.main:
-                        self.save(f"hours-{hours:g}.pt")
-                    kept_hours.add(hours)
+                if pending_hours and env.main_says(self.minutes_trained >= 60 * pending_hours[0], device):
+                    if self.main:  # over all invocations: checkpoints/hours-1.pt, hours-2.pt, …
+                        self.save(f"hours-{pending_hours[0]:g}.pt")
+                    pending_hours.pop(0)
                 if (tcfg.snapshot_minutes is not None
                         and env.main_says(elapsed >= 60 * tcfg.snapshot_minutes * next_snapshot, device)):
                     if self.main:  # a learning curve against CPU time: checkpoints/minutes-005.0.pt, …
@@ -369,18 +367,22 @@ class Trainer:
         ckpt.set_rng_state(state.rng)
         self.step, self.best = int(state.step), float(state.best_valid_loss)
         self.minutes_before = self.minutes_trained = float(state.minutes_trained)
+        if self.main and self.tcfg.get("keep_hours") and not self.minutes_before and self.step:
+            log.warning("%s's checkpoint does not count its training minutes (written before they were stored): "
+                        "train.keep_hours counts from this invocation", self.last_path)
         if self.main:
             log.info("resuming %s from step %d", self.run_dir, self.step)
             if state.world_size != self.env.world_size:
                 log.warning("%s was trained by %d processes, resumed by %d: the batches of each step differ from "
                             "those of an uninterrupted run", self.run_dir, state.world_size, self.env.world_size)
 
-    def _hours_kept(self) -> set[float]:
-        """train.keep_hours already passed: those whose checkpoint exists, or that earlier invocations passed
-        before the list was given."""
-        hours = self.tcfg.get("keep_hours") or []
+    def _hours_pending(self) -> list[float]:
+        """train.keep_hours still to keep, in order (rank 0 decides): not those whose checkpoint exists, nor
+        those earlier invocations passed before the list was given."""
         folder = self.run_dir / "checkpoints"
-        return {h for h in hours if (folder / f"hours-{h:g}.pt").exists() or self.minutes_before > 60 * h}
+        return [h for h in sorted(self.tcfg.get("keep_hours") or [])
+                if self.env.main_says(not (folder / f"hours-{h:g}.pt").exists() and self.minutes_before <= 60 * h,
+                                      self.device)]
 
     def _choose_precision(self) -> None:
         """train.precision=auto: fp32 against bf16, timed on a copy of the model, or rank 0's cached choice.
