@@ -91,8 +91,10 @@ def export_model(args: argparse.Namespace) -> None:
     WEIGHTS.mkdir(exist_ok=True)
     out = save_checkpoint(WEIGHTS / f"{args.name}.pt", weights_only(payload, dtype))
     data = payload["config"]["data"]
+    model = payload["model_kwargs"]["model"]
     write_index(args.name, "checkpoint", out, summary=args.summary, source=str(source), step=int(payload["step"]),
-                decoder=payload["model_kwargs"]["model"]["decoder"]["kind"], corpus=Path(data["root"]).name)
+                decoder=model["decoder"]["kind"], corpus=Path(data["root"]).name,
+                preemphasis=float(model.get("preemphasis") or 0.0), sample_rate=int(payload["model_kwargs"]["sample_rate"]))
     src = ROOT / "runs" / "shipped-src" / args.name / "checkpoints"  # a run folder for train-prior
     src.mkdir(parents=True, exist_ok=True)
     (src / LAST).unlink(missing_ok=True)
