@@ -4,8 +4,8 @@
         --config benchmarks/long-run/config.yaml --csv benchmarks/long-run/scaling.csv \
         --png benchmarks/long-run/scaling.png
 
-Each --point is one checkpoint: its training hours (over every segment), its step, the machine's load while it
-was scored, and the JSON reports of ``vqspeech evaluate-reconstruction --unseen`` and ``vqspeech
+Each --point is one checkpoint: its training hours (over every segment), its step, the machine's load at the
+end of the segment that wrote it (benchmarks/long-run.csv), and the JSON reports of ``vqspeech evaluate-reconstruction --unseen`` and ``vqspeech
 evaluate-conversion --unseen`` on it. Audio-hours read are step × batch × crop / rate (vqspeech/reference.py).
 The PNG plots STOI, DNSMOS and the conversions identified as the target against audio-hours (top) and CPU
 hours (bottom), with Codec2 2400's STOI and DNSMOS on the same audio as lines.

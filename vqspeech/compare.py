@@ -210,14 +210,13 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path, utterances: in
     refuse_foreign_folder(out_dir, MARKER)
     names = run_names(dirs)
     runs = [load_run(d, None, device) for d in dirs]
-    write_atomic(out_dir / MARKER, "# vqspeech comparison\n\n(being written)\n")
-
     test = runs[0].corpus().split("test")
     known = set.intersection(*(set(r.model.speakers.names) for r in runs))
     chosen = [u for u in test if u.speaker in known][:utterances]
     if not chosen:
         raise UserError(f"no test utterance of {runs[0].run_dir} is by a speaker every run was trained on; compare "
                         "runs trained on the same speakers")
+    write_atomic(out_dir / MARKER, "# vqspeech comparison\n\n(being written)\n")  # the folder is compare's now
 
     compared: dict[tuple[str, str], ComparedUtterance] = {}
     for name, run in zip(names, runs):
