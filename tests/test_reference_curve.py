@@ -39,7 +39,8 @@ def test_the_verdict_is_two_percent_either_way(ours, verdict):
 
 
 def test_outside_the_curve_and_another_corpus_are_said():
-    assert "outside the curve's 10.0–20.0 h" in standing(_curve(), 50.0, 1.0, True).describe()
+    assert ("outside the curve's 10.0–20.0 h (its nearest point, at 20.0 h: 1.8000); valid 1.0000"
+            in standing(_curve(), 50.0, 1.0, True).describe())
     assert "another corpus" in standing(_curve(), 15.0, 1.0, False).describe()
 
 

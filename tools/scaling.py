@@ -88,7 +88,28 @@ def main() -> None:
               f"{r['dnsmos_ovrl']:.2f}, identified {r['identified_as_target']:.3f}, classified "
               f"{r['classified_as_target']:.3f} (real {r['classifier_accuracy_real']:.3f}), cos target "
               f"{r['cosine_target']:.3f} / source {r['cosine_source']:.3f}")
+    for first, last in zip(rows, rows[1:]):  # is a change between checkpoints more than the utterances' noise?
+        for key in ("stoi", "dnsmos_ovrl"):
+            mean, low, high = paired_change(Path(first["reconstruction"]), Path(last["reconstruction"]), key)
+            print(f"{key} {first['cpu_hours']:g} h -> {last['cpu_hours']:g} h: {mean:+.4f} per utterance "
+                  f"(95 % bootstrap interval {low:+.4f} to {high:+.4f})")
     print(f"wrote {args.csv} and {args.png}")
+
+
+def paired_change(before: Path, after: Path, key: str, draws: int = 10000) -> tuple[float, float, float]:
+    """The mean change of ``key`` over the utterances both reconstruction reports scored, and its 95 %
+    bootstrap interval (utterances resampled, seed 0)."""
+    import numpy as np
+
+    def scores(path: Path) -> dict[str, float]:
+        rows = json.loads(path.read_text())["rows"]
+        return {r["utterance"]: r[key] for r in rows if r["system"].startswith("vqspeech") and r.get(key) is not None}
+
+    a, b = scores(before), scores(after)
+    change = np.array([b[u] - a[u] for u in sorted(set(a) & set(b))])
+    rng = np.random.default_rng(0)
+    means = rng.choice(change, (draws, len(change))).mean(axis=1)
+    return float(change.mean()), *map(float, np.percentile(means, [2.5, 97.5]))
 
 
 if __name__ == "__main__":

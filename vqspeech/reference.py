@@ -85,6 +85,7 @@ class Standing:
     reference_name: str
     span: tuple[float, float]   # the reference curve's range of audio-hours
     same_corpus: bool
+    nearest: tuple[float, float] | None = None  # outside the range: the curve's nearest point (hours, valid)
 
     @property
     def verdict(self) -> str:
@@ -96,8 +97,9 @@ class Standing:
 
     def describe(self) -> str:
         if self.reference is None:
+            near = f" (its nearest point, at {self.nearest[0]:.1f} h: {self.nearest[1]:.4f})" if self.nearest else ""
             return (f"reference curve ({self.reference_name}): this run has read {self.audio_hours:.1f} h of audio, "
-                    f"outside the curve's {self.span[0]:.1f}–{self.span[1]:.1f} h; valid {self.ours:.4f}")
+                    f"outside the curve's {self.span[0]:.1f}–{self.span[1]:.1f} h{near}; valid {self.ours:.4f}")
         loose = "" if self.same_corpus else " (on another corpus's validation audio: a loose comparison)"
         return (f"reference curve ({self.reference_name}): {self.verdict} at {self.audio_hours:.1f} h of audio: "
                 f"valid {self.ours:.4f} against {self.reference:.4f}{loose}")
@@ -110,10 +112,15 @@ def audio_hours(step: int, config: dict[str, Any], world_size: int = 1) -> float
 
 
 def standing(curve: Curve, hours: float, valid: float, same_corpus: bool) -> Standing:
-    known = curve.audio_hours[~np.isnan(curve.valid)]
+    known = ~np.isnan(curve.valid)
+    x, y = curve.audio_hours[known], curve.valid[known]
+    nearest = None
+    if len(x) and not x[0] <= hours <= x[-1]:
+        i = int(np.argmin(np.abs(x - hours)))
+        nearest = (float(x[i]), float(y[i]))
     return Standing(audio_hours=hours, ours=valid, reference=curve.valid_at(hours), reference_name=curve.name,
-                    span=(float(known[0]), float(known[-1])) if len(known) else (math.nan, math.nan),
-                    same_corpus=same_corpus)
+                    span=(float(x[0]), float(x[-1])) if len(x) else (math.nan, math.nan),
+                    same_corpus=same_corpus, nearest=nearest)
 
 
 def shipped_curve(name: str | None = None) -> Curve | None:
