@@ -108,3 +108,29 @@ def test_bad_input_to_compress_names_the_file(prior_run, tmp_path, capsys):
 def test_train_prior_without_a_run_is_a_one_line_error(tmp_path, capsys):
     assert main(["train-prior", "--run", str(tmp_path / "nowhere"), "-q"]) == 2
     assert "holds no checkpoint" in capsys.readouterr().err
+
+
+def test_decompress_speaks_a_speakerless_file_in_a_reference_voice(reference_run, tiny_prior, tiny_corpus, tmp_path,
+                                                                   capsys):
+    """A reference model's file compressed without a speaker has no voice in it: decompress takes one from
+    --reference (the shipped model's way), and without it says so in one line."""
+    import soundfile as sf
+
+    assert main(["train-prior", "--run", str(reference_run), "train.max_steps=2", *tiny_prior, "-q"]) == 0
+    source = tmp_path / "in.wav"
+    sf.write(source, sf.read(tiny_corpus / "spk_a" / "u5.wav")[0], 16000)
+    assert main(["compress", "--run", str(reference_run), str(source), "-o", str(tmp_path / "a.vqs"), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["decompress", "--run", str(reference_run), str(tmp_path / "a.vqs"), "-o", str(tmp_path / "a.wav"),
+                 "-q"]) == 2
+    assert "compressed without a speaker; name the voice with --speaker NAME or --reference WAV" in capsys.readouterr().err
+    import numpy as np
+
+    reference = tmp_path / "spk_b.wav"  # 1 s at least: three of the tiny corpus's utterances
+    sf.write(reference, np.concatenate([sf.read(tiny_corpus / "spk_b" / f"u{i}.wav")[0] for i in range(3)]), 16000)
+    assert main(["decompress", "--run", str(reference_run), str(tmp_path / "a.vqs"), "-o", str(tmp_path / "a.wav"),
+                 "--reference", str(reference), "-q"]) == 0
+    assert sf.info(str(tmp_path / "a.wav")).frames >= sf.info(str(source)).frames
+    assert main(["decompress", "--run", str(reference_run), str(tmp_path / "a.vqs"), "-o", str(tmp_path / "b.wav"),
+                 "--reference", str(source), "--speaker", "spk_a", "-q"]) == 2
+    assert "give one voice" in capsys.readouterr().err

@@ -27,6 +27,8 @@ def add(sub) -> None:
     p.add_argument("-o", "--output", default="decompressed", help="a .wav for one input, else a folder "
                    "(default decompressed/)")
     p.add_argument("--speaker", help="speak in this voice instead of the file's")
+    p.add_argument("--reference", nargs="+", metavar="WAV", help="speak in the voice of these recordings "
+                   "(speaker=reference models, such as the shipped one: a file compressed without a speaker)")
     p.add_argument("--prior", help="the prior's folder (default RUN/prior)")
     p.add_argument("--codes-only", action="store_true", help="decode the codes and time it, without synthesis")
     p.add_argument("--overwrite", action="store_true", help="replace existing .wav files")
@@ -86,11 +88,14 @@ def decompress(args: argparse.Namespace) -> int:
     from vqspeech.models.generation import SEGMENT_SECONDS, GenerationConfig, recipe_sampling
     import torch
 
-    from vqspeech.synthesis import decode_in_voices, voice_register
+    from vqspeech.synthesis import decode_in_voices, reference_voice, voice_register
 
     run, prior, coder = _loaded(args)
+    if args.speaker is not None and args.reference:
+        raise UserError("give one voice: --speaker NAME or --reference WAV [...], not both")
     if args.speaker is not None:
         run.model.speakers.index(args.speaker)
+    given = reference_voice(run.model, args.reference) if args.reference else None
     generation = GenerationConfig.from_seconds(SEGMENT_SECONDS, run.sample_rate, run.model.hop_length,
                                                **recipe_sampling(run.config))
     generator = torch_generator(args.seed)
@@ -107,21 +112,23 @@ def decompress(args: argparse.Namespace) -> int:
             if args.codes_only:
                 print(line)
                 continue
-            voice = args.speaker or (None if header.speaker == NO_SPEAKER else run.model.speakers.names[header.speaker])
+            voice = given or args.speaker or (None if header.speaker == NO_SPEAKER
+                                              else run.model.speakers.names[header.speaker])
             if voice is None:
-                raise UserError(f"{source} was compressed without a speaker; name the voice with --speaker NAME")
+                other = " or --reference WAV (a few seconds of the voice)" if run.model.speakers.kind == "reference" else ""
+                raise UserError(f"{source} was compressed without a speaker; name the voice with --speaker NAME{other}")
             pitch = None
             if header.pitch:  # the melody and register the file carries; another --speaker's register
                 from vqspeech.models.pitch import PitchCodes
 
                 pitch = [PitchCodes(torch.tensor(header.pitch), torch.tensor(header.register))]
-                if args.speaker:
+                if args.speaker or given is not None:
                     pitch = [pitch[0].in_register(voice_register(run.model, voice))]
             wav = decode_in_voices(run.model, [codes.to(run.model.device)], [voice], generation, generator,
                                    not args.quiet, pitch=pitch)[0]
             dest.parent.mkdir(parents=True, exist_ok=True)
             save_audio(dest, wav, run.sample_rate, overwrite=args.overwrite)
-            print(f"{line} -> {dest} (voice {voice})")
+            print(f"{line} -> {dest} (voice {'of ' + ', '.join(args.reference) if given is not None else voice})")
         except UserError as exc:
             print(f"error: {exc}", file=sys.stderr)
             failed += 1
