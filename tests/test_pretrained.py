@@ -11,6 +11,7 @@ import torch
 from vqspeech import pretrained
 from vqspeech.checkpoint import file_hash, load_checkpoint, save_checkpoint
 from vqspeech.errors import UserError
+from vqspeech.files import sha256
 from vqspeech.models import build_model
 
 
@@ -23,7 +24,7 @@ def weights(tmp_path, tiny_model_kwargs, monkeypatch):
                                                "model": build_model(kwargs).state_dict(),
                                                "config": {"data": {"sample_rate": 16000}}})
     index = {pretrained.DEFAULT: {"summary": "a tiny test model", "checkpoint": {
-        "file": "tiny.pt", "bytes": path.stat().st_size, "sha256": pretrained.sha256(path)}}}
+        "file": "tiny.pt", "bytes": path.stat().st_size, "sha256": sha256(path)}}}
     (folder / pretrained.INDEX).write_text(json.dumps(index))
     monkeypatch.setattr(pretrained, "weights_dir", lambda: folder)
     return folder

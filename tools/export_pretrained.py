@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from vqspeech import pretrained  # noqa: E402
 from vqspeech.checkpoint import BEST, LAST, file_hash, load_checkpoint, save_checkpoint  # noqa: E402
+from vqspeech.files import sha256  # noqa: E402
 
 WEIGHTS = ROOT / "vqspeech" / "weights"
 KEEP = ("step", "model_kwargs", "config", "best_valid_loss", "world_size", "minutes_trained")
@@ -45,7 +46,7 @@ def weights_only(payload: dict, dtype: torch.dtype) -> dict:
 def write_index(name: str, part: str, path: Path, **fields) -> None:
     index = pretrained.index(WEIGHTS)
     entry = index.setdefault(name, {})
-    entry[part] = {"file": path.name, "bytes": path.stat().st_size, "sha256": pretrained.sha256(path)}
+    entry[part] = {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256(path)}
     entry.update(fields)
     (WEIGHTS / pretrained.INDEX).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
     print(f"{path}: {path.stat().st_size / 1e6:.2f} MB, sha256 {entry[part]['sha256']}")

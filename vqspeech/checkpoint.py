@@ -10,8 +10,6 @@ kinds existed hold a ``vqvae``).
 from __future__ import annotations
 
 import copy
-import functools
-import hashlib
 import os
 import pickle
 import re
@@ -26,7 +24,7 @@ import torch
 
 from vqspeech import __version__
 from vqspeech.errors import UserError
-from vqspeech.files import atomic_target
+from vqspeech.files import atomic_target, sha256
 from vqspeech.models import build_model
 from vqspeech.models.prior import build_prior
 
@@ -119,19 +117,9 @@ def save_error(exc: OSError, path: Path, needed: int) -> UserError:
 
 
 def file_hash(path: str | Path) -> str:
-    """The first 16 hex digits of a file's SHA-256: what names a checkpoint's codes and a prior's VQ-VAE.
-    Remembered per (path, size, modification time): a checkpoint is hashed once per process."""
-    stat = Path(path).stat()
-    return _hash(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=64)
-def _hash(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    """The first 16 hex digits of a file's SHA-256 (:func:`vqspeech.files.sha256`): what names a checkpoint's
+    codes and a prior's VQ-VAE."""
+    return sha256(path)[:16]
 
 
 def keep_history(last: Path, step: int, keep: int | None) -> None:

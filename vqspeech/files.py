@@ -7,6 +7,8 @@ through :func:`atomic_target`; :func:`refuse_foreign_folder` keeps commands out 
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -71,3 +73,19 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file (64 hex digits), remembered per (path, size, modification time): a file is hashed
+    once per process. What names a checkpoint's codes (checkpoint.file_hash) and checks a shipped model."""
+    stat = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -11,8 +11,6 @@ tools/export_pretrained.py wrote them. docs/pretrained.md is the model card.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 from dataclasses import dataclass
 from importlib import resources
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vqspeech.errors import UserError
+from vqspeech.files import sha256
 
 DEFAULT = "librispeech"  # what a command given no --run uses
 INDEX = "index.json"
@@ -101,21 +100,6 @@ def shipped_file(name: str, part: str, folder: Path | None = None) -> Path | Non
     folder = folder or weights_dir()
     entry = index(folder).get(name) or {}
     return _checked(folder, entry[part], name) if entry.get(part) else None
-
-
-def sha256(path: str | Path) -> str:
-    """The full SHA-256 of a file (hex), remembered per (path, size, modification time)."""
-    stat = Path(path).stat()
-    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=16)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _checked(folder: Path, entry: dict[str, Any], name: str) -> Path:
