@@ -21,10 +21,12 @@ elif [ ! -d "$run" ]; then
   mkdir -p runs/long
   cp -al runs/quality/combo-60 "$run"   # hard links: the trainer replaces files, never writes into them
 fi
-overrides=(data.root=data/librispeech-excerpt model=demo train=cpu bottleneck=vq model.bottleneck.codebook_size=256
-  model.bottleneck.dead_code_steps=50 train.lr=1e-3 train.num_workers=1 decoder=parallel model.preemphasis=0
-  train.batch_size=8 train.crop_samples=16000 "model.encoder.strides=[5,4,2,2,2,2]" model.encoder.hop=320
-  model.perturb.variants=4 model.pitch.levels=32 train.audio_every=null "train.keep_hours=[1,2,4,8]")
+# the model's settings are configs/pretrained/librispeech.yaml's (what init_from=librispeech fine-tunes with):
+# composed, they equal the overrides segments 1 and 2 ran with (model=demo decoder=parallel bottleneck=vq, K 256,
+# dead codes after 50 steps, no pre-emphasis, strides 5,4,2,2,2,2, 4 perturbation variants, 32 pitch levels,
+# batch 8 × 16000 samples)
+overrides=(+pretrained=librispeech data.root=data/librispeech-excerpt train=cpu train.lr=1e-3 train.num_workers=1
+  train.audio_every=null "train.keep_hours=[1,2,4,8]")
 csv=benchmarks/long-run.csv
 header="segment,start,end,minutes,step_before,step_after,load_start,load_end,steps_per_second,machine"
 [ -f "$csv" ] || echo "$header" > "$csv"
